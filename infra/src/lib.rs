@@ -1,0 +1,29 @@
+//! Adapters between BetterWorld and the outside world.
+//!
+//! Nothing in here makes a business decision; it connects, configures, observes and shuts down.
+//!
+//! # Layout
+//!
+//! - [`config`]: the one typed configuration (clap + env) every `betterworld` subcommand shares, and
+//!   [`Secret`] for values that must never be printed.
+//! - [`postgres`]: the connection pool (with a clear start-up error naming `DATABASE_URL`), database
+//!   creation and the embedded migrations.
+//! - [`nats`]: the NATS connection (with a clear start-up error naming `NATS_URL`) and the JetStream
+//!   stream definitions shipped in `nats/`.
+//! - [`health`]: readiness checks of the dependencies, reported by `/readyz`.
+//! - [`metrics`]: the Prometheus registry, HTTP metrics, pool gauges and process metrics.
+//! - [`telemetry`]: JSON logs with redaction, and OpenTelemetry export when configured.
+//! - [`shutdown`]: the shutdown signal every long-running task watches, and the tracker that drains them.
+//! - [`error`]: [`InfraError`], this crate's one error type.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod nats;
+pub mod postgres;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{CommonConfig, Secret};
+pub use error::InfraError;

@@ -1,0 +1,295 @@
+//! Prometheus metrics: one registry per process, rendered by `/metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_requests_total` | counter | `method`, `route` (the matched route template, or `unmatched`), `status` |
+//! | `http_request_duration_seconds` | histogram, 0.01 … 10 s | `method`, `route` |
+//! | `http_requests_in_flight` | gauge | |
+//! | `http_active_connections` | gauge (open TCP connections) | |
+//! | `db_pool_connections` | gauge | `state` = `idle` \| `in_use` |
+//! | `db_pool_max_connections` | gauge | |
+//! | `bw_ready` | gauge, 1 ok / 0 failing, set by each `/readyz` | `check` |
+//! | `process_*` | resident/virtual memory, CPU seconds, open/max fds, start time | |
+
+use std::{fs, sync::Arc};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{
+        MetricType,
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        histogram::Histogram,
+    },
+    registry::Registry,
+};
+use sqlx::PgPool;
+
+/// Bucket bounds of `http_request_duration_seconds`, in seconds.
+pub const HTTP_DURATION_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Labels of `http_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+/// Labels of `http_request_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+/// Labels of `bw_ready`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub check: String,
+}
+
+/// The HTTP server's metrics.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<RouteLabels, Histogram>,
+    pub in_flight: Gauge,
+    pub active_connections: Gauge,
+}
+
+/// Every metric of one process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP server metrics, updated by the gateway's middleware and listener.
+    pub http: HttpMetrics,
+    /// Readiness of each dependency, updated on every `/readyz`.
+    pub ready: Family<CheckLabels, Gauge>,
+}
+
+impl Metrics {
+    /// A registry with the HTTP, readiness and process metrics, and the pool gauges when a pool is given.
+    pub fn new(pool: Option<PgPool>) -> Arc<Self> {
+        let mut registry = Registry::default();
+        let http = HttpMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(HTTP_DURATION_BUCKETS.iter().copied())
+            }),
+            in_flight: Gauge::default(),
+            active_connections: Gauge::default(),
+        };
+        // prometheus-client appends `_total` to counter names when encoding.
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            http.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request received to response headers sent",
+            http.duration.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled now",
+            http.in_flight.clone(),
+        );
+        registry.register(
+            "http_active_connections",
+            "Open client connections (TCP)",
+            http.active_connections.clone(),
+        );
+        let ready = Family::<CheckLabels, Gauge>::default();
+        registry.register(
+            "bw_ready",
+            "1 when the named dependency passed its last readiness check, else 0",
+            ready.clone(),
+        );
+        if let Some(pool) = pool {
+            registry.register_collector(Box::new(PoolCollector { pool }));
+        }
+        registry.register_collector(Box::new(ProcessCollector));
+        Arc::new(Self { registry, http, ready })
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(8 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Reads the pool's state at scrape time.
+#[derive(Debug)]
+struct PoolCollector {
+    pool: PgPool,
+}
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let size = i64::from(self.pool.size());
+        let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX);
+        let max = i64::from(self.pool.options().get_max_connections());
+        let mut family = encoder.encode_descriptor(
+            "db_pool_connections",
+            "PostgreSQL pool connections by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, value) in [("idle", idle), ("in_use", (size - idle).max(0))] {
+            ConstGauge::new(value).encode(family.encode_family(&[("state", state)])?)?;
+        }
+        gauge(&mut encoder, "db_pool_max_connections", "Configured pool size", max)
+    }
+}
+
+fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// The standard `process_*` metrics, read from `/proc/self` at scrape time (Linux only; elsewhere
+/// nothing is reported).
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// Linux reports CPU times in clock ticks of `USER_HZ`, which the kernel fixes at 100 for userspace on
+/// every mainstream architecture (reading `sysconf(_SC_CLK_TCK)` would need `unsafe`).
+const USER_HZ: f64 = 100.0;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(sample) = ProcessSample::read() else {
+            return Ok(());
+        };
+        gauge(
+            &mut encoder,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            sample.rss_bytes,
+        )?;
+        gauge(
+            &mut encoder,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            sample.vsize_bytes,
+        )?;
+        let cpu = ConstCounter::new(sample.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        gauge(&mut encoder, "process_open_fds", "Number of open file descriptors", sample.open_fds)?;
+        gauge(
+            &mut encoder,
+            "process_max_fds",
+            "Maximum number of open file descriptors",
+            sample.max_fds,
+        )?;
+        gauge(
+            &mut encoder,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            sample.start_time_seconds,
+        )
+    }
+}
+
+/// One reading of `/proc/self`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSample {
+    pub rss_bytes: i64,
+    pub vsize_bytes: i64,
+    pub cpu_seconds: f64,
+    pub open_fds: i64,
+    pub max_fds: i64,
+    pub start_time_seconds: i64,
+}
+
+impl ProcessSample {
+    /// Reads the current process, or `None` where `/proc` is not available.
+    pub fn read() -> Option<Self> {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let stat = fs::read_to_string("/proc/self/stat").ok()?;
+        let limits = fs::read_to_string("/proc/self/limits").ok()?;
+        let boot = fs::read_to_string("/proc/stat").ok()?;
+        let open_fds = fs::read_dir("/proc/self/fd").ok()?.count();
+        let (utime, stime, start_ticks) = parse_stat(&stat)?;
+        let btime: i64 = boot
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse().ok())?;
+        Some(Self {
+            rss_bytes: status_kib(&status, "VmRSS:")? * 1024,
+            vsize_bytes: status_kib(&status, "VmSize:")? * 1024,
+            cpu_seconds: (utime + stime) as f64 / USER_HZ,
+            open_fds: i64::try_from(open_fds).unwrap_or(i64::MAX),
+            max_fds: limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1),
+            start_time_seconds: btime + (start_ticks as f64 / USER_HZ) as i64,
+        })
+    }
+}
+
+fn status_kib(status: &str, key: &str) -> Option<i64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `(utime, stime, starttime)` in ticks from `/proc/self/stat`; the command name may contain spaces
+/// and parentheses, so fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<(u64, u64, u64)> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of the man page, so field N is at index N - 3.
+    Some((
+        fields.get(14 - 3)?.parse().ok()?,
+        fields.get(15 - 3)?.parse().ok()?,
+        fields.get(22 - 3)?.parse().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let stat = "42 (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 9000 1000 200";
+        assert_eq!(parse_stat(stat), Some((250, 50, 9000)));
+    }
+
+    #[test]
+    fn process_metrics_are_rendered() {
+        let metrics = Metrics::new(None);
+        metrics.http.requests.get_or_create(&RequestLabels {
+            method: "GET".into(),
+            route: "/healthz".into(),
+            status: 200,
+        }).inc();
+        let text = metrics.render().expect("renders");
+        assert!(text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert!(text.contains("process_cpu_seconds_total "), "{text}");
+        assert!(text.contains("process_start_time_seconds "), "{text}");
+    }
+}

@@ -1,0 +1,103 @@
+//! NATS: the connection and the JetStream stream definitions shipped in `nats/streams/`.
+
+use std::time::Duration;
+
+use async_nats::{
+    Client, ConnectOptions,
+    jetstream::{self, stream},
+};
+
+use crate::{InfraError, config::NatsConfig, config::redact_url};
+
+const VARIABLE: &str = "NATS_URL";
+
+/// The stream definitions in `nats/streams/`, embedded at build time: `(file name, JSON)`.
+const STREAM_FILES: &[(&str, &str)] = &[(
+    "BW_EVENTS.json",
+    include_str!("../../nats/streams/BW_EVENTS.json"),
+)];
+
+/// Connects to NATS and checks JetStream answers, or fails within `connect_timeout` with an error
+/// naming `NATS_URL`.
+///
+/// After start-up the client reconnects by itself for ever; readiness reports the outage meanwhile.
+pub async fn connect(config: &NatsConfig, client_name: &str) -> Result<Client, InfraError> {
+    let url = config.url.expose();
+    let target = redact_url(url);
+    let fail = |reason: String| InfraError::Unreachable {
+        variable: VARIABLE,
+        target: target.clone(),
+        reason,
+    };
+    let options = ConnectOptions::new()
+        .name(client_name)
+        .connection_timeout(config.connect_timeout)
+        .max_reconnects(None)
+        .event_callback(|event| async move {
+            tracing::info!(nats_event = %event, "nats connection event");
+        });
+    let connecting = async {
+        let client = options.connect(url.as_str()).await.map_err(|e| fail(e.to_string()))?;
+        jetstream::new(client.clone())
+            .query_account()
+            .await
+            .map_err(|e| fail(format!("JetStream does not answer (is it enabled, `-js`?): {e}")))?;
+        Ok(client)
+    };
+    match tokio::time::timeout(config.connect_timeout + Duration::from_secs(1), connecting).await {
+        Ok(result) => result,
+        Err(_) => Err(fail(format!("no answer within {:?}", config.connect_timeout))),
+    }
+}
+
+/// The stream definitions shipped with the binary, parsed.
+pub fn stream_definitions() -> Result<Vec<stream::Config>, InfraError> {
+    STREAM_FILES
+        .iter()
+        .map(|(file, json)| {
+            serde_json::from_str(json)
+                .map_err(|e| InfraError::JetStream(format!("nats/streams/{file} is not a stream definition: {e}")))
+        })
+        .collect()
+}
+
+/// Creates the stream when missing and updates it when its definition changed.
+pub async fn apply_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Info, InfraError> {
+    let name = config.name.clone();
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|e| InfraError::JetStream(format!("cannot create or update stream {name}: {e}")))
+}
+
+/// Applies every shipped stream definition, with `replicas` overriding the files' replica count.
+pub async fn apply_all_streams(
+    js: &jetstream::Context,
+    replicas: Option<usize>,
+) -> Result<Vec<stream::Info>, InfraError> {
+    let mut applied = Vec::new();
+    for mut config in stream_definitions()? {
+        if let Some(replicas) = replicas {
+            config.num_replicas = replicas;
+        }
+        applied.push(apply_stream(js, config).await?);
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_definitions_parse() {
+        let defs = stream_definitions().expect("definitions parse");
+        let events = defs.iter().find(|d| d.name == "BW_EVENTS").expect("BW_EVENTS defined");
+        assert_eq!(events.subjects, vec!["bw.events.>".to_owned()]);
+        assert_eq!(events.storage, stream::StorageType::File);
+        assert_eq!(events.duplicate_window, Duration::from_secs(600));
+        assert_eq!(events.max_age, Duration::from_secs(30 * 24 * 3600));
+    }
+}
