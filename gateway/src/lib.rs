@@ -1,1 +1,28 @@
-//! placeholder
+//! The HTTP gateway: everything between a socket and the command or query side.
+//!
+//! # Layout
+//!
+//! - [`app`]: [`Application`] binds a listener and serves a router until shutdown, draining in-flight
+//!   requests; [`router`] assembles routes and middleware.
+//! - [`state`]: [`AppState`], what handlers share.
+//! - [`error`]: [`ApiError`], the gateway's one error type, and its single mapping to HTTP
+//!   (status + the error envelope of `api.md`).
+//! - [`envelope`]: the success envelope and the request id of the request being served.
+//! - [`extract`]: extractors that answer bad input with the error envelope ([`extract::AppJson`]).
+//! - [`middleware`]: request id, request span, access log, metrics, and the guard that puts every
+//!   error (including the framework's own 404/405/413/timeouts/panics) into the envelope.
+//! - [`listener`]: a TCP listener that counts open connections.
+//! - [`routes`]: the route handlers, one module per area (`ops` for health, readiness, metrics).
+
+pub mod app;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod listener;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+pub use app::{Application, ops_router, router, router_with};
+pub use error::ApiError;
+pub use state::AppState;

@@ -47,7 +47,8 @@ impl FromStr for Secret<String> {
 
 /// Parses durations written like `5s`, `250ms`, `2m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 5s or 250ms: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 5s or 250ms: {e}"))
 }
 
 /// Configuration every role needs: where the dependencies are, how to log, how long to drain.
@@ -61,7 +62,7 @@ pub struct CommonConfig {
     pub telemetry: TelemetryConfig,
     /// How long in-flight requests and background tasks may take to drain after SIGTERM/SIGINT.
     /// The process exits at the latest 5 s after this, whatever is still running.
-    #[arg(long, env = "BW_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "BW_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 }
 
@@ -70,17 +71,25 @@ pub struct CommonConfig {
 pub struct DatabaseConfig {
     /// PostgreSQL connection URL (the event store and the read models live here).
     #[arg(
+        global = true,
+        hide_env_values = true,
+        id = "database_url",
         long = "database-url",
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/betterworld",
-        hide_default_value = false
+        default_value = "postgres://postgres@127.0.0.1:5432/betterworld"
     )]
     pub url: Secret<String>,
     /// Maximum connections in the pool.
-    #[arg(long = "db-max-connections", env = "BW_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        global = true,
+        id = "db_max_connections",
+        long = "db-max-connections",
+        env = "BW_DB_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub max_connections: u32,
     /// How long to wait for a connection (at start-up and from the pool) before failing.
-    #[arg(long = "db-connect-timeout", env = "BW_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(global = true, id = "db_connect_timeout", long = "db-connect-timeout", env = "BW_DB_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 }
 
@@ -88,10 +97,17 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Args)]
 pub struct NatsConfig {
     /// NATS server URL (JetStream must be enabled).
-    #[arg(long = "nats-url", env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        global = true,
+        hide_env_values = true,
+        id = "nats_url",
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub url: Secret<String>,
     /// How long to wait for NATS at start-up before failing.
-    #[arg(long = "nats-connect-timeout", env = "BW_NATS_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(global = true, id = "nats_connect_timeout", long = "nats-connect-timeout", env = "BW_NATS_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 }
 
@@ -108,16 +124,40 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryConfig {
     /// Log filter in `tracing` syntax, e.g. `info` or `info,bw_gateway=debug`.
-    #[arg(long = "log", env = "BW_LOG", default_value = "info")]
+    #[arg(
+        global = true,
+        id = "log",
+        long = "log",
+        env = "BW_LOG",
+        default_value = "info,sqlx::postgres::notice=warn"
+    )]
     pub log_filter: String,
     /// Log format.
-    #[arg(long = "log-format", env = "BW_LOG_FORMAT", value_enum, default_value = "json")]
+    #[arg(
+        global = true,
+        id = "log_format",
+        long = "log-format",
+        env = "BW_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
     pub log_format: LogFormat,
     /// OTLP/HTTP endpoint (e.g. `http://127.0.0.1:4318`); traces are exported only when set.
-    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    #[arg(
+        global = true,
+        id = "otlp_endpoint",
+        long = "otlp-endpoint",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )]
     pub otlp_endpoint: Option<String>,
     /// Service name reported to the trace backend.
-    #[arg(long = "service-name", env = "OTEL_SERVICE_NAME", default_value = "betterworld")]
+    #[arg(
+        global = true,
+        id = "service_name",
+        long = "service-name",
+        env = "OTEL_SERVICE_NAME",
+        default_value = "betterworld"
+    )]
     pub service_name: String,
 }
 
@@ -125,13 +165,18 @@ pub struct TelemetryConfig {
 #[derive(Debug, Clone, Args)]
 pub struct HttpConfig {
     /// Address the public HTTP API listens on (`serve`, `dev`). Port 0 picks a free port.
-    #[arg(long = "http-addr", env = "BW_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        id = "http_addr",
+        long = "http-addr",
+        env = "BW_HTTP_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub addr: SocketAddr,
     /// Longest time one request may take before it is answered with 503.
-    #[arg(long = "request-timeout", env = "BW_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(id = "request_timeout", long = "request-timeout", env = "BW_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// Largest accepted request body in bytes (uploads have their own limit).
-    #[arg(long = "body-limit", env = "BW_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    #[arg(id = "body_limit", long = "body-limit", env = "BW_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
 }
 
@@ -139,7 +184,12 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Args)]
 pub struct OpsConfig {
     /// Address of the operations endpoints of `relay` and `project`. Port 0 picks a free port.
-    #[arg(long = "ops-addr", env = "BW_OPS_ADDR", default_value = "127.0.0.1:9090")]
+    #[arg(
+        id = "ops_addr",
+        long = "ops-addr",
+        env = "BW_OPS_ADDR",
+        default_value = "127.0.0.1:9090"
+    )]
     pub addr: SocketAddr,
 }
 
@@ -189,7 +239,10 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://bw@db/bw"), "postgres://bw@db/bw");
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
-        assert_eq!(redact_url("nats://tok@host:4222"), "nats://[redacted]@host:4222");
+        assert_eq!(
+            redact_url("nats://tok@host:4222"),
+            "nats://[redacted]@host:4222"
+        );
         assert_eq!(redact_url("not a url"), "[unparseable URL]");
     }
 

@@ -6,9 +6,12 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::future::{BoxFuture, join_all};
+use prometheus_client::metrics::{family::Family, gauge::Gauge};
 use serde::Serialize;
 use sqlx::{PgConnection, postgres::PgConnectOptions};
 use tokio::sync::Mutex;
+
+use crate::metrics::CheckLabels;
 
 /// One dependency the process needs.
 pub trait ReadinessCheck: Send + Sync + 'static {
@@ -43,7 +46,11 @@ pub struct ReadinessReport {
 impl ReadinessReport {
     /// Names of the failing checks, in name order.
     pub fn failing(&self) -> Vec<&'static str> {
-        self.checks.iter().filter(|(_, c)| !c.ok).map(|(n, _)| *n).collect()
+        self.checks
+            .iter()
+            .filter(|(_, c)| !c.ok)
+            .map(|(n, _)| *n)
+            .collect()
     }
 }
 
@@ -52,6 +59,7 @@ impl ReadinessReport {
 pub struct Readiness {
     checks: Vec<Arc<dyn ReadinessCheck>>,
     timeout: Duration,
+    gauge: Option<Family<CheckLabels, Gauge>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -64,7 +72,17 @@ impl std::fmt::Debug for Readiness {
 impl Readiness {
     /// No checks yet; each check gets at most `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { checks: Vec::new(), timeout }
+        Self {
+            checks: Vec::new(),
+            timeout,
+            gauge: None,
+        }
+    }
+
+    /// Sets `bw_ready{check}` to 1 or 0 on every report.
+    pub fn with_gauge(mut self, gauge: Family<CheckLabels, Gauge>) -> Self {
+        self.gauge = Some(gauge);
+        self
     }
 
     /// Adds a check.
@@ -90,7 +108,19 @@ impl Readiness {
         }))
         .await;
         let checks: BTreeMap<_, _> = outcomes.into_iter().collect();
-        ReadinessReport { ready: checks.values().all(|c| c.ok), checks }
+        if let Some(gauge) = &self.gauge {
+            for (name, outcome) in &checks {
+                gauge
+                    .get_or_create(&CheckLabels {
+                        check: (*name).to_owned(),
+                    })
+                    .set(i64::from(outcome.ok));
+            }
+        }
+        ReadinessReport {
+            ready: checks.values().all(|c| c.ok),
+            checks,
+        }
     }
 }
 
@@ -108,7 +138,10 @@ pub struct PostgresCheck {
 impl PostgresCheck {
     /// A check that connects with `options` when it first runs.
     pub fn new(options: PgConnectOptions) -> Self {
-        Self { options, conn: Mutex::new(None) }
+        Self {
+            options,
+            conn: Mutex::new(None),
+        }
     }
 }
 
@@ -129,7 +162,9 @@ impl ReadinessCheck for PostgresCheck {
             let mut conn = crate::postgres::connect_single(&self.options)
                 .await
                 .map_err(|e| e.to_string())?;
-            crate::postgres::ping(&mut conn).await.map_err(|e| e.to_string())?;
+            crate::postgres::ping(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
             *guard = Some(conn);
             Ok(())
         })
@@ -160,11 +195,38 @@ impl ReadinessCheck for NatsCheck {
             if state != async_nats::connection::State::Connected {
                 return Err(format!("not connected ({state})"));
             }
-            async_nats::jetstream::new(self.client.clone())
-                .query_account()
+            crate::nats::jetstream_info(&self.client)
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("JetStream does not answer: {e}"))
         })
+    }
+}
+
+/// Runs the checks every `interval` until `stop` completes, so `bw_ready` stays current even when
+/// nothing polls `/readyz`, and logs each change of readiness.
+pub async fn watch(
+    readiness: Readiness,
+    interval: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_ready = None;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticker.tick() => {}
+        }
+        let report = readiness.report().await;
+        if was_ready != Some(report.ready) {
+            if report.ready {
+                tracing::info!("dependencies ready");
+            } else {
+                tracing::warn!(failing = ?report.failing(), "dependencies not ready");
+            }
+            was_ready = Some(report.ready);
+        }
     }
 }

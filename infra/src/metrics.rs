@@ -28,7 +28,8 @@ use prometheus_client::{
 use sqlx::PgPool;
 
 /// Bucket bounds of `http_request_duration_seconds`, in seconds.
-pub const HTTP_DURATION_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const HTTP_DURATION_BUCKETS: [f64; 10] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Labels of `http_requests_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,7 +114,11 @@ impl Metrics {
             registry.register_collector(Box::new(PoolCollector { pool }));
         }
         registry.register_collector(Box::new(ProcessCollector));
-        Arc::new(Self { registry, http, ready })
+        Arc::new(Self {
+            registry,
+            http,
+            ready,
+        })
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -144,7 +149,12 @@ impl Collector for PoolCollector {
         for (state, value) in [("idle", idle), ("in_use", (size - idle).max(0))] {
             ConstGauge::new(value).encode(family.encode_family(&[("state", state)])?)?;
         }
-        gauge(&mut encoder, "db_pool_max_connections", "Configured pool size", max)
+        gauge(
+            &mut encoder,
+            "db_pool_max_connections",
+            "Configured pool size",
+            max,
+        )
     }
 }
 
@@ -191,7 +201,12 @@ impl Collector for ProcessCollector {
             None,
             cpu.metric_type(),
         )?)?;
-        gauge(&mut encoder, "process_open_fds", "Number of open file descriptors", sample.open_fds)?;
+        gauge(
+            &mut encoder,
+            "process_open_fds",
+            "Number of open file descriptors",
+            sample.open_fds,
+        )?;
         gauge(
             &mut encoder,
             "process_max_fds",
@@ -281,13 +296,22 @@ mod tests {
     #[test]
     fn process_metrics_are_rendered() {
         let metrics = Metrics::new(None);
-        metrics.http.requests.get_or_create(&RequestLabels {
-            method: "GET".into(),
-            route: "/healthz".into(),
-            status: 200,
-        }).inc();
+        metrics
+            .http
+            .requests
+            .get_or_create(&RequestLabels {
+                method: "GET".into(),
+                route: "/healthz".into(),
+                status: 200,
+            })
+            .inc();
         let text = metrics.render().expect("renders");
-        assert!(text.contains("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(text.contains("process_cpu_seconds_total "), "{text}");
         assert!(text.contains("process_start_time_seconds "), "{text}");

@@ -37,16 +37,41 @@ pub async fn connect(config: &NatsConfig, client_name: &str) -> Result<Client, I
             tracing::info!(nats_event = %event, "nats connection event");
         });
     let connecting = async {
-        let client = options.connect(url.as_str()).await.map_err(|e| fail(e.to_string()))?;
-        jetstream::new(client.clone())
-            .query_account()
+        let client = options
+            .connect(url.as_str())
             .await
-            .map_err(|e| fail(format!("JetStream does not answer (is it enabled, `-js`?): {e}")))?;
+            .map_err(|e| fail(e.to_string()))?;
+        jetstream_info(&client).await.map_err(|e| {
+            fail(format!(
+                "JetStream does not answer (is it enabled, `-js`?): {e}"
+            ))
+        })?;
         Ok(client)
     };
     match tokio::time::timeout(config.connect_timeout + Duration::from_secs(1), connecting).await {
         Ok(result) => result,
-        Err(_) => Err(fail(format!("no answer within {:?}", config.connect_timeout))),
+        Err(_) => Err(fail(format!(
+            "no answer within {:?}",
+            config.connect_timeout
+        ))),
+    }
+}
+
+/// Asks the JetStream API for the account information (`$JS.API.INFO`), proving JetStream is enabled
+/// and answering.
+///
+/// The raw request is used instead of `Context::query_account`, whose typed response does not parse
+/// the answer of the NATS 2.9 servers Debian 12 ships.
+pub async fn jetstream_info(client: &Client) -> Result<serde_json::Value, String> {
+    let reply = client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|e| format!("unreadable JetStream answer: {e}"))?;
+    match body.get("error") {
+        Some(error) => Err(format!("JetStream error: {error}")),
+        None => Ok(body),
     }
 }
 
@@ -55,8 +80,11 @@ pub fn stream_definitions() -> Result<Vec<stream::Config>, InfraError> {
     STREAM_FILES
         .iter()
         .map(|(file, json)| {
-            serde_json::from_str(json)
-                .map_err(|e| InfraError::JetStream(format!("nats/streams/{file} is not a stream definition: {e}")))
+            serde_json::from_str(json).map_err(|e| {
+                InfraError::JetStream(format!(
+                    "nats/streams/{file} is not a stream definition: {e}"
+                ))
+            })
         })
         .collect()
 }
@@ -94,7 +122,10 @@ mod tests {
     #[test]
     fn shipped_definitions_parse() {
         let defs = stream_definitions().expect("definitions parse");
-        let events = defs.iter().find(|d| d.name == "BW_EVENTS").expect("BW_EVENTS defined");
+        let events = defs
+            .iter()
+            .find(|d| d.name == "BW_EVENTS")
+            .expect("BW_EVENTS defined");
         assert_eq!(events.subjects, vec!["bw.events.>".to_owned()]);
         assert_eq!(events.storage, stream::StorageType::File);
         assert_eq!(events.duplicate_window, Duration::from_secs(600));

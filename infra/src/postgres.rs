@@ -52,11 +52,13 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, InfraError> {
         .test_before_acquire(false)
         .max_lifetime(Duration::from_secs(30 * 60))
         .idle_timeout(Duration::from_secs(10 * 60))
-        .connect_lazy_with(options);
+        .connect_lazy_with(options.clone());
+    // Probe with a connection of our own: the pool retries failed connects until its timeout and then
+    // reports only that it timed out, hiding the cause (refused, bad password, no such database).
     let probe = async {
-        let mut conn = pool.acquire().await?;
-        sqlx::query("SELECT 1").execute(&mut *conn).await?;
-        Ok::<_, sqlx::Error>(())
+        let mut conn = connect_single(&options).await?;
+        ping(&mut conn).await?;
+        conn.close().await
     };
     match tokio::time::timeout(config.connect_timeout, probe).await {
         Ok(Ok(())) => Ok(pool),

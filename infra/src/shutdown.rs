@@ -59,7 +59,9 @@ impl Shutdown {
         self.tracker.close();
         match tokio::time::timeout(grace, self.tracker.wait()).await {
             Ok(()) => Ok(()),
-            Err(_) => Err(DrainTimedOut { still_running: self.tracker.len() }),
+            Err(_) => Err(DrainTimedOut {
+                still_running: self.tracker.len(),
+            }),
         }
     }
 }

@@ -26,7 +26,10 @@ pub struct LogLayer<W> {
 impl<W> LogLayer<W> {
     /// A layer writing `format` lines to the writers `make_writer` makes.
     pub fn new(format: LogFormat, make_writer: W) -> Self {
-        Self { format, make_writer }
+        Self {
+            format,
+            make_writer,
+        }
     }
 }
 
@@ -54,7 +57,10 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.put(field, Value::String(scrub(&format!("{value:?}")).into_owned()));
+        self.put(
+            field,
+            Value::String(scrub(&format!("{value:?}")).into_owned()),
+        );
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -153,13 +159,22 @@ fn json_line(
     out
 }
 
-fn text_line(meta: &tracing::Metadata<'_>, mut fields: Map<String, Value>, context: Map<String, Value>) -> String {
+fn text_line(
+    meta: &tracing::Metadata<'_>,
+    mut fields: Map<String, Value>,
+    context: Map<String, Value>,
+) -> String {
     let message = match fields.remove("message") {
         Some(Value::String(s)) => s,
         Some(other) => other.to_string(),
         None => String::new(),
     };
-    let mut out = format!("{} {:>5} {}: {message}", timestamp(), meta.level(), meta.target());
+    let mut out = format!(
+        "{} {:>5} {}: {message}",
+        timestamp(),
+        meta.level(),
+        meta.target()
+    );
     for (k, v) in fields.into_iter().chain(context) {
         match v {
             Value::String(s) => out.push_str(&format!(" {k}={s:?}")),

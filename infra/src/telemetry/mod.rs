@@ -37,15 +37,17 @@ impl TelemetryGuard {
 
 /// Installs the process-wide subscriber: filter, redacted log lines, and the OTLP layer when configured.
 pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, InfraError> {
-    let filter = EnvFilter::try_new(&config.log_filter)
-        .map_err(|e| InfraError::Config { variable: "BW_LOG", message: e.to_string() })?;
+    let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| InfraError::Config {
+        variable: "BW_LOG",
+        message: e.to_string(),
+    })?;
     let provider = match &config.otlp_endpoint {
         Some(endpoint) => Some(tracer_provider(endpoint, &config.service_name)?),
         None => None,
     };
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer().with_tracer(p.tracer("betterworld"))
-    });
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("betterworld")));
     tracing_subscriber::registry()
         .with(filter)
         .with(log::LogLayer::new(config.log_format, std::io::stdout))
@@ -66,7 +68,9 @@ fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvid
             variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
             message: e.to_string(),
         })?;
-    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(resource)

@@ -37,7 +37,10 @@ pub fn is_sensitive_name(name: &str) -> bool {
 
 /// Returns `value` with e-mail addresses, `Bearer`/`Basic` credentials and URL passwords replaced.
 pub fn scrub(value: &str) -> std::borrow::Cow<'_, str> {
-    if !(value.contains('@') || contains_ignore_case(value, "bearer ") || contains_ignore_case(value, "basic ")) {
+    if !(value.contains('@')
+        || contains_ignore_case(value, "bearer ")
+        || contains_ignore_case(value, "basic "))
+    {
         return std::borrow::Cow::Borrowed(value);
     }
     let out = scrub_credentials(value);
@@ -55,7 +58,9 @@ fn scrub_credentials(value: &str) -> String {
     let mut i = 0;
     while i < value.len() {
         let rest = &lower[i..];
-        let scheme = ["bearer ", "basic "].into_iter().find(|s| rest.starts_with(s));
+        let scheme = ["bearer ", "basic "]
+            .into_iter()
+            .find(|s| rest.starts_with(s));
         match scheme {
             Some(s) => {
                 out.push_str(&value[i..i + s.len()]);
@@ -131,9 +136,9 @@ fn scrub_emails(value: &str) -> String {
                 end -= 1;
             }
             let domain: String = chars[i + 1..end].iter().collect();
-            let tld_ok = domain
-                .rsplit_once('.')
-                .is_some_and(|(name, tld)| !name.is_empty() && tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+            let tld_ok = domain.rsplit_once('.').is_some_and(|(name, tld)| {
+                !name.is_empty() && tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
+            });
             if start < i && tld_ok {
                 out.extend(&chars[emitted..start]);
                 out.push_str("[email]");
@@ -168,7 +173,13 @@ mod tests {
         ] {
             assert!(is_sensitive_name(name), "{name}");
         }
-        for name in ["user-agent", "request_id", "status", "route", "idempotency-key"] {
+        for name in [
+            "user-agent",
+            "request_id",
+            "status",
+            "route",
+            "idempotency-key",
+        ] {
             assert!(!is_sensitive_name(name), "{name}");
         }
     }

@@ -1,0 +1,247 @@
+//! The gateway's one error type and its one mapping to HTTP.
+//!
+//! Every error a client can see is an [`ApiError`]; [`IntoResponse`] turns it into a status and the
+//! envelope `{"ok": false, "error": {"code", "message", "details"?}, "requestId"}`. Internal errors
+//! are logged here with their cause and answered with a generic message, so no internal detail
+//! reaches a client.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::envelope::current_request_id;
+
+/// Machine-readable error codes (`domain-reference.md` §3.1, plus the transport-level codes the
+/// original left as bare text: `BAD_REQUEST`, `MALFORMED_JSON`, `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`,
+/// `METHOD_NOT_ALLOWED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    BadRequest,
+    MalformedJson,
+    InvalidCursor,
+    InvalidDomain,
+    Unauthorized,
+    TokenExpired,
+    ApiKeyInvalid,
+    SignatureInvalid,
+    Forbidden,
+    AgentNotVerified,
+    InsufficientTokens,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    UsernameTaken,
+    EmailTaken,
+    AlreadyClaimed,
+    DuplicateVote,
+    Gone,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+    GuardrailRejected,
+    GuardrailFlagged,
+    RateLimited,
+    InternalError,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is always answered with.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            BadRequest | MalformedJson | InvalidCursor | InvalidDomain => StatusCode::BAD_REQUEST,
+            Unauthorized | TokenExpired | ApiKeyInvalid | SignatureInvalid => {
+                StatusCode::UNAUTHORIZED
+            }
+            Forbidden | AgentNotVerified | InsufficientTokens => StatusCode::FORBIDDEN,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict | UsernameTaken | EmailTaken | AlreadyClaimed | DuplicateVote => {
+                StatusCode::CONFLICT
+            }
+            Gone => StatusCode::GONE,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ValidationError | GuardrailRejected | GuardrailFlagged => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The code for a status the framework produced on its own (no handler ran).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::LENGTH_REQUIRED => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::UNAUTHORIZED => Self::Unauthorized,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::CONFLICT => Self::Conflict,
+            StatusCode::GONE => Self::Gone,
+            StatusCode::UNPROCESSABLE_ENTITY => Self::ValidationError,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
+            StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::GATEWAY_TIMEOUT => Self::ServiceUnavailable,
+            s if s.is_client_error() => Self::BadRequest,
+            _ => Self::InternalError,
+        }
+    }
+}
+
+/// Field name → what is wrong with it (`details.fields`).
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// Everything the gateway answers with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON at all (syntax error, truncated).
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but does not fit the request's shape or rules.
+    #[error("request validation failed")]
+    Validation(FieldErrors),
+    /// The request declared no or another content type than the endpoint takes.
+    #[error("expected content type {expected}")]
+    UnsupportedMediaType {
+        /// The content type the endpoint accepts.
+        expected: &'static str,
+    },
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No such route or resource.
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A dependency is missing or the request took too long; the client may retry.
+    #[error("{message}")]
+    Unavailable {
+        /// What is unavailable.
+        message: String,
+        /// Structured detail (e.g. the failing readiness checks).
+        details: Option<Value>,
+    },
+    /// A bug or an unexpected failure; logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    ok: bool,
+    error: ErrorDetail<'a>,
+    request_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Value>,
+}
+
+/// Builds the error envelope response for `code` with `message` and optional `details`.
+pub fn error_response(code: ErrorCode, message: &str, details: Option<&Value>) -> Response {
+    let body = ErrorBody {
+        ok: false,
+        error: ErrorDetail {
+            code,
+            message,
+            details,
+        },
+        request_id: current_request_id(),
+    };
+    let mut response = (code.status(), Json(body)).into_response();
+    if code == ErrorCode::ServiceUnavailable {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+impl ApiError {
+    /// The code this error is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::MalformedJson(_) => ErrorCode::MalformedJson,
+            Self::Validation(_) => ErrorCode::ValidationError,
+            Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                error_response(code, "internal error", None)
+            }
+            Self::Validation(fields) => {
+                let details = serde_json::json!({ "fields": fields });
+                error_response(code, "request validation failed", Some(&details))
+            }
+            Self::Unavailable { message, details } => {
+                error_response(code, &message, details.as_ref())
+            }
+            Self::NotFound => error_response(code, "no such resource", None),
+            other => error_response(code, &other.to_string(), None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serialises_in_screaming_snake_case() {
+        assert_eq!(
+            serde_json::to_value(ErrorCode::ApiKeyInvalid).ok(),
+            Some(Value::from("API_KEY_INVALID"))
+        );
+        assert_eq!(
+            serde_json::to_value(ErrorCode::MalformedJson).ok(),
+            Some(Value::from("MALFORMED_JSON"))
+        );
+    }
+
+    #[test]
+    fn framework_statuses_map_to_codes_with_the_same_status() {
+        for status in [404u16, 405, 413, 415, 422, 429, 503] {
+            let status = StatusCode::from_u16(status).expect("valid status");
+            assert_eq!(ErrorCode::for_status(status).status(), status);
+        }
+        assert_eq!(
+            ErrorCode::for_status(StatusCode::REQUEST_TIMEOUT),
+            ErrorCode::ServiceUnavailable
+        );
+    }
+}
