@@ -170,7 +170,7 @@ mod tests {
             Err(ApiError::MalformedJson(_))
         ));
         assert!(matches!(
-            parse_json::<Probe>(b"{} trailing"),
+            parse_json::<Probe>(br#"{"title":"t","nested":{"count":1}} x"#),
             Err(ApiError::MalformedJson(_))
         ));
     }
@@ -193,7 +193,7 @@ mod tests {
             .expect_err("unknown");
         assert!(fields(err)["nested.x"][0].contains("unknown field `x`"));
 
-        let err = parse_json::<Probe>(b"[1]").expect_err("not an object");
+        let err = parse_json::<Probe>(br#""just a string""#).expect_err("not an object");
         assert!(fields(err).contains_key("body"));
 
         let err = parse_json::<Probe>(br#"{"nested": {"count": 1}}"#).expect_err("missing");
