@@ -1,0 +1,278 @@
+//! The real `betterworld` binary: clear start-up failures, migrations, SIGTERM draining, redacted
+//! logs on stdout, and OpenTelemetry export to a local OTLP/HTTP receiver.
+
+mod support;
+
+use std::{
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_betterworld");
+/// Generous bound for "fails within seconds" (the connect timeouts are 2 s here).
+const STARTUP_FAILURE_BOUND: Duration = Duration::from_secs(20);
+
+fn betterworld(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BW_DB_CONNECT_TIMEOUT", "2s")
+        .env("BW_NATS_CONNECT_TIMEOUT", "2s")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs to completion (bounded) and returns (success, stderr).
+async fn run_to_end(mut cmd: Command) -> (bool, String) {
+    let output = tokio::time::timeout(STARTUP_FAILURE_BOUND, cmd.output())
+        .await
+        .expect("betterworld did not exit within the bound")
+        .expect("betterworld ran");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_bad_database_url_fails_fast_with_one_line_naming_it() {
+    let database = support::fresh_database().await;
+    let missing_db = format!("{}_missing", database);
+    let cases = [
+        (
+            "postgres://postgres@127.0.0.1:1/betterworld",
+            "cannot connect",
+        ),
+        (
+            "mysql://root@127.0.0.1/betterworld",
+            "is not a postgres:// URL",
+        ),
+        (missing_db.as_str(), "does not exist"),
+    ];
+    for (url, expected) in cases {
+        let mut cmd = betterworld(&["serve", "--http-addr", "127.0.0.1:0"]);
+        cmd.env("DATABASE_URL", url)
+            .env("NATS_URL", support::nats_url());
+        let (success, stderr) = run_to_end(cmd).await;
+        assert!(!success, "{url}: should have failed");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected for {url}: {stderr}");
+        assert!(lines[0].starts_with("error: DATABASE_URL: "), "{stderr}");
+        assert!(lines[0].contains(expected), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_fails_fast_with_one_line_naming_it() {
+    let database = support::fresh_database().await;
+    let mut cmd = betterworld(&["serve", "--http-addr", "127.0.0.1:0"]);
+    cmd.env("DATABASE_URL", &database)
+        .env("NATS_URL", "nats://127.0.0.1:1");
+    let (success, stderr) = run_to_end(cmd).await;
+    assert!(!success);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: NATS_URL: cannot connect to nats://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_and_the_vector_extension_idempotently() {
+    let database = format!("{}_created", support::fresh_database().await);
+    for _ in 0..2 {
+        let mut cmd = betterworld(&["migrate"]);
+        cmd.env("DATABASE_URL", &database);
+        let (success, stderr) = run_to_end(cmd).await;
+        assert!(success, "{stderr}");
+    }
+    let pool = sqlx::PgPool::connect(&database)
+        .await
+        .expect("created database");
+    let vector: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
+            .fetch_one(&pool)
+            .await
+            .expect("query");
+    assert_eq!(vector, 1);
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .expect("query");
+    assert_eq!(
+        applied,
+        i64::try_from(bw_infra::postgres::MIGRATOR.iter().count()).expect("small")
+    );
+}
+
+/// A running `betterworld` child whose stdout lines are collected.
+struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    rx: mpsc::UnboundedReceiver<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("spawn betterworld");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                sink.lock().expect("lines lock").push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines, rx }
+    }
+
+    /// Waits for the log line announcing the listener and returns its address.
+    async fn listening_addr(&mut self) -> String {
+        let wait = async {
+            while let Some(line) = self.rx.recv().await {
+                let Ok(json) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if json["message"] == "listening" {
+                    return json["addr"].as_str().expect("addr field").to_owned();
+                }
+            }
+            panic!("betterworld exited before listening");
+        };
+        tokio::time::timeout(STARTUP_FAILURE_BOUND, wait)
+            .await
+            .expect("listening in time")
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    async fn exit_code(&mut self) -> Option<i32> {
+        tokio::time::timeout(Duration::from_secs(35), self.child.wait())
+            .await
+            .expect("exited within the shutdown deadline")
+            .expect("wait")
+            .code()
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().expect("lines lock").join("\n")
+    }
+}
+
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, HeaderMap, usize)>>>);
+
+/// A local OTLP/HTTP receiver: records each POST to /v1/traces.
+async fn otlp_receiver() -> (String, Received) {
+    let received = Received::default();
+    let sink = received.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.0
+                    .lock()
+                    .expect("lock")
+                    .push(("/v1/traces".to_owned(), headers, body.len()));
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), received)
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly_with_redacted_logs_and_exported_traces() {
+    let database = support::fresh_database().await;
+    let (otlp, received) = otlp_receiver().await;
+    let mut cmd = betterworld(&["serve"]);
+    cmd.env("DATABASE_URL", &database)
+        .env("NATS_URL", support::nats_url())
+        .env("BW_HTTP_ADDR", "127.0.0.1:0")
+        .env(
+            "BW_LOG",
+            "debug,hyper=info,h2=info,reqwest=info,opentelemetry=info",
+        )
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)
+        .env("OTEL_SERVICE_NAME", "betterworld-test");
+    let mut running = Running::start(cmd);
+    let addr = running.listening_addr().await;
+
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!(
+            "http://{addr}/readyz?password=hunter2&email=carol%40example.org"
+        ))
+        .header("authorization", "Bearer sk-live-from-the-process-test")
+        .header("cookie", "session=process-cookie-secret")
+        .header("x-request-id", "process-test-1")
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+
+    running.terminate();
+    assert_eq!(running.exit_code().await, Some(0), "{}", running.output());
+
+    let output = running.output();
+    let lines: Vec<Value> = output
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["request_id"] == "process-test-1" && l["message"] == "request received"),
+        "{output}"
+    );
+    assert!(lines.iter().any(|l| l["message"] == "drained"), "{output}");
+    for secret in [
+        "hunter2",
+        "carol%40example.org",
+        "sk-live-from-the-process-test",
+        "process-cookie-secret",
+    ] {
+        assert!(
+            !output.contains(secret),
+            "`{secret}` reached the log:\n{output}"
+        );
+    }
+
+    let posts = received.0.lock().expect("lock").clone();
+    assert!(
+        !posts.is_empty(),
+        "no trace export reached the OTLP receiver"
+    );
+    let (_, headers, size) = &posts[0];
+    assert_eq!(headers["content-type"], "application/x-protobuf");
+    assert!(*size > 0);
+}
