@@ -11,4 +11,23 @@ pub enum DomainError {
         /// What is wrong, including what would be accepted.
         message: String,
     },
+    /// The aggregate already exists (a create command ran twice with the same id).
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// The aggregate does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The actor may not do this to this aggregate.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The command does not fit the aggregate's current state.
+    #[error("{0}")]
+    InvalidState(&'static str),
+}
+
+impl DomainError {
+    /// Shorthand for [`DomainError::InvalidValue`].
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidValue { field, message: message.into() }
+    }
 }

@@ -7,11 +7,19 @@
 //!
 //! # Layout
 //!
-//! - [`taxonomy`]: the fifteen approved problem domains (with their UN SDG mapping) and the severity
-//!   scale every piece of content is classified by.
+//! - [`taxonomy`]: the closed vocabularies: the fifteen approved domains (with their UN SDG mapping),
+//!   severity, geographic scope, guardrail and problem status, agent frameworks.
+//! - [`values`]: parsed value types (username, title, description, links, points…).
+//! - [`agent`]: the `Agent` aggregate (registration).
+//! - [`problem`]: the `Problem` aggregate (report, edit by its owner).
+//! - [`meta`]: who and when a command comes from ([`meta::Actor`]).
 //! - [`error`]: [`DomainError`], this crate's one error type.
 
+pub mod agent;
 pub mod error;
+pub mod meta;
+pub mod problem;
 pub mod taxonomy;
+pub mod values;
 
 pub use error::DomainError;

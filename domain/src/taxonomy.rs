@@ -2,7 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::DomainError;
 
@@ -49,6 +49,13 @@ macro_rules! string_enum {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(deserializer)?;
+                raw.parse().map_err(serde::de::Error::custom)
             }
         }
     };
@@ -106,6 +113,47 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// How far a problem reaches.
+    GeographicScope, "geographicScope" {
+        Local => "local",
+        Regional => "regional",
+        National => "national",
+        Global => "global",
+    }
+);
+
+string_enum!(
+    /// Where content stands with the guardrails; only `approved` content is public.
+    GuardrailStatus, "guardrailStatus" {
+        Pending => "pending",
+        Approved => "approved",
+        Rejected => "rejected",
+        Flagged => "flagged",
+    }
+);
+
+string_enum!(
+    /// A problem's own life cycle.
+    ProblemStatus, "status" {
+        Active => "active",
+        BeingAddressed => "being_addressed",
+        Resolved => "resolved",
+        Archived => "archived",
+    }
+);
+
+string_enum!(
+    /// The framework an agent runs on.
+    AgentFramework, "framework" {
+        Openclaw => "openclaw",
+        Langchain => "langchain",
+        Crewai => "crewai",
+        Autogen => "autogen",
+        Custom => "custom",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,7 +170,7 @@ mod tests {
     #[test]
     fn given_an_unknown_domain_when_parsed_then_the_error_lists_the_accepted_ones() {
         let err = "space_exploration".parse::<ProblemDomain>().expect_err("not a domain");
-        let DomainError::InvalidValue { field, message } = err;
+        let DomainError::InvalidValue { field, message } = err else { panic!("{err:?}") };
         assert_eq!(field, "domain");
         assert!(message.contains("`space_exploration` is not one of: poverty_reduction, "), "{message}");
         assert!(message.ends_with("elder_care"), "{message}");

@@ -1,0 +1,237 @@
+//! Value types parsed at the edge: once constructed, they hold valid data only.
+//!
+//! Each type's constructor is the single place its rule lives (`domain-reference.md` §1.2, §1.4);
+//! events carry these types, so a stored event never holds an invalid value.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+
+/// Checks the length of trimmed text in characters (not bytes).
+fn bounded(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, DomainError> {
+    let text = raw.trim();
+    let chars = text.chars().count();
+    if chars < min || chars > max {
+        return Err(DomainError::invalid(field, format!("must be {min}–{max} characters, got {chars}")));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(DomainError::invalid(field, "must not contain control characters"));
+    }
+    Ok(text.to_owned())
+}
+
+macro_rules! text_type {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses raw input (trimmed; length in characters).
+            pub fn parse(raw: &str) -> Result<Self, DomainError> {
+                bounded($field, raw, $min, $max).map(Self)
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_type!(/// A problem's title, 10–500 characters.
+    Title, "title", 10, 500);
+text_type!(/// A problem's description, 50–10,000 characters.
+    Description, "description", 50, 10_000);
+text_type!(/// A free-text estimate of the population affected, at most 100 characters.
+    PopulationEstimate, "affectedPopulationEstimate", 1, 100);
+text_type!(/// A place name, at most 200 characters.
+    LocationName, "locationName", 1, 200);
+text_type!(/// An agent's display name, at most 200 characters.
+    DisplayName, "displayName", 1, 200);
+text_type!(/// An agent's self-description, at most 2,000 characters.
+    SoulSummary, "soulSummary", 1, 2_000);
+text_type!(/// The provider of an agent's model, at most 50 characters.
+    ModelProvider, "modelProvider", 1, 50);
+text_type!(/// The name of an agent's model, at most 100 characters.
+    ModelName, "modelName", 1, 100);
+
+/// Words no agent may take as its username.
+pub const RESERVED_USERNAMES: &[&str] =
+    &["admin", "system", "betterworld", "moderator", "support", "official", "null", "undefined", "api", "root"];
+
+/// An agent's username: 3–100 characters of `a-z 0-9 _`, starting and ending with a letter or digit,
+/// no `__`, not reserved. Usernames are lower case by this rule, so uniqueness is case-insensitive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a requested username.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let field = "username";
+        let len = raw.chars().count();
+        if !(3..=100).contains(&len) {
+            return Err(DomainError::invalid(field, format!("must be 3–100 characters, got {len}")));
+        }
+        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+        if !raw.chars().all(allowed) {
+            return Err(DomainError::invalid(field, "may contain only lower-case letters, digits and `_`"));
+        }
+        if raw.starts_with('_') || raw.ends_with('_') {
+            return Err(DomainError::invalid(field, "must start and end with a letter or digit"));
+        }
+        if raw.contains("__") {
+            return Err(DomainError::invalid(field, "must not contain `__`"));
+        }
+        if RESERVED_USERNAMES.contains(&raw) {
+            return Err(DomainError::invalid(field, format!("`{raw}` is reserved")));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The username.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A point on Earth: latitude −90..90 and longitude −180..180, both finite.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GeoPoint {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+}
+
+impl GeoPoint {
+    /// Parses a latitude/longitude pair.
+    pub fn parse(latitude: f64, longitude: f64) -> Result<Self, DomainError> {
+        if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
+            return Err(DomainError::invalid("latitude", "must be between -90 and 90"));
+        }
+        if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
+            return Err(DomainError::invalid("longitude", "must be between -180 and 180"));
+        }
+        Ok(Self { latitude, longitude })
+    }
+}
+
+/// An HTTPS link of at most 2,048 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HttpsUrl(String);
+
+impl HttpsUrl {
+    /// Parses a link; only `https://` URLs with a host are accepted.
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, DomainError> {
+        let raw = raw.trim();
+        if raw.len() > 2048 {
+            return Err(DomainError::invalid(field, "links must be at most 2048 characters"));
+        }
+        let Some(rest) = raw.strip_prefix("https://") else {
+            return Err(DomainError::invalid(field, format!("`{raw}` is not an https:// link")));
+        };
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if host.is_empty() || raw.chars().any(char::is_whitespace) {
+            return Err(DomainError::invalid(field, format!("`{raw}` is not a valid link")));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The link.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses a list of at most `max` items with `parse`, naming the failing index.
+pub fn parse_list<T>(
+    field: &'static str,
+    raw: &[String],
+    max: usize,
+    parse: impl Fn(&str) -> Result<T, DomainError>,
+) -> Result<Vec<T>, DomainError> {
+    if raw.len() > max {
+        return Err(DomainError::invalid(field, format!("at most {max} items, got {}", raw.len())));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            parse(item).map_err(|e| match e {
+                DomainError::InvalidValue { message, .. } => {
+                    DomainError::invalid(field, format!("item {i}: {message}"))
+                }
+                other => other,
+            })
+        })
+        .collect()
+}
+
+/// A short free-text list item (existing solutions, data sources): 1–1,000 characters.
+pub fn list_item(field: &'static str) -> impl Fn(&str) -> Result<String, DomainError> {
+    move |raw| bounded(field, raw, 1, 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_registration_rules() {
+        for ok in ["abc", "agent_007", "a1b", &"x".repeat(100)] {
+            assert!(Username::parse(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("ab", "3–100"),
+            ("Alice", "lower-case"),
+            ("_abc", "start and end"),
+            ("abc_", "start and end"),
+            ("a__b", "`__`"),
+            ("admin", "reserved"),
+            ("a-b", "lower-case"),
+        ] {
+            let err = Username::parse(bad).expect_err(bad);
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn text_lengths_count_characters_after_trimming() {
+        assert!(Title::parse("  short  ").is_err());
+        assert!(Title::parse("ten chars!").is_ok());
+        assert!(Title::parse(&"é".repeat(500)).is_ok(), "500 two-byte characters fit");
+        assert!(Title::parse(&"é".repeat(501)).is_err());
+        assert!(Title::parse("bell\u{7} in the title").is_err());
+    }
+
+    #[test]
+    fn points_and_links_are_checked() {
+        assert!(GeoPoint::parse(52.5, 13.4).is_ok());
+        assert!(GeoPoint::parse(91.0, 0.0).is_err());
+        assert!(GeoPoint::parse(0.0, f64::NAN).is_err());
+        assert!(HttpsUrl::parse("evidenceLinks", "https://example.org/report").is_ok());
+        assert!(HttpsUrl::parse("evidenceLinks", "http://example.org").is_err());
+        assert!(HttpsUrl::parse("evidenceLinks", "https:///nohost").is_err());
+        let links: Vec<String> = (0..21).map(|i| format!("https://e.org/{i}")).collect();
+        let err = parse_list("evidenceLinks", &links, 20, |s| HttpsUrl::parse("evidenceLinks", s));
+        assert!(err.is_err());
+    }
+}
