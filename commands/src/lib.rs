@@ -1,12 +1,31 @@
 //! The command side: turns validated commands into durable events.
 //!
-//! This crate is where cqrs-es is wired to PostgreSQL: our own implementation of cqrs-es's
-//! `PersistedEventRepository` (see `docs/adr/0001-event-store.md` for why postgres-es alone is not
-//! enough), the idempotency records written in the same transaction as the events, and the sagas
-//! that turn events into further commands with deterministic ids. It depends on `domain` for every
-//! decision and on `infra` for connections; it never publishes to NATS (the relay does, from the log).
+//! cqrs-es supplies the model (aggregates, commands, events, upcasters, the given/when/then test
+//! framework); this crate persists it in PostgreSQL with what our invariants need and postgres-es
+//! cannot give (`docs/adr/0001-event-store.md`): a commit-safe global position, metadata, a per-stream
+//! hash chain, one multi-row insert per commit, and idempotency records and cross-aggregate
+//! reservations in the same transaction as the events. It never publishes to NATS: the relay does,
+//! from the log.
 //!
-//! The event store arrives with the event pipeline (issue #3); until then the crate only fixes its
-//! place in the dependency graph.
+//! # Layout
+//!
+//! - [`canonical`]: the canonical byte form of an event and the SHA-256 chain over it.
+//! - [`store`]: [`store::EventStore`]: load an aggregate, append its new events (multi-row insert).
+//! - [`repository`]: cqrs-es's `PersistedEventRepository` implemented on the same store, so cqrs-es's
+//!   own `CqrsFramework` and replay tools work against our log.
+//! - [`idempotency`]: `Idempotency-Key` scoping, request hashing, stored responses, retention.
+//! - [`bus`]: [`bus::CommandBus`]: one transaction per command — idempotency check, load, decide,
+//!   append, reservations, idempotency record, wake-up of the relay.
+//! - `reservations`: cross-aggregate uniqueness (usernames) and credentials, same transaction.
+//! - [`error`]: [`CommandError`], this crate's one error type.
 
-pub use bw_domain as domain;
+pub mod bus;
+pub mod canonical;
+pub mod error;
+pub mod idempotency;
+pub mod repository;
+mod reservations;
+pub mod store;
+
+pub use bus::{CommandBus, CommandContext, Outcome};
+pub use error::CommandError;

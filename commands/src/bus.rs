@@ -1,0 +1,144 @@
+//! The command bus: one PostgreSQL transaction per command.
+//!
+//! ```text
+//! BEGIN
+//!   idempotency: try the key's advisory lock (409 if held) → stored response? replay (no events)
+//!   load the aggregate from its stream                      (reads only: no transaction id yet)
+//!   decide: Aggregate::handle                               (pure, in `domain`)
+//!   append the events in one INSERT                         (first write: assigns the xid)
+//!   reservations (username, credentials)                    (unique keys decide races)
+//!   idempotency record with the response and position
+//!   NOTIFY bw_events                                        (delivered at commit)
+//! COMMIT                                                    → only now is the command acknowledged
+//! ```
+//!
+//! Optimistic concurrency is not retried here: a conflict means another command changed the
+//! aggregate after this one loaded it, and re-deciding on state the client never saw could overwrite
+//! that change; the client gets `409 CONFLICT` and decides (see `docs/adr/0002-commit-safe-order.md`).
+
+use bw_domain::{DomainError, meta::Actor};
+use chrono::Utc;
+use cqrs_es::{Aggregate, event_sink::EventSink};
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+
+use crate::{
+    CommandError, idempotency,
+    idempotency::{IdempotencyKey, StoredResponse},
+    reservations,
+    store::{self, Appended},
+};
+
+/// Who sent a command and how it relates to others; recorded in every event's metadata.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    /// The authenticated caller.
+    pub actor: Actor,
+    /// Ties together everything one request caused (the request id).
+    pub correlation_id: String,
+    /// The event that caused this command (sagas, guardrail), if any.
+    pub causation_id: Option<String>,
+    /// W3C trace context of the request.
+    pub traceparent: Option<String>,
+    /// The caller's idempotency key for this request.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+impl CommandContext {
+    /// The metadata object stored with each event.
+    pub fn metadata(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("actor".into(), Value::String(self.actor.scope()));
+        map.insert("correlationId".into(), Value::String(self.correlation_id.clone()));
+        if let Some(c) = &self.causation_id {
+            map.insert("causationId".into(), Value::String(c.clone()));
+        }
+        if let Some(t) = &self.traceparent {
+            map.insert("traceparent".into(), Value::String(t.clone()));
+        }
+        if let Some(k) = &self.idempotency {
+            map.insert("idempotencyKey".into(), Value::String(k.scope_hex()));
+        }
+        Value::Object(map)
+    }
+}
+
+/// What executing a command produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The command ran; its events are committed.
+    Executed {
+        /// The response, as also stored for replays.
+        response: StoredResponse,
+        /// The appended events with their global positions.
+        events: Vec<Appended>,
+    },
+    /// An earlier request with the same key ran; this is its response, and nothing was appended.
+    Replayed(StoredResponse),
+}
+
+impl Outcome {
+    /// The response to send, whichever way it came.
+    pub fn response(&self) -> &StoredResponse {
+        match self {
+            Self::Executed { response, .. } | Self::Replayed(response) => response,
+        }
+    }
+}
+
+/// Executes commands against the event store.
+#[derive(Debug, Clone)]
+pub struct CommandBus {
+    pool: PgPool,
+}
+
+impl CommandBus {
+    /// A bus over `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool (for queries on the command side's own tables, such as credentials).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs `command` on aggregate `A` `aggregate_id` in one transaction (see the module
+    /// documentation). `respond` builds the response from the global position of the last event;
+    /// it is stored for replays in the same transaction.
+    pub async fn execute<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        respond: impl FnOnce(Option<i64>) -> StoredResponse,
+    ) -> Result<Outcome, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()>,
+    {
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = &ctx.idempotency {
+            idempotency::lock(&mut tx, key).await?;
+            if let Some(stored) = idempotency::find(&mut tx, key).await? {
+                tx.rollback().await?;
+                return Ok(Outcome::Replayed(stored));
+            }
+        }
+        let mut loaded = store::load::<A>(&mut tx, aggregate_id).await?;
+        let sink = EventSink::default();
+        loaded.aggregate.handle(command, &(), &sink).await?;
+        let events = sink.collect().await;
+        let prepared = store::prepare::<A>(aggregate_id, loaded.version, loaded.last_hash, &events, &ctx.metadata(), Utc::now())?;
+        let appended = store::append(&mut tx, A::TYPE, &prepared).await?;
+        reservations::apply(&mut tx, &prepared).await?;
+        let response = respond(appended.last().map(|a| a.global_position));
+        if let Some(key) = &ctx.idempotency {
+            idempotency::record(&mut tx, key, &response).await?;
+        }
+        if !appended.is_empty() {
+            store::notify_relay(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Outcome::Executed { response, events: appended })
+    }
+}

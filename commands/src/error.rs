@@ -1,0 +1,42 @@
+//! The command side's one error type.
+
+use bw_domain::DomainError;
+
+/// Why a command was not executed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The domain refused the command.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Another command changed the aggregate between load and append (optimistic concurrency).
+    #[error("the {aggregate_type} was changed concurrently; reload and retry")]
+    Conflict {
+        /// The aggregate type that conflicted.
+        aggregate_type: &'static str,
+    },
+    /// The username is taken (case-insensitively) by another agent.
+    #[error("username `{0}` is taken")]
+    UsernameTaken(String),
+    /// The same `Idempotency-Key` was used before with a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+    /// A request with this `Idempotency-Key` is being executed right now.
+    #[error("a request with this Idempotency-Key is in progress; retry shortly")]
+    IdempotencyInProgress,
+    /// Stored data could not be read back (a bug or a missing upcaster).
+    #[error("stored event unreadable: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The constraint a unique violation hit, if it was one.
+pub(crate) fn unique_violation(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            Some(db.constraint().unwrap_or_default().to_owned())
+        }
+        _ => None,
+    }
+}

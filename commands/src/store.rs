@@ -1,0 +1,196 @@
+//! The event store: load an aggregate from its stream, append new events in one statement.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::{Aggregate, DomainEvent};
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::{
+    CommandError,
+    canonical::{EventForHash, GENESIS, chain_hash, to_micros},
+    error::unique_violation,
+};
+
+/// At most this many events per commit: the index of an event in its commit fills the low 20 bits
+/// of its global position.
+pub const MAX_EVENTS_PER_COMMIT: usize = (1 << 20) - 1;
+
+/// An aggregate rebuilt from its stream, with what the next append needs.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    /// The aggregate's current state.
+    pub aggregate: A,
+    /// The sequence of its last event (0 when it has none).
+    pub version: i64,
+    /// The hash of its last event ([`GENESIS`] when it has none).
+    pub last_hash: [u8; 32],
+}
+
+/// One event ready to be inserted.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: [u8; 32],
+}
+
+/// An event as appended: its id and the global position PostgreSQL gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub event_id: Uuid,
+    pub global_position: i64,
+}
+
+/// Loads `A` with id `aggregate_id` by applying its events in sequence order.
+pub async fn load<A: Aggregate>(conn: &mut PgConnection, aggregate_id: &str) -> Result<Loaded<A>, CommandError> {
+    // language=PostgreSQL
+    let rows = sqlx::query(
+        "SELECT sequence, event_type, payload, hash FROM events
+         WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+    )
+    .bind(A::TYPE)
+    .bind(aggregate_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut loaded = Loaded { aggregate: A::default(), version: 0, last_hash: GENESIS };
+    for row in rows {
+        let payload: Value = row.try_get("payload")?;
+        let event: A::Event = serde_json::from_value(payload).map_err(|e| {
+            let event_type: String = row.try_get("event_type").unwrap_or_default();
+            CommandError::Corrupt(format!("{} {aggregate_id} {event_type}: {e}", A::TYPE))
+        })?;
+        loaded.aggregate.apply(event);
+        loaded.version = row.try_get("sequence")?;
+        let hash: Vec<u8> = row.try_get("hash")?;
+        loaded.last_hash = hash.try_into().map_err(|_| CommandError::Corrupt("hash is not 32 bytes".into()))?;
+    }
+    Ok(loaded)
+}
+
+/// Prepares `events` of aggregate `A` for insertion after `version`, chaining their hashes from
+/// `last_hash`. Ids are UUID v7; times are truncated to microseconds (what PostgreSQL keeps).
+pub fn prepare<A: Aggregate>(
+    aggregate_id: &str,
+    version: i64,
+    last_hash: [u8; 32],
+    events: &[A::Event],
+    metadata: &Value,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewEvent>, CommandError> {
+    let recorded_at = to_micros(now);
+    let mut previous = last_hash;
+    let mut prepared = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let payload = serde_json::to_value(event).map_err(|e| CommandError::Corrupt(e.to_string()))?;
+        let new = NewEvent {
+            event_id: Uuid::now_v7(),
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            sequence: version + 1 + i64::try_from(i).unwrap_or(i64::MAX - version - 1),
+            event_type: event.event_type(),
+            event_version: event.event_version(),
+            payload,
+            metadata: metadata.clone(),
+            recorded_at,
+            hash: [0; 32],
+        };
+        let hash = chain_hash(&previous, &for_hash(&new));
+        previous = hash;
+        prepared.push(NewEvent { hash, ..new });
+    }
+    Ok(prepared)
+}
+
+/// The hashed view of a prepared event.
+pub fn for_hash(e: &NewEvent) -> EventForHash<'_> {
+    EventForHash {
+        event_id: e.event_id,
+        aggregate_type: &e.aggregate_type,
+        aggregate_id: &e.aggregate_id,
+        sequence: e.sequence,
+        event_type: &e.event_type,
+        event_version: &e.event_version,
+        recorded_at: e.recorded_at,
+        payload: &e.payload,
+        metadata: &e.metadata,
+    }
+}
+
+/// Inserts `events` with one statement, inside the caller's transaction, and returns their global
+/// positions in the order given.
+///
+/// This must be the transaction's first write: the global position is built from the transaction
+/// id, which PostgreSQL assigns at the first write, and the commit-safe order relies on a transaction
+/// that loaded an aggregate after another committed having a larger id (ADR 0002). A duplicate
+/// `(aggregate_type, aggregate_id, sequence)` — another command appended first — is
+/// [`CommandError::Conflict`].
+pub async fn append(conn: &mut PgConnection, aggregate_type: &'static str, events: &[NewEvent]) -> Result<Vec<Appended>, CommandError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    if events.len() > MAX_EVENTS_PER_COMMIT {
+        return Err(CommandError::Corrupt(format!("{} events in one commit; at most {MAX_EVENTS_PER_COMMIT}", events.len())));
+    }
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
+    let agg_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    let event_types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
+    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+    let metadata: Vec<&Value> = events.iter().map(|e| &e.metadata).collect();
+    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at).collect();
+    let hashes: Vec<&[u8]> = events.iter().map(|e| e.hash.as_slice()).collect();
+    // language=PostgreSQL
+    let result = sqlx::query(
+        "INSERT INTO events (global_position, txid, event_id, aggregate_type, aggregate_id, sequence,
+                             event_type, event_version, payload, metadata, recorded_at, hash)
+         SELECT (pg_current_xact_id()::text::bigint << 20) | u.ord, pg_current_xact_id(),
+                u.event_id, u.aggregate_type, u.aggregate_id, u.sequence, u.event_type,
+                u.event_version, u.payload, u.metadata, u.recorded_at, u.hash
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
+                     $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::bytea[])
+              WITH ORDINALITY AS u(event_id, aggregate_type, aggregate_id, sequence, event_type,
+                                   event_version, payload, metadata, recorded_at, hash, ord)
+         RETURNING event_id, global_position",
+    )
+    .bind(&ids)
+    .bind(&types)
+    .bind(&agg_ids)
+    .bind(&sequences)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .bind(&times)
+    .bind(&hashes)
+    .fetch_all(&mut *conn)
+    .await;
+    let rows = match result {
+        Ok(rows) => rows,
+        Err(e) if unique_violation(&e).as_deref() == Some("events_stream_sequence") => {
+            return Err(CommandError::Conflict { aggregate_type });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut appended: Vec<Appended> = rows
+        .iter()
+        .map(|row| Ok(Appended { event_id: row.try_get("event_id")?, global_position: row.try_get("global_position")? }))
+        .collect::<Result<_, sqlx::Error>>()?;
+    appended.sort_by_key(|a| ids.iter().position(|id| *id == a.event_id));
+    Ok(appended)
+}
+
+/// Wakes the relay when the transaction commits (NOTIFY is delivered at commit, never before).
+pub async fn notify_relay(conn: &mut PgConnection) -> Result<(), CommandError> {
+    sqlx::query("SELECT pg_notify('bw_events', '')").execute(&mut *conn).await?;
+    Ok(())
+}
