@@ -9,6 +9,15 @@
 //! | `db_pool_connections` | gauge | `state` = `idle` \| `in_use` |
 //! | `db_pool_max_connections` | gauge | |
 //! | `bw_ready` | gauge, 1 ok / 0 failing, set by each `/readyz` | `check` |
+//! | `bw_relay_published_total` | counter: events JetStream acknowledged | |
+//! | `bw_relay_lag_events` | gauge: events in the log not yet published (capped at 100,000) | |
+//! | `bw_relay_lag_seconds` | gauge: age of the oldest unpublished event | |
+//! | `bw_relay_leader` | gauge, 1 while this process is the active relay | |
+//! | `bw_projection_checkpoint` | gauge: global position of the last applied event | `projection` |
+//! | `bw_projection_applied_total` | counter: events applied | `projection` |
+//! | `bw_projection_failures_total` | counter: batches that failed | `projection` |
+//! | `bw_projection_apply_seconds` | histogram: time to apply and commit one batch | `projection` |
+//! | `bw_projection_state` | gauge, 1 for the current state | `projection`, `state` |
 //! | `process_*` | resident/virtual memory, CPU seconds, open/max fds, start time | |
 
 use std::{fs, sync::Arc};
@@ -52,6 +61,49 @@ pub struct CheckLabels {
     pub check: String,
 }
 
+/// Labels of the per-projection metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectionLabels {
+    pub projection: String,
+}
+
+/// Labels of `bw_projection_state`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectionStateLabels {
+    pub projection: String,
+    pub state: String,
+}
+
+/// The relay's metrics.
+#[derive(Debug, Clone, Default)]
+pub struct RelayMetrics {
+    pub published: Counter,
+    pub lag_events: Gauge,
+    pub lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub leader: Gauge,
+}
+
+/// The projectors' metrics.
+#[derive(Debug, Clone)]
+pub struct ProjectionMetrics {
+    pub checkpoint: Family<ProjectionLabels, Gauge>,
+    pub applied: Family<ProjectionLabels, Counter>,
+    pub failures: Family<ProjectionLabels, Counter>,
+    pub apply_seconds: Family<ProjectionLabels, Histogram>,
+    pub state: Family<ProjectionStateLabels, Gauge>,
+}
+
+impl ProjectionMetrics {
+    /// Marks `projection` as being in `state` (and in no other).
+    pub fn set_state(&self, projection: &str, state: &str) {
+        for s in ["running", "failed", "rebuilding"] {
+            self.state
+                .get_or_create(&ProjectionStateLabels { projection: projection.to_owned(), state: s.to_owned() })
+                .set(i64::from(s == state));
+        }
+    }
+}
+
 /// The HTTP server's metrics.
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
@@ -69,6 +121,10 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// Readiness of each dependency, updated on every `/readyz`.
     pub ready: Family<CheckLabels, Gauge>,
+    /// The relay's metrics (zero in processes that do not relay).
+    pub relay: RelayMetrics,
+    /// The projectors' metrics (empty in processes that do not project).
+    pub projections: ProjectionMetrics,
 }
 
 impl Metrics {
@@ -110,15 +166,30 @@ impl Metrics {
             "1 when the named dependency passed its last readiness check, else 0",
             ready.clone(),
         );
+        let relay = RelayMetrics::default();
+        registry.register("bw_relay_published", "Events JetStream acknowledged from the relay", relay.published.clone());
+        registry.register("bw_relay_lag_events", "Events in the log not yet published (capped at 100000)", relay.lag_events.clone());
+        registry.register("bw_relay_lag_seconds", "Age of the oldest unpublished event", relay.lag_seconds.clone());
+        registry.register("bw_relay_leader", "1 while this process is the active relay", relay.leader.clone());
+        let projections = ProjectionMetrics {
+            checkpoint: Family::default(),
+            applied: Family::default(),
+            failures: Family::default(),
+            apply_seconds: Family::new_with_constructor(|| {
+                Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0].into_iter())
+            }),
+            state: Family::default(),
+        };
+        registry.register("bw_projection_checkpoint", "Global position of the last applied event", projections.checkpoint.clone());
+        registry.register("bw_projection_applied", "Events applied to the read model", projections.applied.clone());
+        registry.register("bw_projection_failures", "Batches a projection could not apply", projections.failures.clone());
+        registry.register("bw_projection_apply_seconds", "Time to apply and commit one batch", projections.apply_seconds.clone());
+        registry.register("bw_projection_state", "1 for the projection's current state", projections.state.clone());
         if let Some(pool) = pool {
             registry.register_collector(Box::new(PoolCollector { pool }));
         }
         registry.register_collector(Box::new(ProcessCollector));
-        Arc::new(Self {
-            registry,
-            http,
-            ready,
-        })
+        Arc::new(Self { registry, http, ready, relay, projections })
     }
 
     /// Renders every metric in the Prometheus text format.

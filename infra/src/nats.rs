@@ -132,3 +132,41 @@ mod tests {
         assert_eq!(events.max_age, Duration::from_secs(30 * 24 * 3600));
     }
 }
+
+/// Where the event log is published: the stream and its subject prefix. Production uses the
+/// shipped `BW_EVENTS` on `bw.events`; tests give each run a stream and prefix of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsStream {
+    /// The JetStream stream name.
+    pub name: String,
+    /// Subjects are `<prefix>.<AggregateType>.<EventType>`.
+    pub subject_prefix: String,
+}
+
+impl Default for EventsStream {
+    fn default() -> Self {
+        Self { name: "BW_EVENTS".to_owned(), subject_prefix: "bw.events".to_owned() }
+    }
+}
+
+impl EventsStream {
+    /// The subject of one event.
+    pub fn subject(&self, aggregate_type: &str, event_type: &str) -> String {
+        format!("{}.{aggregate_type}.{event_type}", self.subject_prefix)
+    }
+
+    /// Creates or updates this stream from the shipped `BW_EVENTS` definition (limits, storage,
+    /// duplicate window), with this stream's name and subjects.
+    pub async fn apply(&self, js: &jetstream::Context, replicas: Option<usize>) -> Result<stream::Info, InfraError> {
+        let mut config = stream_definitions()?
+            .into_iter()
+            .find(|d| d.name == "BW_EVENTS")
+            .ok_or_else(|| InfraError::JetStream("nats/streams/BW_EVENTS.json is missing".into()))?;
+        config.name = self.name.clone();
+        config.subjects = vec![format!("{}.>", self.subject_prefix)];
+        if let Some(replicas) = replicas {
+            config.num_replicas = replicas;
+        }
+        apply_stream(js, config).await
+    }
+}

@@ -1,11 +1,23 @@
 //! The read side: the projector runtime and the read models.
 //!
 //! Each projector is a durable JetStream pull consumer whose read-model change and checkpoint (the
-//! global position of the last applied event) commit in one PostgreSQL transaction, so redelivered
-//! events at or below the checkpoint are skipped; rebuilds replay the PostgreSQL log into a shadow
-//! table and swap it in. Projectors are deterministic: times and ids come from the events.
+//! global position of the last applied event) commit in one PostgreSQL transaction; messages are
+//! acknowledged only after that commit, and a delivery at or below the checkpoint is skipped, so
+//! redeliveries after any crash apply nothing twice. Projections are deterministic: times and ids
+//! come from the events, never from the clock.
 //!
-//! The runtime and the first read models arrive with the event pipeline (issue #3); until then the
-//! crate only fixes its place in the dependency graph.
+//! # Layout
+//!
+//! - [`runtime`]: [`runtime::Projection`] (what a read model implements) and [`runtime::Projector`]
+//!   (consume, apply, checkpoint, fail loudly; `process_pending` for tests, `run` for the role).
+//! - [`models`]: the read models — [`models::agents::AgentDirectory`],
+//!   [`models::problems::ProblemFeed`] — and their queries.
+//! - [`status`]: projection states and the readiness check that names a failed projection.
+//! - [`error`]: [`ProjectionError`], this crate's one error type.
 
-pub use bw_domain as domain;
+pub mod error;
+pub mod models;
+pub mod runtime;
+pub mod status;
+
+pub use error::ProjectionError;

@@ -1,0 +1,267 @@
+//! The relay: publishes the event log to JetStream in commit-safe global order.
+//!
+//! One relay is active at a time (PostgreSQL advisory lock, [`crate::leader`]); others wait and take
+//! over when the leader's connection drops. Each pass ([`Relay::publish_pending`]):
+//!
+//! 1. reads up to `batch_size` events after the checkpoint whose writing transaction is older than
+//!    every transaction still running (`txid < pg_snapshot_xmin(pg_current_snapshot())`), in global
+//!    position order — an event whose transaction commits late is never overtaken, because the
+//!    positions it will add are all larger than anything that passes this filter (ADR 0002);
+//! 2. publishes them pipelined (all sends first, then all acks) with `Nats-Msg-Id` = event id;
+//! 3. only after every ack, advances the checkpoint to the last position.
+//!
+//! A crash between 2 and 3 re-publishes the batch on restart; JetStream drops the duplicates (same
+//! message id within the stream's duplicate window) and projectors skip anything at or below their
+//! own checkpoint. Between passes the relay sleeps until a `NOTIFY bw_events` (sent by every command
+//! transaction at commit) or the polling interval, whichever comes first.
+
+use std::{future::Future, time::Duration};
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row, postgres::{PgConnectOptions, PgListener}};
+
+use crate::{
+    InfraError,
+    envelope::EventEnvelope,
+    leader::{Leadership, lock_key},
+    metrics::RelayMetrics,
+    nats::EventsStream,
+};
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Where to publish.
+    pub stream: EventsStream,
+    /// Events per pass.
+    pub batch_size: i64,
+    /// Longest wait between passes when no notification arrives.
+    pub poll_interval: Duration,
+    /// How often a standby tries to become leader.
+    pub standby_interval: Duration,
+    /// The checkpoint row and leader lock name (one relay per stream).
+    pub name: String,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            stream: EventsStream::default(),
+            batch_size: 1_000,
+            poll_interval: Duration::from_millis(500),
+            standby_interval: Duration::from_secs(1),
+            name: "relay".to_owned(),
+        }
+    }
+}
+
+/// Publishes the log; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pool: PgPool,
+    pg_options: PgConnectOptions,
+    js: jetstream::Context,
+    config: RelayConfig,
+    metrics: RelayMetrics,
+}
+
+impl Relay {
+    /// A relay over the log in `pool`, publishing through `js`.
+    pub fn new(pool: PgPool, pg_options: PgConnectOptions, js: jetstream::Context, config: RelayConfig, metrics: RelayMetrics) -> Self {
+        Self { pool, pg_options, js, config, metrics }
+    }
+
+    /// The last position JetStream acknowledged.
+    pub async fn checkpoint(&self) -> Result<i64, InfraError> {
+        let position: Option<i64> = sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
+            .bind(&self.config.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(position.unwrap_or(0))
+    }
+
+    /// The next events to publish: after the checkpoint, below the visibility horizon, in order.
+    pub async fn read_batch(&self) -> Result<Vec<EventEnvelope>, InfraError> {
+        let after = self.checkpoint().await?;
+        // language=PostgreSQL
+        let rows = sqlx::query(
+            "SELECT global_position, event_id, aggregate_type, aggregate_id, sequence, event_type,
+                    event_version, payload, metadata, recorded_at
+             FROM events
+             WHERE global_position > $1 AND txid < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY global_position
+             LIMIT $2",
+        )
+        .bind(after)
+        .bind(self.config.batch_size)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventEnvelope {
+                    event_id: r.try_get("event_id")?,
+                    global_position: r.try_get("global_position")?,
+                    aggregate_type: r.try_get("aggregate_type")?,
+                    aggregate_id: r.try_get("aggregate_id")?,
+                    sequence: r.try_get("sequence")?,
+                    event_type: r.try_get("event_type")?,
+                    event_version: r.try_get("event_version")?,
+                    recorded_at: r.try_get("recorded_at")?,
+                    payload: r.try_get("payload")?,
+                    metadata: r.try_get("metadata")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(InfraError::from)
+    }
+
+    /// Publishes `batch` pipelined and waits for every ack; returns how many JetStream reported as
+    /// duplicates (already stored from an earlier, interrupted pass).
+    pub async fn publish(&self, batch: &[EventEnvelope]) -> Result<usize, InfraError> {
+        let mut pending = Vec::with_capacity(batch.len());
+        for event in batch {
+            let subject = self.config.stream.subject(&event.aggregate_type, &event.event_type);
+            let body = Bytes::from(serde_json::to_vec(&event.payload).map_err(|e| InfraError::JetStream(e.to_string()))?);
+            let ack = self
+                .js
+                .publish_with_headers(subject, event.headers(), body)
+                .await
+                .map_err(|e| InfraError::JetStream(format!("publish position {}: {e}", event.global_position)))?;
+            pending.push((event.global_position, ack));
+        }
+        let mut duplicates = 0;
+        for (position, ack) in pending {
+            let ack = ack.await.map_err(|e| InfraError::JetStream(format!("ack for position {position}: {e}")))?;
+            duplicates += usize::from(ack.duplicate);
+        }
+        Ok(duplicates)
+    }
+
+    /// Records that everything up to `position` is acknowledged (never moves backwards).
+    pub async fn advance_checkpoint(&self, position: i64) -> Result<(), InfraError> {
+        // language=PostgreSQL
+        sqlx::query(
+            "INSERT INTO relay_checkpoints (name, position) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET position = GREATEST(relay_checkpoints.position, EXCLUDED.position),
+                                             updated_at = now()",
+        )
+        .bind(&self.config.name)
+        .bind(position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One pass: read, publish, checkpoint. Returns the number of events published.
+    pub async fn publish_pending(&self) -> Result<usize, InfraError> {
+        let batch = self.read_batch().await?;
+        let Some(last) = batch.last() else { return Ok(0) };
+        self.publish(&batch).await?;
+        self.advance_checkpoint(last.global_position).await?;
+        self.metrics.published.inc_by(batch.len() as u64);
+        Ok(batch.len())
+    }
+
+    /// Publishes until nothing visible is left; returns the total (tests drain with this).
+    pub async fn drain(&self) -> Result<usize, InfraError> {
+        let mut total = 0;
+        loop {
+            match self.publish_pending().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Updates the lag gauges from the log.
+    pub async fn measure_lag(&self) -> Result<(), InfraError> {
+        let after = self.checkpoint().await?;
+        // language=PostgreSQL
+        let row = sqlx::query(
+            "SELECT count(*) AS n, min(recorded_at) AS oldest
+             FROM (SELECT recorded_at FROM events WHERE global_position > $1 LIMIT 100000) pending",
+        )
+        .bind(after)
+        .fetch_one(&self.pool)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        let oldest: Option<DateTime<Utc>> = row.try_get("oldest")?;
+        self.metrics.lag_events.set(n);
+        let seconds = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        self.metrics.lag_seconds.set(seconds);
+        Ok(())
+    }
+
+    /// Runs until `stop` completes: waits for leadership, then publishes as events arrive. Loses
+    /// leadership (and goes back to waiting) when its lock connection breaks.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<(), InfraError> {
+        tokio::pin!(stop);
+        let key = lock_key(&format!("relay:{}", self.config.name));
+        loop {
+            let Some(mut leadership) =
+                Leadership::acquire(&self.pg_options, key, self.config.standby_interval, &mut stop).await
+            else {
+                return Ok(());
+            };
+            tracing::info!(stream = %self.config.stream.name, "relay: leading");
+            self.metrics.leader.set(1);
+            let result = self.lead(&mut leadership, &mut stop).await;
+            self.metrics.leader.set(0);
+            match result {
+                Ok(true) => {
+                    leadership.release().await;
+                    return Ok(());
+                }
+                Ok(false) => tracing::warn!("relay: lost leadership (lock connection broke); standing by"),
+                Err(e) => {
+                    tracing::error!(error = %e, "relay: failed; standing by");
+                    leadership.release().await;
+                }
+            }
+        }
+    }
+
+    /// Publishes while leading; `Ok(true)` when stopped, `Ok(false)` when leadership was lost.
+    async fn lead(&self, leadership: &mut Leadership, stop: &mut (impl Future<Output = ()> + Unpin)) -> Result<bool, InfraError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen("bw_events").await?;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if !leadership.still_leading().await {
+                return Ok(false);
+            }
+            let published = match self.publish_pending().await {
+                Ok(n) => {
+                    backoff = Duration::from_millis(100);
+                    n
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "relay: pass failed");
+                    tokio::select! {
+                        () = &mut *stop => return Ok(true),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Err(e) = self.measure_lag().await {
+                tracing::debug!(error = %e, "relay: cannot measure lag");
+            }
+            if published as i64 >= self.config.batch_size {
+                continue;
+            }
+            tokio::select! {
+                () = &mut *stop => return Ok(true),
+                notification = listener.recv() => {
+                    if let Err(e) = notification {
+                        tracing::debug!(error = %e, "relay: LISTEN connection interrupted; it reconnects");
+                    }
+                }
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The read side's one error type.
+
+/// Why a projection could not make progress or a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The event could not be applied (unknown shape, violated expectation). Stops the projection.
+    #[error("cannot apply event at position {position} ({event_type}): {reason}")]
+    Apply {
+        /// Global position of the event.
+        position: i64,
+        /// Its type.
+        event_type: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The projection is stopped in state `failed` until an operator acts.
+    #[error("projection {0} is failed; see projection_checkpoints and `betterworld projections skip`")]
+    Failed(String),
+    /// A JetStream operation failed.
+    #[error("jetstream: {0}")]
+    JetStream(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}

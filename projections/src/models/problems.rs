@@ -1,0 +1,223 @@
+//! The problem feed: every problem with its guardrail status; the public feed lists approved ones.
+
+use bw_domain::problem::ProblemEvent;
+use bw_infra::envelope::EventEnvelope;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool, QueryBuilder};
+use uuid::Uuid;
+
+use super::decode;
+use crate::{ProjectionError, runtime::Projection};
+
+/// The projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProblemFeed;
+
+/// Its name (checkpoint row, consumer, metrics).
+pub const NAME: &str = "problem_feed";
+
+fn json_strings<T: Serialize>(items: &[T]) -> serde_json::Value {
+    serde_json::to_value(items).unwrap_or_else(|_| serde_json::Value::Array(Vec::new()))
+}
+
+impl Projection for ProblemFeed {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn subjects(&self) -> &'static str {
+        "Problem.>"
+    }
+
+    fn apply<'a>(&'a self, conn: &'a mut PgConnection, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            match decode::<ProblemEvent>(event)? {
+                ProblemEvent::ProblemReported { problem_id, reported_by, details, status, guardrail_status, reported_at } => {
+                    sqlx::query(
+                        "INSERT INTO rm_problems (problem_id, reported_by, title, description, domain, severity,
+                             affected_population_estimate, geographic_scope, location_name, latitude, longitude,
+                             existing_solutions, data_sources, evidence_links, status, guardrail_status,
+                             reported_at, updated_at, position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18)",
+                    )
+                    .bind(problem_id)
+                    .bind(reported_by)
+                    .bind(details.title.as_str())
+                    .bind(details.description.as_str())
+                    .bind(details.domain.as_str())
+                    .bind(details.severity.as_str())
+                    .bind(details.affected_population_estimate.as_ref().map(|p| p.as_str()))
+                    .bind(details.geographic_scope.map(|g| g.as_str()))
+                    .bind(details.location_name.as_ref().map(|l| l.as_str()))
+                    .bind(details.location.map(|p| p.latitude))
+                    .bind(details.location.map(|p| p.longitude))
+                    .bind(json_strings(&details.existing_solutions))
+                    .bind(json_strings(&details.data_sources))
+                    .bind(json_strings(&details.evidence_links))
+                    .bind(status.as_str())
+                    .bind(guardrail_status.as_str())
+                    .bind(reported_at)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                ProblemEvent::ProblemEdited { problem_id, changes, guardrail_status, edited_at, .. } => {
+                    let updated = sqlx::query(
+                        "UPDATE rm_problems SET
+                             title = COALESCE($2, title), description = COALESCE($3, description),
+                             severity = COALESCE($4, severity),
+                             affected_population_estimate = COALESCE($5, affected_population_estimate),
+                             geographic_scope = COALESCE($6, geographic_scope),
+                             location_name = COALESCE($7, location_name),
+                             latitude = COALESCE($8, latitude), longitude = COALESCE($9, longitude),
+                             existing_solutions = COALESCE($10, existing_solutions),
+                             data_sources = COALESCE($11, data_sources),
+                             evidence_links = COALESCE($12, evidence_links),
+                             guardrail_status = $13, edit_count = edit_count + 1, updated_at = $14, position = $15
+                         WHERE problem_id = $1",
+                    )
+                    .bind(problem_id)
+                    .bind(changes.title.as_ref().map(|t| t.as_str()))
+                    .bind(changes.description.as_ref().map(|d| d.as_str()))
+                    .bind(changes.severity.map(|s| s.as_str()))
+                    .bind(changes.affected_population_estimate.as_ref().map(|p| p.as_str()))
+                    .bind(changes.geographic_scope.map(|g| g.as_str()))
+                    .bind(changes.location_name.as_ref().map(|l| l.as_str()))
+                    .bind(changes.location.map(|p| p.latitude))
+                    .bind(changes.location.map(|p| p.longitude))
+                    .bind(changes.existing_solutions.as_ref().map(|v| json_strings(v)))
+                    .bind(changes.data_sources.as_ref().map(|v| json_strings(v)))
+                    .bind(changes.evidence_links.as_ref().map(|v| json_strings(v)))
+                    .bind(guardrail_status.as_str())
+                    .bind(edited_at)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    if updated.rows_affected() != 1 {
+                        return Err(super::apply_error(event, format!("problem {problem_id} is not in the feed")));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A problem as stored in the feed.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemView {
+    pub problem_id: Uuid,
+    pub reported_by: Uuid,
+    pub title: String,
+    pub description: String,
+    pub domain: String,
+    pub severity: String,
+    pub affected_population_estimate: Option<String>,
+    pub geographic_scope: Option<String>,
+    pub location_name: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub existing_solutions: serde_json::Value,
+    pub data_sources: serde_json::Value,
+    pub evidence_links: serde_json::Value,
+    pub status: String,
+    pub guardrail_status: String,
+    pub edit_count: i32,
+    pub reported_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "problem_id, reported_by, title, description, domain, severity, affected_population_estimate,
+    geographic_scope, location_name, latitude, longitude, existing_solutions, data_sources, evidence_links,
+    status, guardrail_status, edit_count, reported_at, updated_at";
+
+/// One problem by id, whatever its guardrail status (visibility is the caller's rule).
+pub async fn get(pool: &PgPool, problem_id: Uuid) -> Result<Option<ProblemView>, ProjectionError> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM rm_problems WHERE problem_id = $1"))
+        .bind(problem_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Where a page starts: after this problem in (reported_at, id) descending order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub reported_at: DateTime<Utc>,
+    pub problem_id: Uuid,
+}
+
+impl Cursor {
+    /// The opaque text form.
+    pub fn encode(&self) -> String {
+        format!("{:x}.{}", self.reported_at.timestamp_micros(), self.problem_id.simple())
+    }
+
+    /// Parses the opaque text form.
+    pub fn decode(raw: &str) -> Option<Self> {
+        let (micros, id) = raw.split_once('.')?;
+        Some(Self {
+            reported_at: DateTime::from_timestamp_micros(i64::from_str_radix(micros, 16).ok()?)?,
+            problem_id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
+/// Filters of the feed.
+#[derive(Debug, Clone, Default)]
+pub struct FeedFilter {
+    pub domain: Option<String>,
+    pub severity: Option<String>,
+    pub status: Option<String>,
+    /// `Some(agent)`: that agent's problems in every guardrail status; `None`: approved ones only.
+    pub owner: Option<Uuid>,
+}
+
+/// One page of the feed, newest first, and the cursor of the next page.
+pub async fn list(pool: &PgPool, filter: &FeedFilter, after: Option<Cursor>, limit: i64) -> Result<(Vec<ProblemView>, Option<Cursor>), ProjectionError> {
+    let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM rm_problems WHERE "));
+    match filter.owner {
+        Some(owner) => q.push("reported_by = ").push_bind(owner),
+        None => q.push("guardrail_status = 'approved'"),
+    };
+    if let Some(domain) = &filter.domain {
+        q.push(" AND domain = ").push_bind(domain.clone());
+    }
+    if let Some(severity) = &filter.severity {
+        q.push(" AND severity = ").push_bind(severity.clone());
+    }
+    if let Some(status) = &filter.status {
+        q.push(" AND status = ").push_bind(status.clone());
+    }
+    if let Some(cursor) = after {
+        q.push(" AND (reported_at, problem_id) < (").push_bind(cursor.reported_at).push(", ").push_bind(cursor.problem_id).push(")");
+    }
+    q.push(" ORDER BY reported_at DESC, problem_id DESC LIMIT ").push_bind(limit + 1);
+    let mut rows: Vec<ProblemView> = q.build_query_as().fetch_all(pool).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last().map(|p| Cursor { reported_at: p.reported_at, problem_id: p.problem_id })
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = Cursor { reported_at: DateTime::from_timestamp(1_700_000_000, 5_000).expect("valid"), problem_id: Uuid::now_v7() };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(Cursor::decode("nonsense"), None);
+        assert_eq!(Cursor::decode("zz.123"), None);
+    }
+}
