@@ -16,6 +16,11 @@ use crate::{
 /// of its global position.
 pub const MAX_EVENTS_PER_COMMIT: usize = (1 << 20) - 1;
 
+/// The advisory lock every event-writing transaction holds (shared) from before its first write
+/// until it ends, so the relay can tell which in-progress transactions may still add events (ADR
+/// 0002). `pg_locks` shows it as classid 0x6277_6576 ("bwev"), objid 1.
+pub const EVENT_WRITER_LOCK: i64 = 0x6277_6576_0000_0001;
+
 /// An aggregate rebuilt from its stream, with what the next append needs.
 #[derive(Debug)]
 pub struct Loaded<A> {
@@ -149,6 +154,9 @@ pub async fn append(conn: &mut PgConnection, aggregate_type: &'static str, event
     let metadata: Vec<&Value> = events.iter().map(|e| &e.metadata).collect();
     let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at).collect();
     let hashes: Vec<&[u8]> = events.iter().map(|e| e.hash.as_slice()).collect();
+    // Before the first write (which assigns the transaction id): mark this transaction as an event
+    // writer for the relay's visibility horizon. Advisory locks do not assign a transaction id.
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(EVENT_WRITER_LOCK).execute(&mut *conn).await?;
     // language=PostgreSQL
     let result = sqlx::query(
         "INSERT INTO events (global_position, txid, event_id, aggregate_type, aggregate_id, sequence,

@@ -123,6 +123,52 @@ impl EventEnvelope {
     }
 }
 
+/// The columns [`EventEnvelope::from_row`] reads.
+pub const COLUMNS: &str = "global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+                           event_version, payload, metadata, recorded_at";
+
+impl EventEnvelope {
+    /// Reads an envelope from a row of the `events` table (selected with [`COLUMNS`]).
+    pub fn from_row(r: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            event_id: r.try_get("event_id")?,
+            global_position: r.try_get("global_position")?,
+            aggregate_type: r.try_get("aggregate_type")?,
+            aggregate_id: r.try_get("aggregate_id")?,
+            sequence: r.try_get("sequence")?,
+            event_type: r.try_get("event_type")?,
+            event_version: r.try_get("event_version")?,
+            recorded_at: r.try_get("recorded_at")?,
+            payload: r.try_get("payload")?,
+            metadata: r.try_get("metadata")?,
+        })
+    }
+}
+
+/// The log's events with `after < global_position <= upto` of the given aggregate types (all types
+/// when empty), in global order. Only meaningful for ranges the relay has already published, whose
+/// contents are final.
+pub async fn read_range(
+    conn: &mut sqlx::PgConnection,
+    after: i64,
+    upto: i64,
+    aggregate_types: &[&str],
+) -> Result<Vec<EventEnvelope>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events
+         WHERE global_position > $1 AND global_position <= $2
+           AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))
+         ORDER BY global_position"
+    ))
+    .bind(after)
+    .bind(upto)
+    .bind(aggregate_types)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(EventEnvelope::from_row).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,9 @@
 //! over when the leader's connection drops. Each pass ([`Relay::publish_pending`]):
 //!
 //! 1. reads up to `batch_size` events after the checkpoint whose writing transaction is older than
-//!    every transaction still running (`txid < pg_snapshot_xmin(pg_current_snapshot())`), in global
-//!    position order — an event whose transaction commits late is never overtaken, because the
-//!    positions it will add are all larger than anything that passes this filter (ADR 0002);
+//!    every event-writing transaction still running ([`Relay::horizon`]), in global position order —
+//!    an event whose transaction commits late is never overtaken, because the positions it will add
+//!    are all larger than anything that passes this filter (ADR 0002);
 //! 2. publishes them pipelined (all sends first, then all acks) with `Nats-Msg-Id` = event id;
 //! 3. only after every ack, advances the checkpoint to the last position.
 //!
@@ -24,11 +24,32 @@ use sqlx::{PgPool, Row, postgres::{PgConnectOptions, PgListener}};
 
 use crate::{
     InfraError,
-    envelope::EventEnvelope,
+    envelope::{COLUMNS, EventEnvelope},
     leader::{Leadership, lock_key},
     metrics::RelayMetrics,
     nats::EventsStream,
 };
+
+/// The event-writer advisory lock (`bw_commands::store::EVENT_WRITER_LOCK` = 0x6277_6576_0000_0001)
+/// as `pg_locks` shows a bigint key: high half in `classid`, low half in `objid`.
+const WRITER_LOCK_CLASSID: u32 = 0x6277_6576;
+const WRITER_LOCK_OBJID: u32 = 1;
+
+/// Widens the 32-bit id of a running transaction to the 64-bit form (`xid8`), taking the epoch that
+/// puts it nearest to `reference` (a recent `xid8`): running transactions are always within 2^31 of
+/// any recent transaction id. Never negative.
+pub fn widen_xid(xid32: i64, reference: i64) -> i64 {
+    let base = reference & !0xFFFF_FFFF;
+    let candidate = base | (xid32 & 0xFFFF_FFFF);
+    let widened = if candidate - reference > (1 << 31) {
+        candidate - (1 << 32)
+    } else if reference - candidate > (1 << 31) {
+        candidate + (1 << 32)
+    } else {
+        candidate
+    };
+    widened.max(0)
+}
 
 /// How the relay runs.
 #[derive(Debug, Clone)]
@@ -82,39 +103,51 @@ impl Relay {
         Ok(position.unwrap_or(0))
     }
 
+    /// The visibility horizon: no transaction that may still add events has an id below it.
+    ///
+    /// Read *before* the events (a separate statement, so the events are read with a later
+    /// snapshot): the smaller of this statement's snapshot `xmax` (one past the latest completed
+    /// transaction) and the ids of the sessions of this database holding the event-writer lock. A
+    /// writer takes the lock before its first write and keeps it until it ends, so every writer whose
+    /// id is below `xmax` — the only ones that could add rows sorting before rows already visible —
+    /// is seen here. Transactions that write no events (read-model updates, other
+    /// databases of the cluster) do not hold the relay back.
+    pub async fn horizon(&self) -> Result<i64, InfraError> {
+        // language=PostgreSQL
+        let row = sqlx::query(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+                    ARRAY(SELECT a.backend_xid::text::bigint
+                          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                          WHERE l.locktype = 'advisory' AND l.granted
+                            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                            AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1
+                            AND a.backend_xid IS NOT NULL) AS writer_xids",
+        )
+        .bind(i64::from(WRITER_LOCK_CLASSID))
+        .bind(i64::from(WRITER_LOCK_OBJID))
+        .fetch_one(&self.pool)
+        .await?;
+        let xmax: i64 = row.try_get("xmax")?;
+        let writers: Vec<i64> = row.try_get("writer_xids")?;
+        Ok(writers.into_iter().map(|xid| widen_xid(xid, xmax)).fold(xmax, i64::min))
+    }
+
     /// The next events to publish: after the checkpoint, below the visibility horizon, in order.
     pub async fn read_batch(&self) -> Result<Vec<EventEnvelope>, InfraError> {
         let after = self.checkpoint().await?;
-        // language=PostgreSQL
-        let rows = sqlx::query(
-            "SELECT global_position, event_id, aggregate_type, aggregate_id, sequence, event_type,
-                    event_version, payload, metadata, recorded_at
-             FROM events
-             WHERE global_position > $1 AND txid < pg_snapshot_xmin(pg_current_snapshot())
+        let horizon = self.horizon().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE global_position > $1 AND txid < $3::text::xid8
              ORDER BY global_position
-             LIMIT $2",
-        )
+             LIMIT $2"
+        ))
         .bind(after)
         .bind(self.config.batch_size)
+        .bind(horizon.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventEnvelope {
-                    event_id: r.try_get("event_id")?,
-                    global_position: r.try_get("global_position")?,
-                    aggregate_type: r.try_get("aggregate_type")?,
-                    aggregate_id: r.try_get("aggregate_id")?,
-                    sequence: r.try_get("sequence")?,
-                    event_type: r.try_get("event_type")?,
-                    event_version: r.try_get("event_version")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                    payload: r.try_get("payload")?,
-                    metadata: r.try_get("metadata")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(InfraError::from)
+        rows.iter().map(EventEnvelope::from_row).collect::<Result<_, _>>().map_err(InfraError::from)
     }
 
     /// Publishes `batch` pipelined and waits for every ack; returns how many JetStream reported as
@@ -263,5 +296,23 @@ impl Relay {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::widen_xid;
+
+    #[test]
+    fn running_xids_widen_into_the_nearest_epoch() {
+        let epoch3 = 3_i64 << 32;
+        assert_eq!(widen_xid(500, epoch3 + 1_000), epoch3 + 500);
+        // A running transaction may be at or above the snapshot's xmax.
+        assert_eq!(widen_xid(1_872, 1_872), 1_872);
+        assert_eq!(widen_xid(1_900, epoch3 + 1_872), epoch3 + 1_900);
+        // Across an epoch boundary, both ways.
+        assert_eq!(widen_xid(0xFFFF_FF00, epoch3 + 10), (2_i64 << 32) + 0xFFFF_FF00);
+        assert_eq!(widen_xid(5, epoch3 + 0xFFFF_FFF0), (4_i64 << 32) + 5);
+        assert_eq!(widen_xid(0xFFFF_FF00, 10), 0, "never negative");
     }
 }

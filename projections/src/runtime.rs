@@ -20,8 +20,9 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The read model's schema version; a change calls for a rebuild.
     fn version(&self) -> i32;
-    /// Subjects below the stream prefix this projection needs (`Problem.>`, or `>` for all).
-    fn subjects(&self) -> &'static str;
+    /// The aggregate types whose events this projection needs; empty for all. The consumer's subject
+    /// filter follows from it (NATS 2.9 takes one filter per consumer, so several types mean `>`).
+    fn aggregate_types(&self) -> &'static [&'static str];
     /// Applies one event inside the batch's transaction. Must be deterministic (no clock, no
     /// randomness) and must return an error rather than ignore an event it cannot understand.
     fn apply<'a>(&'a self, conn: &'a mut PgConnection, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), ProjectionError>>;
@@ -82,7 +83,10 @@ impl Projector {
                 &durable,
                 pull::Config {
                     durable_name: Some(durable.clone()),
-                    filter_subject: format!("{}.{}", stream.subject_prefix, projection.subjects()),
+                    filter_subject: match projection.aggregate_types() {
+                        [one] => format!("{}.{one}.>", stream.subject_prefix),
+                        _ => format!("{}.>", stream.subject_prefix),
+                    },
                     ack_policy: AckPolicy::Explicit,
                     deliver_policy: DeliverPolicy::All,
                     ack_wait: config.ack_wait,
@@ -139,21 +143,33 @@ impl Projector {
     /// Fetches one batch (waiting up to `wait` for the first message, or not at all) and applies it
     /// in one transaction. Returns (messages fetched, events applied).
     pub async fn process_batch(&self, wait: Option<Duration>) -> Result<(usize, usize), ProjectionError> {
+        // A failed projection fetches nothing: its messages wait in the consumer until an operator
+        // acts, instead of being delivered to a projector that would refuse them.
+        if self.status().await?.1 == "failed" {
+            return Err(ProjectionError::Failed(self.name().to_owned()));
+        }
         let messages = self.fetch(wait).await?;
         if messages.is_empty() {
             return Ok((0, 0));
         }
         let applied = self.apply_batch(&messages).await?;
-        for message in &messages {
-            // Not acknowledging only causes a redelivery, which the checkpoint then skips.
+        self.ack(&messages).await;
+        Ok((messages.len(), applied))
+    }
+
+    /// Acknowledges messages after their batch committed. A failed ack only causes a redelivery,
+    /// which the checkpoint then skips.
+    pub async fn ack(&self, messages: &[jetstream::Message]) {
+        for message in messages {
             if let Err(e) = message.ack().await {
                 tracing::debug!(projection = self.name(), error = %e, "ack failed; the redelivery will be skipped");
             }
         }
-        Ok((messages.len(), applied))
     }
 
-    async fn fetch(&self, wait: Option<Duration>) -> Result<Vec<jetstream::Message>, ProjectionError> {
+    /// Fetches up to one batch: the first step of [`Projector::process_batch`], public so crash tests
+    /// can stop between the steps.
+    pub async fn fetch(&self, wait: Option<Duration>) -> Result<Vec<jetstream::Message>, ProjectionError> {
         let mut stream = match wait {
             None => self.consumer.fetch().max_messages(self.config.batch).messages().await,
             Some(wait) => self.consumer.batch().max_messages(self.config.batch).expires(wait).messages().await,
@@ -166,8 +182,9 @@ impl Projector {
         Ok(messages)
     }
 
-    /// Applies the messages not yet applied and moves the checkpoint, in one transaction.
-    async fn apply_batch(&self, messages: &[jetstream::Message]) -> Result<usize, ProjectionError> {
+    /// Applies the messages not yet applied and moves the checkpoint, in one transaction: the second
+    /// step of [`Projector::process_batch`].
+    pub async fn apply_batch(&self, messages: &[jetstream::Message]) -> Result<usize, ProjectionError> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT position, state FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
@@ -179,25 +196,26 @@ impl Projector {
         if state == "failed" {
             return Err(ProjectionError::Failed(self.name().to_owned()));
         }
+        let events = match self.in_log_order(&mut tx, messages, checkpoint).await {
+            Ok(events) => events,
+            Err(error) => {
+                tx.rollback().await?;
+                self.fail(&error, None).await?;
+                Self::hand_back(messages).await;
+                return Err(error);
+            }
+        };
         let mut last = checkpoint;
         let mut applied = 0;
-        for message in messages {
-            let result = match EventEnvelope::from_message(message.headers.as_ref(), &message.payload) {
-                Ok(event) if event.global_position <= last => continue,
-                Ok(event) => self.projection.apply(&mut tx, &event).await.map(|()| event.global_position).map_err(|e| (e, Some(event))),
-                Err(e) => Err((ProjectionError::Apply { position: -1, event_type: "?".into(), reason: e.to_string() }, None)),
-            };
-            match result {
-                Ok(position) => {
-                    last = position;
-                    applied += 1;
-                }
-                Err((error, event)) => {
-                    tx.rollback().await?;
-                    self.fail(&error, event.as_ref()).await?;
-                    return Err(error);
-                }
+        for event in &events {
+            if let Err(error) = self.projection.apply(&mut tx, event).await {
+                tx.rollback().await?;
+                self.fail(&error, Some(event)).await?;
+                Self::hand_back(messages).await;
+                return Err(error);
             }
+            last = event.global_position;
+            applied += 1;
         }
         if last > checkpoint {
             sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1")
@@ -212,6 +230,51 @@ impl Projector {
         self.metrics.applied.get_or_create(&labels).inc_by(applied as u64);
         self.metrics.apply_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         Ok(applied)
+    }
+
+    /// The events to apply for this batch, in log order: the delivered events above the checkpoint —
+    /// unless JetStream delivered out of order or left a gap (a redelivery after a crash may arrive
+    /// after newer messages), in which case the range up to the newest delivered event is read from
+    /// the PostgreSQL log, the source of truth. So an event is never skipped because a later one was
+    /// applied first.
+    async fn in_log_order(&self, tx: &mut PgConnection, messages: &[jetstream::Message], checkpoint: i64) -> Result<Vec<EventEnvelope>, ProjectionError> {
+        let mut delivered = Vec::with_capacity(messages.len());
+        for message in messages {
+            let event = EventEnvelope::from_message(message.headers.as_ref(), &message.payload)
+                .map_err(|e| ProjectionError::Apply { position: -1, event_type: "?".into(), reason: e.to_string() })?;
+            if event.global_position > checkpoint {
+                delivered.push(event);
+            }
+        }
+        delivered.sort_by_key(|e| e.global_position);
+        delivered.dedup_by_key(|e| e.global_position);
+        let Some(upto) = delivered.last().map(|e| e.global_position) else { return Ok(delivered) };
+        let expected: Vec<(uuid::Uuid,)> = sqlx::query_as(
+            "SELECT event_id FROM events WHERE global_position > $1 AND global_position <= $2
+               AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3)) ORDER BY global_position",
+        )
+        .bind(checkpoint)
+        .bind(upto)
+        .bind(self.projection.aggregate_types())
+        .fetch_all(&mut *tx)
+        .await?;
+        if expected.len() == delivered.len() && expected.iter().zip(&delivered).all(|((id,), e)| *id == e.event_id) {
+            return Ok(delivered);
+        }
+        tracing::info!(
+            projection = self.name(),
+            delivered = delivered.len(),
+            in_log = expected.len(),
+            "delivery out of order or with a gap; applying the range from the log"
+        );
+        Ok(bw_infra::envelope::read_range(tx, checkpoint, upto, self.projection.aggregate_types()).await?)
+    }
+
+    /// Hands a batch back to JetStream at once (negative ack), for when the projection resumes.
+    async fn hand_back(messages: &[jetstream::Message]) {
+        for message in messages {
+            let _ = message.ack_with(jetstream::AckKind::Nak(None)).await;
+        }
     }
 
     /// Stops the projection: state `failed`, the event named, a metric; never a silent skip.

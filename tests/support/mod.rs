@@ -2,6 +2,7 @@
 //! and helpers to run the real binary.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod proxy;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -159,5 +160,99 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
     type Writer = LogCapture;
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
+    }
+}
+
+/// A migrated database of its own, a JetStream stream of its own, and the pipeline's parts wired to
+/// them as the roles wire them.
+pub struct Pipeline {
+    pub database_url: String,
+    pub pool: sqlx::PgPool,
+    pub pg_options: sqlx::postgres::PgConnectOptions,
+    pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub stream: bw_infra::nats::EventsStream,
+    pub metrics: std::sync::Arc<bw_infra::metrics::Metrics>,
+    pub bus: bw_commands::CommandBus,
+}
+
+impl Pipeline {
+    pub async fn new() -> Self {
+        let database_url = fresh_database().await;
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect(&database_url).await.expect("connect");
+        bw_infra::postgres::migrate(&pool).await.expect("migrate");
+        let pg_options: sqlx::postgres::PgConnectOptions = database_url.parse().expect("options");
+        let nats = async_nats::connect(nats_url()).await.expect("nats");
+        let js = async_nats::jetstream::new(nats.clone());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let stream = bw_infra::nats::EventsStream { name: format!("BWT_{id}"), subject_prefix: format!("bwt.{id}") };
+        stream.apply(&js, None).await.expect("stream");
+        let metrics = bw_infra::metrics::Metrics::new(Some(pool.clone()));
+        let bus = bw_commands::CommandBus::new(pool.clone());
+        Self { database_url, pool, pg_options, nats, js, stream, metrics, bus }
+    }
+
+    pub fn relay(&self) -> bw_infra::relay::Relay {
+        self.relay_named("relay")
+    }
+
+    pub fn relay_named(&self, name: &str) -> bw_infra::relay::Relay {
+        let config = bw_infra::relay::RelayConfig {
+            stream: self.stream.clone(),
+            name: name.to_owned(),
+            poll_interval: std::time::Duration::from_millis(20),
+            standby_interval: std::time::Duration::from_millis(20),
+            ..Default::default()
+        };
+        bw_infra::relay::Relay::new(self.pool.clone(), self.pg_options.clone(), self.js.clone(), config, self.metrics.relay.clone())
+    }
+
+    pub async fn projector(&self, projection: std::sync::Arc<dyn bw_projections::runtime::Projection>) -> bw_projections::runtime::Projector {
+        self.projector_with(projection, bw_projections::runtime::ProjectorConfig::default()).await
+    }
+
+    pub async fn projector_with(
+        &self,
+        projection: std::sync::Arc<dyn bw_projections::runtime::Projection>,
+        config: bw_projections::runtime::ProjectorConfig,
+    ) -> bw_projections::runtime::Projector {
+        bw_projections::runtime::Projector::start(
+            self.pool.clone(),
+            self.pg_options.clone(),
+            &self.js,
+            &self.stream,
+            projection,
+            self.metrics.projections.clone(),
+            config,
+        )
+        .await
+        .expect("projector starts")
+    }
+
+    /// Every message in the stream: (global position, event id, subject), in stream order.
+    pub async fn published(&self) -> Vec<(i64, uuid::Uuid, String)> {
+        use futures::StreamExt;
+        let stream = self.js.get_stream(&self.stream.name).await.expect("stream");
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .expect("ephemeral consumer");
+        let mut out = Vec::new();
+        loop {
+            let mut batch = consumer.fetch().max_messages(1000).messages().await.expect("fetch");
+            let mut got = 0;
+            while let Some(message) = batch.next().await {
+                let message = message.expect("message");
+                let envelope = bw_infra::envelope::EventEnvelope::from_message(message.headers.as_ref(), &message.payload).expect("envelope");
+                out.push((envelope.global_position, envelope.event_id, message.subject.to_string()));
+                got += 1;
+            }
+            if got == 0 {
+                return out;
+            }
+        }
     }
 }

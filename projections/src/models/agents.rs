@@ -27,10 +27,8 @@ impl Projection for AgentDirectory {
         1
     }
 
-    fn subjects(&self) -> &'static str {
-        // Agents, and problems for the counter. NATS 2.9 takes one filter per consumer, so this one
-        // takes everything and ignores what it does not need.
-        ">"
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["Agent", "Problem"]
     }
 
     fn apply<'a>(&'a self, conn: &'a mut PgConnection, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), ProjectionError>> {

@@ -31,8 +31,8 @@ impl Projection for ProblemFeed {
         1
     }
 
-    fn subjects(&self) -> &'static str {
-        "Problem.>"
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["Problem"]
     }
 
     fn apply<'a>(&'a self, conn: &'a mut PgConnection, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), ProjectionError>> {
