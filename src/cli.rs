@@ -35,6 +35,25 @@ pub enum Command {
 pub struct ServeArgs {
     #[command(flatten)]
     pub http: HttpConfig,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Settings of the public API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Longest wait of a query sending `Bw-Min-Position` for its read model to catch up (then 503).
+    #[arg(long = "consistency-wait", env = "BW_CONSISTENCY_WAIT", default_value = "2s", value_parser = bw_infra::config::parse_duration)]
+    pub consistency_wait: std::time::Duration,
+    /// Secret (≥ 32 characters) from which an agent's API key is derived when its registration
+    /// carries an `Idempotency-Key`, so a replay shows the same key without storing it. When unset a
+    /// random one is made per process, and a replay after a restart cannot show the key.
+    #[arg(
+        long = "api-key-secret",
+        env = "BW_API_KEY_SECRET",
+        hide_env_values = true
+    )]
+    pub api_key_secret: Option<bw_infra::Secret<String>>,
 }
 
 /// `relay`, `project`.
@@ -46,12 +65,36 @@ pub struct WorkerArgs {
     pub streams: StreamArgs,
 }
 
-/// JetStream settings of the roles that apply the stream definitions.
+/// JetStream settings of the roles that publish or consume the event stream.
 #[derive(Debug, Clone, Args)]
 pub struct StreamArgs {
     /// Replica count of the JetStream streams (1 locally, 3 on a 3-node cluster); default: as in `nats/`.
     #[arg(long = "nats-replicas", env = "BW_NATS_REPLICAS")]
     pub replicas: Option<usize>,
+    /// Name of the event stream.
+    #[arg(
+        long = "events-stream",
+        env = "BW_EVENTS_STREAM",
+        default_value = "BW_EVENTS"
+    )]
+    pub events_stream: String,
+    /// Subject prefix of the event stream (`<prefix>.<AggregateType>.<EventType>`).
+    #[arg(
+        long = "events-subject-prefix",
+        env = "BW_EVENTS_SUBJECT_PREFIX",
+        default_value = "bw.events"
+    )]
+    pub subject_prefix: String,
+}
+
+impl StreamArgs {
+    /// The event stream these settings name.
+    pub fn events(&self) -> bw_infra::nats::EventsStream {
+        bw_infra::nats::EventsStream {
+            name: self.events_stream.clone(),
+            subject_prefix: self.subject_prefix.clone(),
+        }
+    }
 }
 
 /// `dev`.
@@ -59,6 +102,8 @@ pub struct StreamArgs {
 pub struct DevArgs {
     #[command(flatten)]
     pub http: HttpConfig,
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[command(flatten)]
     pub streams: StreamArgs,
 }

@@ -1,40 +1,58 @@
 //! What each subcommand runs.
 //!
 //! Every role follows the same life: connect to its dependencies (failing fast with a line naming
-//! the variable at fault), serve until SIGTERM/SIGINT, then drain — stop accepting, finish in-flight
-//! requests and background tasks within `BW_SHUTDOWN_GRACE` — and close its pools.
+//! the variable at fault), start its background tasks, serve its HTTP endpoints until
+//! SIGTERM/SIGINT, then drain — stop accepting, finish in-flight requests, let each task finish its
+//! unit of work within `BW_SHUTDOWN_GRACE` — and close its pools.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use bw_gateway::{AppState, Application, state::Limits};
+use bw_commands::CommandBus;
+use bw_gateway::{
+    AppState, Application,
+    state::{Limits, Platform},
+};
 use bw_infra::{
-    CommonConfig,
+    CommonConfig, Secret,
     config::HttpConfig,
     health::{self, NatsCheck, PostgresCheck, Readiness},
     metrics::Metrics,
     nats, postgres,
+    relay::{Relay, RelayConfig},
     shutdown::{Shutdown, termination_signal},
 };
-use sqlx::PgPool;
+use bw_projections::{
+    models::{agents::AgentDirectory, problems::ProblemFeed},
+    runtime::{Projection, Projector, ProjectorConfig},
+    status::ProjectionsCheck,
+};
+use sqlx::{PgPool, postgres::PgConnectOptions};
 use tokio::task::JoinHandle;
 
-use crate::cli::{Command, DevArgs, MigrateArgs, ServeArgs, StreamArgs, WorkerArgs};
+use crate::cli::{ApiArgs, Command, DevArgs, MigrateArgs, ServeArgs, StreamArgs, WorkerArgs};
 
 /// How often readiness is re-checked in the background (keeps `bw_ready` current).
 const READINESS_INTERVAL: Duration = Duration::from_secs(10);
 /// Upper bound of one readiness check.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often expired idempotency records are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Runs the chosen subcommand to completion.
 pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(common, args, shutdown).await,
-        Command::Relay(args) => worker(common, args, "relay", true, shutdown).await,
-        Command::Project(args) => worker(common, args, "projector", false, shutdown).await,
+        Command::Relay(args) => relay(common, args, shutdown).await,
+        Command::Project(args) => project(common, args, shutdown).await,
         Command::Dev(args) => dev(common, args, shutdown).await,
         Command::Migrate(args) => migrate(common, args).await,
     }
+}
+
+/// Every read model this build knows.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(AgentDirectory), Arc::new(ProblemFeed)]
 }
 
 /// The connections every long-running role holds, and the state its HTTP endpoints share.
@@ -42,6 +60,8 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
 pub struct Deps {
     /// The PostgreSQL pool.
     pub pool: PgPool,
+    /// Options for connections outside the pool (leader locks, readiness).
+    pub pg_options: PgConnectOptions,
     /// The NATS client.
     pub nats: async_nats::Client,
     /// Metrics, readiness checks and limits for the role's router.
@@ -60,18 +80,56 @@ impl Deps {
         let client_name = format!("betterworld-{role}");
         // One after the other, so the error names the first dependency at fault deterministically.
         let pool = postgres::connect(&common.database).await?;
+        postgres::ensure_migrated(&pool).await?;
         let nats = nats::connect(&common.nats, &client_name).await?;
         let metrics = Metrics::new(Some(pool.clone()));
         let readiness = Readiness::new(READINESS_TIMEOUT)
-            .with(PostgresCheck::new(pg_options))
+            .with(PostgresCheck::new(pg_options.clone()))
             .with(NatsCheck::new(nats.clone()))
             .with_gauge(metrics.ready.clone());
         let state = AppState {
             metrics,
             readiness,
             limits,
+            platform: None,
         };
-        Ok(Self { pool, nats, state })
+        Ok(Self {
+            pool,
+            pg_options,
+            nats,
+            state,
+        })
+    }
+
+    /// Adds the command bus and read models (roles serving the public API) and the readiness check
+    /// that names a failed projection.
+    pub fn with_platform(mut self, api: &ApiArgs) -> Self {
+        let key_secret = match &api.api_key_secret {
+            Some(secret) => Secret::new(secret.expose().as_bytes().to_vec()),
+            None => {
+                tracing::warn!(
+                    "BW_API_KEY_SECRET is not set: using a random one for this process; registrations replayed after a restart cannot show their key"
+                );
+                Secret::new(rand::random::<[u8; 32]>().to_vec())
+            }
+        };
+        self.state.platform = Some(Platform {
+            bus: CommandBus::new(self.pool.clone()),
+            pool: self.pool.clone(),
+            consistency_wait: api.consistency_wait,
+            key_secret,
+        });
+        self.with_projection_check()
+    }
+
+    /// Adds the readiness check naming failed projections.
+    pub fn with_projection_check(mut self) -> Self {
+        self.state.readiness = self
+            .state
+            .readiness
+            .clone()
+            .with(ProjectionsCheck::new(self.pool.clone()));
+        self
     }
 
     /// Drains the NATS connection and closes the pool.
@@ -154,8 +212,90 @@ async fn until_stopped(
     }
 }
 
+async fn apply_streams(nats: &async_nats::Client, streams: &StreamArgs) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(nats.clone());
+    let info = streams.events().apply(&js, streams.replicas).await?;
+    tracing::info!(stream = %info.config.name, replicas = info.config.num_replicas, "event stream definition applied");
+    Ok(())
+}
+
+/// Runs the relay as a tracked task (it waits for leadership, then publishes until shutdown).
+fn spawn_relay(deps: &Deps, streams: &StreamArgs, shutdown: &Shutdown) {
+    let config = RelayConfig {
+        stream: streams.events(),
+        ..RelayConfig::default()
+    };
+    let js = async_nats::jetstream::new(deps.nats.clone());
+    let relay = Relay::new(
+        deps.pool.clone(),
+        deps.pg_options.clone(),
+        js,
+        config,
+        deps.state.metrics.relay.clone(),
+    );
+    let stop = shutdown.triggered();
+    shutdown.spawn(async move {
+        if let Err(e) = relay.run(stop).await {
+            tracing::error!(error = %e, "relay stopped with an error");
+        }
+    });
+}
+
+/// Starts every projector and runs each as a tracked task.
+async fn spawn_projectors(
+    deps: &Deps,
+    streams: &StreamArgs,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(deps.nats.clone());
+    for projection in projections() {
+        let name = projection.name();
+        let projector = Projector::start(
+            deps.pool.clone(),
+            deps.pg_options.clone(),
+            &js,
+            &streams.events(),
+            projection,
+            deps.state.metrics.projections.clone(),
+            ProjectorConfig::default(),
+        )
+        .await
+        .with_context(|| format!("cannot start projection {name}"))?;
+        let stop = shutdown.triggered();
+        shutdown.spawn(async move {
+            if let Err(e) = projector.run(stop).await {
+                tracing::error!(projection = name, error = %e, "projector stopped with an error");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Purges expired idempotency records periodically.
+fn spawn_purge(pool: PgPool, shutdown: &Shutdown) {
+    let stop = shutdown.triggered();
+    shutdown.spawn(async move {
+        tokio::pin!(stop);
+        let mut ticker = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticker.tick() => {}
+            }
+            match bw_commands::idempotency::purge_expired(&pool).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired idempotency records purged"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge idempotency records"),
+            }
+        }
+    });
+}
+
 async fn serve(common: CommonConfig, args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let deps = Deps::connect(&common, "gateway", limits(&args.http)).await?;
+    let deps = Deps::connect(&common, "gateway", limits(&args.http))
+        .await?
+        .with_platform(&args.api);
+    spawn_purge(deps.pool.clone(), &shutdown);
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;
     let server = start(&shutdown, app, &deps.state, "gateway")?;
@@ -164,33 +304,37 @@ async fn serve(common: CommonConfig, args: ServeArgs, shutdown: Shutdown) -> any
     result
 }
 
-async fn apply_streams(nats: &async_nats::Client, streams: &StreamArgs) -> anyhow::Result<()> {
-    let js = async_nats::jetstream::new(nats.clone());
-    for info in nats::apply_all_streams(&js, streams.replicas).await? {
-        tracing::info!(stream = %info.config.name, replicas = info.config.num_replicas, "stream definition applied");
-    }
-    Ok(())
+async fn relay(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let deps = Deps::connect(&common, "relay", Limits::default()).await?;
+    apply_streams(&deps.nats, &args.streams).await?;
+    spawn_relay(&deps, &args.streams, &shutdown);
+    let app = bind(
+        args.ops.addr,
+        "BW_OPS_ADDR",
+        bw_gateway::ops_router(deps.state.clone()),
+        deps.state.clone(),
+    )
+    .await?;
+    let server = start(&shutdown, app, &deps.state, "relay")?;
+    let result = until_stopped(&common, &shutdown, server).await;
+    deps.close().await;
+    result
 }
 
-/// `relay` and `project`: the operations endpoints and the role's background work.
-///
-/// The relay applies the JetStream definitions at start-up. Tailing the log and running projectors
-/// are the event-pipeline work of issue #3; until then these roles hold their connections, report
-/// readiness and metrics, and drain on shutdown like every other role.
-async fn worker(
-    common: CommonConfig,
-    args: WorkerArgs,
-    role: &str,
-    applies_streams: bool,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let deps = Deps::connect(&common, role, Limits::default()).await?;
-    if applies_streams {
-        apply_streams(&deps.nats, &args.streams).await?;
-    }
-    let router = bw_gateway::ops_router(deps.state.clone());
-    let app = bind(args.ops.addr, "BW_OPS_ADDR", router, deps.state.clone()).await?;
-    let server = start(&shutdown, app, &deps.state, role)?;
+async fn project(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let deps = Deps::connect(&common, "projector", Limits::default())
+        .await?
+        .with_projection_check();
+    apply_streams(&deps.nats, &args.streams).await?;
+    spawn_projectors(&deps, &args.streams, &shutdown).await?;
+    let app = bind(
+        args.ops.addr,
+        "BW_OPS_ADDR",
+        bw_gateway::ops_router(deps.state.clone()),
+        deps.state.clone(),
+    )
+    .await?;
+    let server = start(&shutdown, app, &deps.state, "projector")?;
     let result = until_stopped(&common, &shutdown, server).await;
     deps.close().await;
     result
@@ -198,8 +342,13 @@ async fn worker(
 
 async fn dev(common: CommonConfig, args: DevArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     prepare_database(&common, true).await?;
-    let deps = Deps::connect(&common, "dev", limits(&args.http)).await?;
+    let deps = Deps::connect(&common, "dev", limits(&args.http))
+        .await?
+        .with_platform(&args.api);
     apply_streams(&deps.nats, &args.streams).await?;
+    spawn_relay(&deps, &args.streams, &shutdown);
+    spawn_projectors(&deps, &args.streams, &shutdown).await?;
+    spawn_purge(deps.pool.clone(), &shutdown);
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;
     let addr = app.local_addr()?;
@@ -220,7 +369,14 @@ async fn prepare_database(common: &CommonConfig, create: bool) -> anyhow::Result
         tracing::info!("database created");
     }
     let pool = postgres::connect(&common.database).await?;
-    postgres::migrate(&pool).await?;
+    if let Err(e) = postgres::migrate(&pool).await {
+        let hint = if e.to_string().contains("\"vector\"") {
+            " (pgvector is not installed for this PostgreSQL: `scripts/bw setup` builds it)"
+        } else {
+            ""
+        };
+        anyhow::bail!("{e}{hint}");
+    }
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(&pool)
         .await

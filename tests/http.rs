@@ -85,7 +85,7 @@ struct TestApp {
 
 impl TestApp {
     async fn spawn(limits: Limits) -> Self {
-        let database = support::fresh_database().await;
+        let database = support::migrated_database().await;
         let pg_proxy = Proxy::start(support::socket_addr_of(&database, 5432).await).await;
         let nats_proxy =
             Proxy::start(support::socket_addr_of(&support::nats_url(), 4222).await).await;

@@ -4,14 +4,25 @@
 
 mod support;
 
-use std::{collections::{BTreeMap, BTreeSet}, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use async_nats::jetstream::AckKind;
 use bw_commands::{CommandError, Outcome, idempotency::IdempotencyKey, store};
-use bw_domain::{agent::Agent, meta::Actor, problem::{Problem, ProblemCommand}, taxonomy::Severity};
+use bw_domain::{
+    agent::Agent,
+    meta::Actor,
+    problem::{Problem, ProblemCommand},
+    taxonomy::Severity,
+};
 use bw_infra::shutdown::Shutdown;
 use bw_projections::models::{agents::AgentDirectory, problems::ProblemFeed};
-use support::{Pipeline, fixtures::{self, ctx, eventually, respond}};
+use support::{
+    Pipeline,
+    fixtures::{self, ctx, eventually, respond},
+};
 use uuid::Uuid;
 
 /// Every event in the log: (global position, event id, aggregate id, sequence), in position order.
@@ -31,15 +42,34 @@ async fn assert_published_equals_log(p: &Pipeline) {
     let published_ids: Vec<Uuid> = published.iter().map(|m| m.1).collect();
     if published_ids.len() != log_ids.len() {
         let seen: BTreeSet<Uuid> = published_ids.iter().copied().collect();
-        let missing: Vec<(i64, String)> = log.iter().filter(|e| !seen.contains(&e.1)).map(|e| (e.0 >> 20, e.2.clone())).collect();
+        let missing: Vec<(i64, String)> = log
+            .iter()
+            .filter(|e| !seen.contains(&e.1))
+            .map(|e| (e.0 >> 20, e.2.clone()))
+            .collect();
         eprintln!("missing (txid, aggregate): {missing:?}");
     }
-    assert_eq!(published_ids.len(), log_ids.len(), "published {} of {} events", published_ids.len(), log_ids.len());
-    assert_eq!(published_ids, log_ids, "stream order must be the log's global order");
+    assert_eq!(
+        published_ids.len(),
+        log_ids.len(),
+        "published {} of {} events",
+        published_ids.len(),
+        log_ids.len()
+    );
+    assert_eq!(
+        published_ids, log_ids,
+        "stream order must be the log's global order"
+    );
     let mut last_sequence: BTreeMap<&str, i64> = BTreeMap::new();
     for (_, _, aggregate, sequence) in &log {
-        let previous = last_sequence.insert(aggregate.as_str(), *sequence).unwrap_or(0);
-        assert_eq!(*sequence, previous + 1, "aggregate {aggregate} out of order");
+        let previous = last_sequence
+            .insert(aggregate.as_str(), *sequence)
+            .unwrap_or(0);
+        assert_eq!(
+            *sequence,
+            previous + 1,
+            "aggregate {aggregate} out of order"
+        );
     }
 }
 
@@ -53,31 +83,52 @@ async fn a_transaction_that_commits_late_is_never_skipped() {
     // A slow writer appends (and so takes its transaction id) but does not commit yet.
     let slow_id = Uuid::now_v7();
     let mut slow = p.pool.begin().await.expect("begin");
-    let loaded = store::load::<Problem>(&mut slow, &slow_id.to_string()).await.expect("load");
-    let mut sink_events = Vec::new();
-    sink_events.push(bw_domain::problem::ProblemEvent::ProblemReported {
+    let loaded = store::load::<Problem>(&mut slow, &slow_id.to_string())
+        .await
+        .expect("load");
+    let sink_events = vec![bw_domain::problem::ProblemEvent::ProblemReported {
         problem_id: slow_id,
         reported_by: agent,
         details: Box::new(fixtures::details(0)),
         status: bw_domain::taxonomy::ProblemStatus::Active,
         guardrail_status: bw_domain::taxonomy::GuardrailStatus::Pending,
         reported_at: chrono::Utc::now(),
-    });
-    let prepared = store::prepare::<Problem>(&slow_id.to_string(), loaded.version, loaded.last_hash, &sink_events, &ctx(Actor::Agent(agent)).metadata(), chrono::Utc::now()).expect("prepare");
-    let slow_position = store::append(&mut slow, "Problem", &prepared).await.expect("append")[0].global_position;
+    }];
+    let prepared = store::prepare::<Problem>(
+        &slow_id.to_string(),
+        loaded.version,
+        loaded.last_hash,
+        &sink_events,
+        &ctx(Actor::Agent(agent)).metadata(),
+        chrono::Utc::now(),
+    )
+    .expect("prepare");
+    let slow_position = store::append(&mut slow, "Problem", &prepared)
+        .await
+        .expect("append")[0]
+        .global_position;
 
     // Faster writers commit after it, with larger positions.
     let mut fast_positions = Vec::new();
     for n in 1..=5 {
         let (_, outcome) = fixtures::report(&p.bus, agent, n).await.expect("report");
-        let Outcome::Executed { events, .. } = outcome else { panic!("executed") };
+        let Outcome::Executed { events, .. } = outcome else {
+            panic!("executed")
+        };
         fast_positions.push(events[0].global_position);
     }
-    assert!(fast_positions.iter().all(|f| *f > slow_position), "later transactions sort after the slow one");
+    assert!(
+        fast_positions.iter().all(|f| *f > slow_position),
+        "later transactions sort after the slow one"
+    );
 
     // While the slow transaction is open, nothing after it may be published: publishing the fast
     // ones now would move the checkpoint past the slow event and lose it.
-    assert_eq!(relay.publish_pending().await.expect("pass"), 0, "relay published past an open transaction");
+    assert_eq!(
+        relay.publish_pending().await.expect("pass"),
+        0,
+        "relay published past an open transaction"
+    );
 
     slow.commit().await.expect("commit late");
     assert_eq!(relay.drain().await.expect("drain"), 6);
@@ -109,9 +160,22 @@ async fn concurrent_writers_with_slow_transactions_lose_nothing_while_the_relay_
                         guardrail_status: bw_domain::taxonomy::GuardrailStatus::Pending,
                         reported_at: chrono::Utc::now(),
                     }];
-                    let prepared = store::prepare::<Problem>(&id.to_string(), 0, bw_commands::canonical::GENESIS, &events, &serde_json::json!({"actor": "system"}), chrono::Utc::now()).expect("prepare");
-                    store::append(&mut tx, "Problem", &prepared).await.expect("append");
-                    sqlx::query("SELECT pg_sleep(0.15)").execute(&mut *tx).await.expect("sleep in tx");
+                    let prepared = store::prepare::<Problem>(
+                        &id.to_string(),
+                        0,
+                        bw_commands::canonical::GENESIS,
+                        &events,
+                        &serde_json::json!({"actor": "system"}),
+                        chrono::Utc::now(),
+                    )
+                    .expect("prepare");
+                    store::append(&mut tx, "Problem", &prepared)
+                        .await
+                        .expect("append");
+                    sqlx::query("SELECT pg_sleep(0.15)")
+                        .execute(&mut *tx)
+                        .await
+                        .expect("sleep in tx");
                     store::notify_relay(&mut tx).await.expect("notify");
                     tx.commit().await.expect("commit");
                 } else {
@@ -131,7 +195,8 @@ async fn concurrent_writers_with_slow_transactions_lose_nothing_while_the_relay_
 }
 
 #[tokio::test]
-async fn a_relay_that_crashes_after_publishing_and_before_its_checkpoint_loses_and_duplicates_nothing() {
+async fn a_relay_that_crashes_after_publishing_and_before_its_checkpoint_loses_and_duplicates_nothing()
+ {
     let p = Pipeline::new().await;
     let agent = fixtures::register(&p.bus, "crash_test").await;
     for n in 0..10 {
@@ -150,10 +215,29 @@ async fn a_relay_that_crashes_after_publishing_and_before_its_checkpoint_loses_a
     }
     let restarted = p.relay();
     let republished = restarted.read_batch().await.expect("read");
-    assert_eq!(republished.len(), 16, "the restarted relay starts from the last acknowledged checkpoint");
-    assert_eq!(restarted.publish(&republished).await.expect("publish"), 11, "JetStream reports the 11 re-published events as duplicates");
-    restarted.advance_checkpoint(republished[15].global_position).await.expect("checkpoint");
-    let info = p.js.get_stream(&p.stream.name).await.expect("stream").info().await.expect("info").state.messages;
+    assert_eq!(
+        republished.len(),
+        16,
+        "the restarted relay starts from the last acknowledged checkpoint"
+    );
+    assert_eq!(
+        restarted.publish(&republished).await.expect("publish"),
+        11,
+        "JetStream reports the 11 re-published events as duplicates"
+    );
+    restarted
+        .advance_checkpoint(republished[15].global_position)
+        .await
+        .expect("checkpoint");
+    let info =
+        p.js.get_stream(&p.stream.name)
+            .await
+            .expect("stream")
+            .info()
+            .await
+            .expect("info")
+            .state
+            .messages;
     assert_eq!(info, 16, "the stream holds each event once");
     assert_published_equals_log(&p).await;
 }
@@ -171,15 +255,25 @@ async fn a_standby_relay_takes_over_when_the_leaders_connection_drops() {
             .expect("pg_locks");
         pids
     };
-    eventually("a relay leads", || async { lock_holders().await.len() == 1 }).await;
+    eventually("a relay leads", || async {
+        lock_holders().await.len() == 1
+    })
+    .await;
     let first_pid = lock_holders().await[0];
     let standby = tokio::spawn(p.relay().run(shutdown.triggered()));
 
     fixtures::report(&p.bus, agent, 1).await.expect("report");
-    eventually("the leader publishes", || async { p.published().await.len() == 2 }).await;
+    eventually("the leader publishes", || async {
+        p.published().await.len() == 2
+    })
+    .await;
 
     // The leader's lock connection drops (as when its host dies); the standby must take over.
-    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(first_pid).fetch_one(&p.pool).await.expect("terminate");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first_pid)
+        .fetch_one(&p.pool)
+        .await
+        .expect("terminate");
     assert!(terminated);
     eventually("another connection holds the lock", || async {
         let holders = lock_holders().await;
@@ -189,30 +283,51 @@ async fn a_standby_relay_takes_over_when_the_leaders_connection_drops() {
     for n in 2..6 {
         fixtures::report(&p.bus, agent, n).await.expect("report");
     }
-    eventually("events after the fail-over are published", || async { p.published().await.len() == 6 }).await;
+    eventually("events after the fail-over are published", || async {
+        p.published().await.len() == 6
+    })
+    .await;
     shutdown.trigger();
-    leader.await.expect("task").expect("first relay stopped cleanly");
-    standby.await.expect("task").expect("second relay stopped cleanly");
+    leader
+        .await
+        .expect("task")
+        .expect("first relay stopped cleanly");
+    standby
+        .await
+        .expect("task")
+        .expect("second relay stopped cleanly");
     assert_published_equals_log(&p).await;
 }
 
 #[tokio::test]
 async fn projectors_apply_each_event_once_across_crashes_before_and_after_commit() {
     let p = Pipeline::new().await;
-    let agents = [fixtures::register(&p.bus, "alpha_agent").await, fixtures::register(&p.bus, "beta_agent").await];
+    let agents = [
+        fixtures::register(&p.bus, "alpha_agent").await,
+        fixtures::register(&p.bus, "beta_agent").await,
+    ];
     for n in 0..12 {
-        fixtures::report(&p.bus, agents[n % 2], n).await.expect("report");
+        fixtures::report(&p.bus, agents[n % 2], n)
+            .await
+            .expect("report");
     }
     p.relay().drain().await.expect("drain");
 
-    let config = bw_projections::runtime::ProjectorConfig { batch: 5, ..Default::default() };
-    let directory = p.projector_with(Arc::new(AgentDirectory), config.clone()).await;
+    let config = bw_projections::runtime::ProjectorConfig {
+        batch: 5,
+        ..Default::default()
+    };
+    let directory = p
+        .projector_with(Arc::new(AgentDirectory), config.clone())
+        .await;
 
     // Crash before the commit: the batch is fetched, nothing is applied, nothing acknowledged.
     let messages = directory.fetch(None).await.expect("fetch");
     assert_eq!(messages.len(), 5);
     for m in &messages {
-        m.ack_with(AckKind::Nak(None)).await.expect("nak = redeliver, as after a crash");
+        m.ack_with(AckKind::Nak(None))
+            .await
+            .expect("nak = redeliver, as after a crash");
     }
 
     // Crash after the commit and before the ack: applied and checkpointed, never acknowledged.
@@ -228,17 +343,26 @@ async fn projectors_apply_each_event_once_across_crashes_before_and_after_commit
     let restarted = p.projector_with(Arc::new(AgentDirectory), config).await;
     restarted.process_pending().await.expect("drain");
 
-    let counts: Vec<(Uuid, i32)> = sqlx::query_as("SELECT agent_id, problems_reported FROM rm_agents ORDER BY agent_id")
-        .fetch_all(&p.pool)
-        .await
-        .expect("directory");
+    let counts: Vec<(Uuid, i32)> =
+        sqlx::query_as("SELECT agent_id, problems_reported FROM rm_agents ORDER BY agent_id")
+            .fetch_all(&p.pool)
+            .await
+            .expect("directory");
     let expected: BTreeMap<Uuid, i32> = agents.iter().map(|a| (*a, 6)).collect();
-    assert_eq!(counts.into_iter().collect::<BTreeMap<_, _>>(), expected, "each report counted exactly once");
+    assert_eq!(
+        counts.into_iter().collect::<BTreeMap<_, _>>(),
+        expected,
+        "each report counted exactly once"
+    );
 
     // The same read model built by a clean run over a second consumer matches.
     let feed = p.projector(Arc::new(ProblemFeed)).await;
     assert_eq!(feed.process_pending().await.expect("feed"), 12);
-    assert_eq!(feed.process_pending().await.expect("again"), 0, "nothing left, nothing applied twice");
+    assert_eq!(
+        feed.process_pending().await.expect("again"),
+        0,
+        "nothing left, nothing applied twice"
+    );
     let (checkpoint, state) = restarted.status().await.expect("status");
     assert_eq!(state, "running");
     assert_eq!(checkpoint, log(&p).await.last().expect("events").0);
@@ -258,26 +382,71 @@ async fn an_event_a_projection_cannot_apply_stops_it_until_an_operator_skips_it(
         .await
         .expect("start the directory after the registration");
     let directory = p.projector(Arc::new(AgentDirectory)).await;
-    let error = directory.process_pending().await.expect_err("the counter update has no agent row");
-    assert!(error.to_string().contains("not in the directory"), "{error}");
+    let error = directory
+        .process_pending()
+        .await
+        .expect_err("the counter update has no agent row");
+    assert!(
+        error.to_string().contains("not in the directory"),
+        "{error}"
+    );
     let (_, state) = directory.status().await.expect("status");
     assert_eq!(state, "failed");
-    assert!(matches!(directory.process_pending().await, Err(bw_projections::ProjectionError::Failed(_))), "stays stopped");
+    assert!(
+        matches!(
+            directory.process_pending().await,
+            Err(bw_projections::ProjectionError::Failed(_))
+        ),
+        "stays stopped"
+    );
     let check = bw_projections::status::ProjectionsCheck::new(p.pool.clone());
-    let report = bw_infra::health::Readiness::new(std::time::Duration::from_secs(2)).with(check).report().await;
-    assert!(report.checks["projections"].error.as_deref().unwrap_or_default().contains("agent_directory"));
+    let report = bw_infra::health::Readiness::new(std::time::Duration::from_secs(2))
+        .with(check)
+        .report()
+        .await;
+    assert!(
+        report.checks["projections"]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("agent_directory")
+    );
 
-    let failed_at: i64 = sqlx::query_scalar("SELECT failed_position FROM projection_checkpoints WHERE projection = 'agent_directory'")
-        .fetch_one(&p.pool)
+    let failed_at: i64 = sqlx::query_scalar(
+        "SELECT failed_position FROM projection_checkpoints WHERE projection = 'agent_directory'",
+    )
+    .fetch_one(&p.pool)
+    .await
+    .expect("failed position");
+    assert!(
+        !bw_projections::status::skip(
+            &p.pool,
+            "agent_directory",
+            failed_at + 1,
+            "wrong position",
+            "test"
+        )
         .await
-        .expect("failed position");
-    assert!(!bw_projections::status::skip(&p.pool, "agent_directory", failed_at + 1, "wrong position", "test").await.expect("skip"));
-    assert!(bw_projections::status::skip(&p.pool, "agent_directory", failed_at, "agent row predates this projection", "operator@test").await.expect("skip"));
+        .expect("skip")
+    );
+    assert!(
+        bw_projections::status::skip(
+            &p.pool,
+            "agent_directory",
+            failed_at,
+            "agent row predates this projection",
+            "operator@test"
+        )
+        .await
+        .expect("skip")
+    );
     assert_eq!(directory.process_pending().await.expect("runs again"), 0);
-    let skipped: (String, String) = sqlx::query_as("SELECT reason, skipped_by FROM projection_skips WHERE projection = 'agent_directory'")
-        .fetch_one(&p.pool)
-        .await
-        .expect("the skip is recorded");
+    let skipped: (String, String) = sqlx::query_as(
+        "SELECT reason, skipped_by FROM projection_skips WHERE projection = 'agent_directory'",
+    )
+    .fetch_one(&p.pool)
+    .await
+    .expect("the skip is recorded");
     assert_eq!(skipped.1, "operator@test");
 }
 
@@ -292,14 +461,27 @@ async fn one_idempotency_key_retried_100_times_concurrently_has_one_effect() {
         let bus = p.bus.clone();
         tasks.push(tokio::spawn(async move {
             let mut context = ctx(Actor::Agent(agent));
-            context.idempotency = Some(IdempotencyKey::new(&Actor::Agent(agent).scope(), "key-1", "POST", "/api/v1/problems", body));
+            context.idempotency = Some(IdempotencyKey::new(
+                &Actor::Agent(agent).scope(),
+                "key-1",
+                "POST",
+                "/api/v1/problems",
+                body,
+            ));
             loop {
-                let command = ProblemCommand::Report { problem_id, agent_id: agent, details: Box::new(fixtures::details(7)), at: chrono::Utc::now() };
+                let command = ProblemCommand::Report {
+                    problem_id,
+                    agent_id: agent,
+                    details: Box::new(fixtures::details(7)),
+                    at: chrono::Utc::now(),
+                };
                 let result = bus
-                    .execute::<Problem>(&problem_id.to_string(), command, &context, |position| bw_commands::idempotency::StoredResponse {
-                        status: 202,
-                        body: serde_json::json!({ "problemId": problem_id }),
-                        position,
+                    .execute::<Problem>(&problem_id.to_string(), command, &context, |position| {
+                        bw_commands::idempotency::StoredResponse {
+                            status: 202,
+                            body: serde_json::json!({ "problemId": problem_id }),
+                            position,
+                        }
                     })
                     .await;
                 match result {
@@ -319,15 +501,36 @@ async fn one_idempotency_key_retried_100_times_concurrently_has_one_effect() {
     }
     assert_eq!(executed, 1, "exactly one execution");
     assert_eq!(responses.len(), 1, "identical responses: {responses:?}");
-    let problem_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'Problem'").fetch_one(&p.pool).await.expect("count");
+    let problem_events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'Problem'")
+            .fetch_one(&p.pool)
+            .await
+            .expect("count");
     assert_eq!(problem_events, 1);
 
     // The same key with another request is refused.
     let mut other = ctx(Actor::Agent(agent));
-    other.idempotency = Some(IdempotencyKey::new(&Actor::Agent(agent).scope(), "key-1", "POST", "/api/v1/problems", b"{}"));
-    let command = ProblemCommand::Report { problem_id: Uuid::now_v7(), agent_id: agent, details: Box::new(fixtures::details(8)), at: chrono::Utc::now() };
-    let refused = p.bus.execute::<Problem>(&Uuid::now_v7().to_string(), command, &other, respond).await;
-    assert!(matches!(refused, Err(CommandError::IdempotencyMismatch)), "{refused:?}");
+    other.idempotency = Some(IdempotencyKey::new(
+        &Actor::Agent(agent).scope(),
+        "key-1",
+        "POST",
+        "/api/v1/problems",
+        b"{}",
+    ));
+    let command = ProblemCommand::Report {
+        problem_id: Uuid::now_v7(),
+        agent_id: agent,
+        details: Box::new(fixtures::details(8)),
+        at: chrono::Utc::now(),
+    };
+    let refused = p
+        .bus
+        .execute::<Problem>(&Uuid::now_v7().to_string(), command, &other, respond)
+        .await;
+    assert!(
+        matches!(refused, Err(CommandError::IdempotencyMismatch)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -335,30 +538,53 @@ async fn concurrent_edits_of_one_problem_conflict_instead_of_losing_updates() {
     let p = Pipeline::new().await;
     let agent = fixtures::register(&p.bus, "editor").await;
     let (problem, _) = fixtures::report(&p.bus, agent, 1).await.expect("report");
-    let severities = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    let severities = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
     let mut tasks = Vec::new();
     for i in 0..20 {
         let bus = p.bus.clone();
-        tasks.push(tokio::spawn(async move { fixtures::edit(&bus, agent, problem, severities[i % 4]).await }));
+        tasks.push(tokio::spawn(async move {
+            fixtures::edit(&bus, agent, problem, severities[i % 4]).await
+        }));
     }
     let mut won = Vec::new();
     let mut conflicts = 0;
     for t in tasks {
         match t.await.expect("task") {
             Ok(Outcome::Executed { events, .. }) => won.push(events[0].event_id),
-            Err(CommandError::Conflict { aggregate_type: "Problem" }) => conflicts += 1,
+            Err(CommandError::Conflict {
+                aggregate_type: "Problem",
+            }) => conflicts += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(!won.is_empty() && conflicts > 0, "{} won, {conflicts} conflicted", won.len());
+    assert!(
+        !won.is_empty() && conflicts > 0,
+        "{} won, {conflicts} conflicted",
+        won.len()
+    );
     let edits: Vec<(Uuid, i64)> = sqlx::query_as("SELECT event_id, sequence FROM events WHERE aggregate_id = $1 AND event_type = 'ProblemEdited' ORDER BY sequence")
         .bind(problem.to_string())
         .fetch_all(&p.pool)
         .await
         .expect("edits");
-    assert_eq!(edits.len(), won.len(), "every acknowledged edit is in the log, no other");
-    assert_eq!(edits.iter().map(|e| e.1).collect::<Vec<_>>(), (2..2 + won.len() as i64).collect::<Vec<_>>());
-    assert_eq!(edits.iter().map(|e| e.0).collect::<BTreeSet<_>>(), won.into_iter().collect::<BTreeSet<_>>());
+    assert_eq!(
+        edits.len(),
+        won.len(),
+        "every acknowledged edit is in the log, no other"
+    );
+    assert_eq!(
+        edits.iter().map(|e| e.1).collect::<Vec<_>>(),
+        (2..2 + won.len() as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        edits.iter().map(|e| e.0).collect::<BTreeSet<_>>(),
+        won.into_iter().collect::<BTreeSet<_>>()
+    );
 }
 
 #[tokio::test]
@@ -369,7 +595,13 @@ async fn of_concurrent_registrations_of_one_username_exactly_one_wins() {
         let bus = p.bus.clone();
         tasks.push(tokio::spawn(async move {
             let id = Uuid::now_v7();
-            bus.execute::<Agent>(&id.to_string(), fixtures::register_command(id, "contested_name"), &ctx(Actor::Anonymous), respond).await
+            bus.execute::<Agent>(
+                &id.to_string(),
+                fixtures::register_command(id, "contested_name"),
+                &ctx(Actor::Anonymous),
+                respond,
+            )
+            .await
         }));
     }
     let mut ok = 0;
@@ -381,7 +613,11 @@ async fn of_concurrent_registrations_of_one_username_exactly_one_wins() {
         }
     }
     assert_eq!(ok, 1);
-    let registered: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'AgentRegistered'").fetch_one(&p.pool).await.expect("count");
+    let registered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'AgentRegistered'")
+            .fetch_one(&p.pool)
+            .await
+            .expect("count");
     assert_eq!(registered, 1, "the losers appended nothing");
 }
 
@@ -390,9 +626,24 @@ async fn stored_hashes_chain_per_stream_and_events_are_immutable() {
     let p = Pipeline::new().await;
     let agent = fixtures::register(&p.bus, "chainer").await;
     let (problem, _) = fixtures::report(&p.bus, agent, 1).await.expect("report");
-    fixtures::edit(&p.bus, agent, problem, Severity::Low).await.expect("edit");
-    fixtures::edit(&p.bus, agent, problem, Severity::Medium).await.expect("edit");
-    type Row = (Uuid, String, String, i64, String, String, chrono::DateTime<chrono::Utc>, serde_json::Value, serde_json::Value, Vec<u8>);
+    fixtures::edit(&p.bus, agent, problem, Severity::Low)
+        .await
+        .expect("edit");
+    fixtures::edit(&p.bus, agent, problem, Severity::Medium)
+        .await
+        .expect("edit");
+    type Row = (
+        Uuid,
+        String,
+        String,
+        i64,
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        serde_json::Value,
+        serde_json::Value,
+        Vec<u8>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload, metadata, hash
          FROM events WHERE aggregate_id = $1 ORDER BY sequence",
@@ -417,11 +668,24 @@ async fn stored_hashes_chain_per_stream_and_events_are_immutable() {
                 metadata: &r.8,
             },
         );
-        assert_eq!(recomputed.as_slice(), r.9.as_slice(), "event {} of the stream", r.3);
+        assert_eq!(
+            recomputed.as_slice(),
+            r.9.as_slice(),
+            "event {} of the stream",
+            r.3
+        );
         previous = recomputed;
     }
-    let update = sqlx::query("UPDATE events SET payload = '{}' WHERE aggregate_id = $1").bind(problem.to_string()).execute(&p.pool).await;
-    assert!(update.expect_err("immutable").to_string().contains("events are immutable"));
+    let update = sqlx::query("UPDATE events SET payload = '{}' WHERE aggregate_id = $1")
+        .bind(problem.to_string())
+        .execute(&p.pool)
+        .await;
+    assert!(
+        update
+            .expect_err("immutable")
+            .to_string()
+            .contains("events are immutable")
+    );
     let delete = sqlx::query("DELETE FROM events").execute(&p.pool).await;
     assert!(delete.is_err());
 }
@@ -434,12 +698,33 @@ async fn cqrs_es_framework_runs_on_our_repository() {
     let store: PersistedEventStore<_, Agent> = PersistedEventStore::new_event_store(repo);
     let cqrs = CqrsFramework::new(store, vec![], ());
     let id = Uuid::now_v7();
-    cqrs.execute(&id.to_string(), fixtures::register_command(id, "framework_user")).await.expect("execute through cqrs-es");
-    let again = cqrs.execute(&id.to_string(), fixtures::register_command(id, "framework_user")).await;
-    assert!(again.is_err(), "the aggregate refuses a second registration");
-    let (count, hash_len): (i64, Option<i32>) = sqlx::query_as("SELECT count(*), max(length(hash)) FROM events").fetch_one(&p.pool).await.expect("count");
+    cqrs.execute(
+        &id.to_string(),
+        fixtures::register_command(id, "framework_user"),
+    )
+    .await
+    .expect("execute through cqrs-es");
+    let again = cqrs
+        .execute(
+            &id.to_string(),
+            fixtures::register_command(id, "framework_user"),
+        )
+        .await;
+    assert!(
+        again.is_err(),
+        "the aggregate refuses a second registration"
+    );
+    let (count, hash_len): (i64, Option<i32>) =
+        sqlx::query_as("SELECT count(*), max(length(hash)) FROM events")
+            .fetch_one(&p.pool)
+            .await
+            .expect("count");
     assert_eq!((count, hash_len), (1, Some(32)));
-    assert_eq!(p.relay().drain().await.expect("drain"), 1, "events appended through cqrs-es reach the relay too");
+    assert_eq!(
+        p.relay().drain().await.expect("drain"),
+        1,
+        "events appended through cqrs-es reach the relay too"
+    );
 }
 
 #[tokio::test]
@@ -450,8 +735,13 @@ async fn a_redelivery_that_arrives_after_newer_events_is_applied_not_skipped() {
         fixtures::report(&p.bus, agent, n).await.expect("report");
     }
     p.relay().drain().await.expect("drain");
-    let config = bw_projections::runtime::ProjectorConfig { batch: 3, ..Default::default() };
-    let crashed = p.projector_with(Arc::new(AgentDirectory), config.clone()).await;
+    let config = bw_projections::runtime::ProjectorConfig {
+        batch: 3,
+        ..Default::default()
+    };
+    let crashed = p
+        .projector_with(Arc::new(AgentDirectory), config.clone())
+        .await;
     let unacked = crashed.fetch(None).await.expect("fetch");
     assert_eq!(unacked.len(), 3);
     drop(crashed); // crashed before applying: these 3 stay pending until JetStream's ack wait ends
@@ -461,12 +751,16 @@ async fn a_redelivery_that_arrives_after_newer_events_is_applied_not_skipped() {
     // skipped. It must apply the range from the log instead.
     let restarted = p.projector_with(Arc::new(AgentDirectory), config).await;
     restarted.process_pending().await.expect("drain");
-    let count: i32 = sqlx::query_scalar("SELECT problems_reported FROM rm_agents WHERE agent_id = $1")
-        .bind(agent)
-        .fetch_one(&p.pool)
-        .await
-        .expect("the agent row exists: its registration was not skipped");
+    let count: i32 =
+        sqlx::query_scalar("SELECT problems_reported FROM rm_agents WHERE agent_id = $1")
+            .bind(agent)
+            .fetch_one(&p.pool)
+            .await
+            .expect("the agent row exists: its registration was not skipped");
     assert_eq!(count, 8);
     // The late redeliveries, when they come, are at or below the checkpoint and change nothing.
-    assert_eq!(restarted.apply_batch(&unacked).await.expect("redelivered"), 0);
+    assert_eq!(
+        restarted.apply_batch(&unacked).await.expect("redelivered"),
+        0
+    );
 }

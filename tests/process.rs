@@ -77,7 +77,7 @@ async fn a_bad_database_url_fails_fast_with_one_line_naming_it() {
 
 #[tokio::test]
 async fn an_unreachable_nats_fails_fast_with_one_line_naming_it() {
-    let database = support::fresh_database().await;
+    let database = support::migrated_database().await;
     let mut cmd = betterworld(&["serve", "--http-addr", "127.0.0.1:0"]);
     cmd.env("DATABASE_URL", &database)
         .env("NATS_URL", "nats://127.0.0.1:1");
@@ -86,6 +86,22 @@ async fn an_unreachable_nats_fails_fast_with_one_line_naming_it() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("error: NATS_URL: cannot connect to nats://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_an_unmigrated_database_with_one_line() {
+    let database = support::fresh_database().await;
+    let mut cmd = betterworld(&["serve", "--http-addr", "127.0.0.1:0"]);
+    cmd.env("DATABASE_URL", &database)
+        .env("NATS_URL", support::nats_url());
+    let (success, stderr) = run_to_end(cmd).await;
+    assert!(!success);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL: the database is not migrated")
+            && stderr.contains("betterworld migrate"),
         "{stderr}"
     );
 }
@@ -212,7 +228,7 @@ async fn otlp_receiver() -> (String, Received) {
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_cleanly_with_redacted_logs_and_exported_traces() {
-    let database = support::fresh_database().await;
+    let database = support::migrated_database().await;
     let (otlp, received) = otlp_receiver().await;
     let mut cmd = betterworld(&["serve"]);
     cmd.env("DATABASE_URL", &database)

@@ -49,7 +49,10 @@ impl CommandContext {
     pub fn metadata(&self) -> Value {
         let mut map = Map::new();
         map.insert("actor".into(), Value::String(self.actor.scope()));
-        map.insert("correlationId".into(), Value::String(self.correlation_id.clone()));
+        map.insert(
+            "correlationId".into(),
+            Value::String(self.correlation_id.clone()),
+        );
         if let Some(c) = &self.causation_id {
             map.insert("causationId".into(), Value::String(c.clone()));
         }
@@ -128,7 +131,14 @@ impl CommandBus {
         let sink = EventSink::default();
         loaded.aggregate.handle(command, &(), &sink).await?;
         let events = sink.collect().await;
-        let prepared = store::prepare::<A>(aggregate_id, loaded.version, loaded.last_hash, &events, &ctx.metadata(), Utc::now())?;
+        let prepared = store::prepare::<A>(
+            aggregate_id,
+            loaded.version,
+            loaded.last_hash,
+            &events,
+            &ctx.metadata(),
+            Utc::now(),
+        )?;
         let appended = store::append(&mut tx, A::TYPE, &prepared).await?;
         reservations::apply(&mut tx, &prepared).await?;
         let response = respond(appended.last().map(|a| a.global_position));
@@ -139,6 +149,9 @@ impl CommandBus {
             store::notify_relay(&mut tx).await?;
         }
         tx.commit().await?;
-        Ok(Outcome::Executed { response, events: appended })
+        Ok(Outcome::Executed {
+            response,
+            events: appended,
+        })
     }
 }

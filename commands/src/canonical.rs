@@ -59,7 +59,8 @@ pub fn canonical_bytes(e: &EventForHash<'_>) -> Vec<u8> {
 fn sorted(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
-            let ordered: std::collections::BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
+            let ordered: std::collections::BTreeMap<&String, Value> =
+                map.iter().map(|(k, v)| (k, sorted(v))).collect();
             Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
         }
         Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
@@ -116,8 +117,16 @@ mod tests {
         let metadata = json!({});
         let first = chain_hash(&GENESIS, &event(&payload, &metadata));
         assert_eq!(hex::encode(first).len(), 64);
-        assert_ne!(chain_hash(&first, &event(&payload, &metadata)), first, "previous hash is chained");
+        assert_ne!(
+            chain_hash(&first, &event(&payload, &metadata)),
+            first,
+            "previous hash is chained"
+        );
         let altered = json!({"title": "y"});
-        assert_ne!(chain_hash(&GENESIS, &event(&altered, &metadata)), first, "payload is hashed");
+        assert_ne!(
+            chain_hash(&GENESIS, &event(&altered, &metadata)),
+            first,
+            "payload is hashed"
+        );
     }
 }

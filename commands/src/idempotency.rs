@@ -47,7 +47,10 @@ impl IdempotencyKey {
             .chain_update(body)
             .finalize()
             .into();
-        Self { scope_key, request_sha256 }
+        Self {
+            scope_key,
+            request_sha256,
+        }
     }
 
     /// The scoped key as hex, recorded in the events' metadata.
@@ -74,17 +77,27 @@ pub struct StoredResponse {
 }
 
 /// Takes the key's transaction-scoped lock, or reports that another request holds it.
-pub(crate) async fn lock(conn: &mut PgConnection, key: &IdempotencyKey) -> Result<(), CommandError> {
+pub(crate) async fn lock(
+    conn: &mut PgConnection,
+    key: &IdempotencyKey,
+) -> Result<(), CommandError> {
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(key.lock_id())
         .fetch_one(&mut *conn)
         .await?;
-    if locked { Ok(()) } else { Err(CommandError::IdempotencyInProgress) }
+    if locked {
+        Ok(())
+    } else {
+        Err(CommandError::IdempotencyInProgress)
+    }
 }
 
 /// The stored response for this key within retention: replayed when the request matches,
 /// [`CommandError::IdempotencyMismatch`] when it does not.
-pub(crate) async fn find(conn: &mut PgConnection, key: &IdempotencyKey) -> Result<Option<StoredResponse>, CommandError> {
+pub(crate) async fn find(
+    conn: &mut PgConnection,
+    key: &IdempotencyKey,
+) -> Result<Option<StoredResponse>, CommandError> {
     // language=PostgreSQL
     let row = sqlx::query(
         "SELECT request_sha256, status, body, position FROM idempotency_records
@@ -108,7 +121,11 @@ pub(crate) async fn find(conn: &mut PgConnection, key: &IdempotencyKey) -> Resul
 }
 
 /// Stores the response in the caller's transaction (replacing an expired record of the same key).
-pub(crate) async fn record(conn: &mut PgConnection, key: &IdempotencyKey, response: &StoredResponse) -> Result<(), CommandError> {
+pub(crate) async fn record(
+    conn: &mut PgConnection,
+    key: &IdempotencyKey,
+    response: &StoredResponse,
+) -> Result<(), CommandError> {
     // language=PostgreSQL
     sqlx::query(
         "INSERT INTO idempotency_records (scope_key, request_sha256, status, body, position)
@@ -131,10 +148,12 @@ pub(crate) async fn record(conn: &mut PgConnection, key: &IdempotencyKey, respon
 
 /// Deletes records past retention; returns how many.
 pub async fn purge_expired(pool: &PgPool) -> Result<u64, CommandError> {
-    let done = sqlx::query("DELETE FROM idempotency_records WHERE created_at <= now() - make_interval(secs => $1)")
-        .bind(RETENTION.as_secs_f64())
-        .execute(pool)
-        .await?;
+    let done = sqlx::query(
+        "DELETE FROM idempotency_records WHERE created_at <= now() - make_interval(secs => $1)",
+    )
+    .bind(RETENTION.as_secs_f64())
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected())
 }
 
@@ -152,6 +171,9 @@ mod tests {
         assert_eq!(a.scope_key, c.scope_key);
         assert_ne!(a.request_sha256, c.request_sha256);
         // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        assert_ne!(IdempotencyKey::new("ab", "c", "", "", b"").scope_key, IdempotencyKey::new("a", "bc", "", "", b"").scope_key);
+        assert_ne!(
+            IdempotencyKey::new("ab", "c", "", "", b"").scope_key,
+            IdempotencyKey::new("a", "bc", "", "", b"").scope_key
+        );
     }
 }

@@ -10,7 +10,10 @@ use bw_domain::meta::Actor;
 use chrono::Utc;
 use cqrs_es::{
     Aggregate,
-    persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot},
+    persist::{
+        PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent,
+        SerializedSnapshot,
+    },
 };
 use serde_json::Value;
 use sqlx::{PgPool, Row, postgres::PgRow};
@@ -60,11 +63,18 @@ fn serialized(row: &PgRow) -> Result<SerializedEvent, sqlx::Error> {
 const SELECT: &str = "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata FROM events";
 
 impl PersistedEventRepository for PgEventRepository {
-    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         self.get_last_events::<A>(aggregate_id, 0).await
     }
 
-    async fn get_last_events<A: Aggregate>(&self, aggregate_id: &str, last_sequence: usize) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         let rows = sqlx::query(&format!("{SELECT} WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence"))
             .bind(A::TYPE)
             .bind(aggregate_id)
@@ -78,13 +88,26 @@ impl PersistedEventRepository for PgEventRepository {
             .map_err(|e| PersistenceError::DeserializationError(Box::new(e)))
     }
 
-    async fn get_snapshot<A: Aggregate>(&self, _aggregate_id: &str) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        _aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         Ok(None)
     }
 
-    async fn persist<A: Aggregate>(&self, events: &[SerializedEvent], _snapshot: Option<(String, Value, usize)>) -> Result<(), PersistenceError> {
-        let Some(first) = events.first() else { return Ok(()) };
-        let mut tx = self.pool.begin().await.map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        _snapshot: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
         // The previous hash of the stream; reading does not assign a transaction id, so the insert
         // below is still the transaction's first write.
         let previous: Option<Vec<u8>> = sqlx::query_scalar(
@@ -95,15 +118,18 @@ impl PersistedEventRepository for PgEventRepository {
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
-        let mut last = previous.and_then(|h| <[u8; 32]>::try_from(h).ok()).unwrap_or(GENESIS);
+        let mut last = previous
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            .unwrap_or(GENESIS);
         let recorded_at = crate::canonical::to_micros(Utc::now());
         let mut prepared = Vec::with_capacity(events.len());
         for e in events {
-            let metadata = if e.metadata.is_null() || e.metadata.as_object().is_some_and(|m| m.is_empty()) {
-                serde_json::json!({ "actor": Actor::System.scope() })
-            } else {
-                e.metadata.clone()
-            };
+            let metadata =
+                if e.metadata.is_null() || e.metadata.as_object().is_some_and(|m| m.is_empty()) {
+                    serde_json::json!({ "actor": Actor::System.scope() })
+                } else {
+                    e.metadata.clone()
+                };
             let new = NewEvent {
                 event_id: Uuid::now_v7(),
                 aggregate_type: e.aggregate_type.clone(),
@@ -119,22 +145,31 @@ impl PersistedEventRepository for PgEventRepository {
             last = chain_hash(&last, &store::for_hash(&new));
             prepared.push(NewEvent { hash: last, ..new });
         }
-        store::append(&mut tx, A::TYPE, &prepared).await.map_err(persistence)?;
+        store::append(&mut tx, A::TYPE, &prepared)
+            .await
+            .map_err(persistence)?;
         store::notify_relay(&mut tx).await.map_err(persistence)?;
-        tx.commit().await.map_err(|e| PersistenceError::ConnectionError(Box::new(e)))
+        tx.commit()
+            .await
+            .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))
     }
 
-    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
         let events = self.get_events::<A>(aggregate_id).await?;
         Ok(feed(events).await)
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        let rows = sqlx::query(&format!("{SELECT} WHERE aggregate_type = $1 ORDER BY global_position"))
-            .bind(A::TYPE)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE aggregate_type = $1 ORDER BY global_position"
+        ))
+        .bind(A::TYPE)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))?;
         let events = rows
             .iter()
             .map(serialized)

@@ -14,20 +14,37 @@ use uuid::Uuid;
 use crate::{CommandError, error::unique_violation, store::NewEvent};
 
 /// Applies the reservations the prepared events call for.
-pub(crate) async fn apply(conn: &mut PgConnection, events: &[NewEvent]) -> Result<(), CommandError> {
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<(), CommandError> {
     for event in events {
-        if (event.aggregate_type.as_str(), event.event_type.as_str()) == ("Agent", "AgentRegistered") {
+        if (event.aggregate_type.as_str(), event.event_type.as_str())
+            == ("Agent", "AgentRegistered")
+        {
             let data = &event.payload["data"];
-            let field = |name: &str| data[name].as_str().map(str::to_owned).ok_or_else(|| CommandError::Corrupt(format!("AgentRegistered without {name}")));
-            let agent_id: Uuid = field("agentId")?.parse().map_err(|e| CommandError::Corrupt(format!("agentId: {e}")))?;
+            let field = |name: &str| {
+                data[name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| CommandError::Corrupt(format!("AgentRegistered without {name}")))
+            };
+            let agent_id: Uuid = field("agentId")?
+                .parse()
+                .map_err(|e| CommandError::Corrupt(format!("agentId: {e}")))?;
             let username = field("username")?;
-            let key_sha256 = hex::decode(field("apiKeySha256")?).map_err(|e| CommandError::Corrupt(format!("apiKeySha256: {e}")))?;
-            let registered_at: DateTime<Utc> = field("registeredAt")?.parse().map_err(|e| CommandError::Corrupt(format!("registeredAt: {e}")))?;
-            let reserved = sqlx::query("INSERT INTO agent_usernames (username, agent_id) VALUES (lower($1), $2)")
-                .bind(&username)
-                .bind(agent_id)
-                .execute(&mut *conn)
-                .await;
+            let key_sha256 = hex::decode(field("apiKeySha256")?)
+                .map_err(|e| CommandError::Corrupt(format!("apiKeySha256: {e}")))?;
+            let registered_at: DateTime<Utc> = field("registeredAt")?
+                .parse()
+                .map_err(|e| CommandError::Corrupt(format!("registeredAt: {e}")))?;
+            let reserved = sqlx::query(
+                "INSERT INTO agent_usernames (username, agent_id) VALUES (lower($1), $2)",
+            )
+            .bind(&username)
+            .bind(agent_id)
+            .execute(&mut *conn)
+            .await;
             match reserved {
                 Err(e) if unique_violation(&e).as_deref() == Some("agent_usernames_pkey") => {
                     return Err(CommandError::UsernameTaken(username));

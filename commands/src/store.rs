@@ -55,7 +55,10 @@ pub struct Appended {
 }
 
 /// Loads `A` with id `aggregate_id` by applying its events in sequence order.
-pub async fn load<A: Aggregate>(conn: &mut PgConnection, aggregate_id: &str) -> Result<Loaded<A>, CommandError> {
+pub async fn load<A: Aggregate>(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+) -> Result<Loaded<A>, CommandError> {
     // language=PostgreSQL
     let rows = sqlx::query(
         "SELECT sequence, event_type, payload, hash FROM events
@@ -65,7 +68,11 @@ pub async fn load<A: Aggregate>(conn: &mut PgConnection, aggregate_id: &str) -> 
     .bind(aggregate_id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut loaded = Loaded { aggregate: A::default(), version: 0, last_hash: GENESIS };
+    let mut loaded = Loaded {
+        aggregate: A::default(),
+        version: 0,
+        last_hash: GENESIS,
+    };
     for row in rows {
         let payload: Value = row.try_get("payload")?;
         let event: A::Event = serde_json::from_value(payload).map_err(|e| {
@@ -75,7 +82,9 @@ pub async fn load<A: Aggregate>(conn: &mut PgConnection, aggregate_id: &str) -> 
         loaded.aggregate.apply(event);
         loaded.version = row.try_get("sequence")?;
         let hash: Vec<u8> = row.try_get("hash")?;
-        loaded.last_hash = hash.try_into().map_err(|_| CommandError::Corrupt("hash is not 32 bytes".into()))?;
+        loaded.last_hash = hash
+            .try_into()
+            .map_err(|_| CommandError::Corrupt("hash is not 32 bytes".into()))?;
     }
     Ok(loaded)
 }
@@ -94,7 +103,8 @@ pub fn prepare<A: Aggregate>(
     let mut previous = last_hash;
     let mut prepared = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
-        let payload = serde_json::to_value(event).map_err(|e| CommandError::Corrupt(e.to_string()))?;
+        let payload =
+            serde_json::to_value(event).map_err(|e| CommandError::Corrupt(e.to_string()))?;
         let new = NewEvent {
             event_id: Uuid::now_v7(),
             aggregate_type: A::TYPE.to_owned(),
@@ -137,12 +147,19 @@ pub fn for_hash(e: &NewEvent) -> EventForHash<'_> {
 /// that loaded an aggregate after another committed having a larger id (ADR 0002). A duplicate
 /// `(aggregate_type, aggregate_id, sequence)` — another command appended first — is
 /// [`CommandError::Conflict`].
-pub async fn append(conn: &mut PgConnection, aggregate_type: &'static str, events: &[NewEvent]) -> Result<Vec<Appended>, CommandError> {
+pub async fn append(
+    conn: &mut PgConnection,
+    aggregate_type: &'static str,
+    events: &[NewEvent],
+) -> Result<Vec<Appended>, CommandError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
     if events.len() > MAX_EVENTS_PER_COMMIT {
-        return Err(CommandError::Corrupt(format!("{} events in one commit; at most {MAX_EVENTS_PER_COMMIT}", events.len())));
+        return Err(CommandError::Corrupt(format!(
+            "{} events in one commit; at most {MAX_EVENTS_PER_COMMIT}",
+            events.len()
+        )));
     }
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
@@ -156,7 +173,10 @@ pub async fn append(conn: &mut PgConnection, aggregate_type: &'static str, event
     let hashes: Vec<&[u8]> = events.iter().map(|e| e.hash.as_slice()).collect();
     // Before the first write (which assigns the transaction id): mark this transaction as an event
     // writer for the relay's visibility horizon. Advisory locks do not assign a transaction id.
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(EVENT_WRITER_LOCK).execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(EVENT_WRITER_LOCK)
+        .execute(&mut *conn)
+        .await?;
     // language=PostgreSQL
     let result = sqlx::query(
         "INSERT INTO events (global_position, txid, event_id, aggregate_type, aggregate_id, sequence,
@@ -191,7 +211,12 @@ pub async fn append(conn: &mut PgConnection, aggregate_type: &'static str, event
     };
     let mut appended: Vec<Appended> = rows
         .iter()
-        .map(|row| Ok(Appended { event_id: row.try_get("event_id")?, global_position: row.try_get("global_position")? }))
+        .map(|row| {
+            Ok(Appended {
+                event_id: row.try_get("event_id")?,
+                global_position: row.try_get("global_position")?,
+            })
+        })
         .collect::<Result<_, sqlx::Error>>()?;
     appended.sort_by_key(|a| ids.iter().position(|id| *id == a.event_id));
     Ok(appended)
@@ -199,6 +224,8 @@ pub async fn append(conn: &mut PgConnection, aggregate_type: &'static str, event
 
 /// Wakes the relay when the transaction commits (NOTIFY is delivered at commit, never before).
 pub async fn notify_relay(conn: &mut PgConnection) -> Result<(), CommandError> {
-    sqlx::query("SELECT pg_notify('bw_events', '')").execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_notify('bw_events', '')")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

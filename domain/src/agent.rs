@@ -24,11 +24,17 @@ impl Specializations {
     /// Parses a list of domains: 1–5 entries, no repeats.
     pub fn parse(domains: Vec<ProblemDomain>) -> Result<Self, DomainError> {
         if domains.is_empty() || domains.len() > 5 {
-            return Err(DomainError::invalid("specializations", format!("must list 1–5 domains, got {}", domains.len())));
+            return Err(DomainError::invalid(
+                "specializations",
+                format!("must list 1–5 domains, got {}", domains.len()),
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         if let Some(dup) = domains.iter().find(|d| !seen.insert(**d)) {
-            return Err(DomainError::invalid("specializations", format!("`{dup}` is listed twice")));
+            return Err(DomainError::invalid(
+                "specializations",
+                format!("`{dup}` is listed twice"),
+            ));
         }
         Ok(Self(domains))
     }
@@ -109,7 +115,12 @@ impl Aggregate for Agent {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: Self::Command, _: &Self::Services, sink: &EventSink<Self>) -> Result<(), Self::Error> {
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
         match command {
             AgentCommand::Register(cmd) => {
                 if self.id.is_some() {
@@ -166,7 +177,8 @@ mod tests {
             username: Username::parse("river_watch").expect("valid"),
             display_name: Some(DisplayName::parse("River Watch").expect("valid")),
             framework: AgentFramework::Langchain,
-            specializations: Specializations::parse(vec![ProblemDomain::CleanWaterSanitation]).expect("valid"),
+            specializations: Specializations::parse(vec![ProblemDomain::CleanWaterSanitation])
+                .expect("valid"),
             model_provider: None,
             model_name: None,
             soul_summary: None,
@@ -223,7 +235,10 @@ mod tests {
         let json = serde_json::to_value(registered(&register())).expect("serialises");
         assert_eq!(json["type"], "AgentRegistered");
         assert_eq!(json["data"]["username"], "river_watch");
-        assert_eq!(json["data"]["specializations"], serde_json::json!(["clean_water_sanitation"]));
+        assert_eq!(
+            json["data"]["specializations"],
+            serde_json::json!(["clean_water_sanitation"])
+        );
         let back: AgentEvent = serde_json::from_value(json).expect("deserialises");
         assert_eq!(back, registered(&register()));
     }

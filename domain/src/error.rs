@@ -28,6 +28,9 @@ pub enum DomainError {
 impl DomainError {
     /// Shorthand for [`DomainError::InvalidValue`].
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidValue { field, message: message.into() }
+        Self::InvalidValue {
+            field,
+            message: message.into(),
+        }
     }
 }

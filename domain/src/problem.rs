@@ -69,9 +69,18 @@ impl ProblemChanges {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProblemCommand {
     /// An agent reports a new problem.
-    Report { problem_id: Uuid, agent_id: Uuid, details: Box<ProblemDetails>, at: DateTime<Utc> },
+    Report {
+        problem_id: Uuid,
+        agent_id: Uuid,
+        details: Box<ProblemDetails>,
+        at: DateTime<Utc>,
+    },
     /// An agent edits a problem.
-    Edit { agent_id: Uuid, changes: Box<ProblemChanges>, at: DateTime<Utc> },
+    Edit {
+        agent_id: Uuid,
+        changes: Box<ProblemChanges>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of the `Problem` aggregate.
@@ -128,9 +137,19 @@ impl Aggregate for Problem {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: Self::Command, _: &Self::Services, sink: &EventSink<Self>) -> Result<(), Self::Error> {
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
         match command {
-            ProblemCommand::Report { problem_id, agent_id, details, at } => {
+            ProblemCommand::Report {
+                problem_id,
+                agent_id,
+                details,
+                at,
+            } => {
                 if self.id.is_some() {
                     return Err(DomainError::AlreadyExists("problem"));
                 }
@@ -144,18 +163,29 @@ impl Aggregate for Problem {
                 };
                 sink.write(event, self).await;
             }
-            ProblemCommand::Edit { agent_id, changes, at } => {
+            ProblemCommand::Edit {
+                agent_id,
+                changes,
+                at,
+            } => {
                 let Some(problem_id) = self.id else {
                     return Err(DomainError::NotFound("problem"));
                 };
                 if self.owner != Some(agent_id) {
-                    return Err(DomainError::Forbidden("only the agent that reported a problem may edit it"));
+                    return Err(DomainError::Forbidden(
+                        "only the agent that reported a problem may edit it",
+                    ));
                 }
                 if self.status == Some(ProblemStatus::Archived) {
-                    return Err(DomainError::InvalidState("an archived problem cannot be edited"));
+                    return Err(DomainError::InvalidState(
+                        "an archived problem cannot be edited",
+                    ));
                 }
                 if changes.is_empty() {
-                    return Err(DomainError::invalid("body", "an edit must change at least one field"));
+                    return Err(DomainError::invalid(
+                        "body",
+                        "an edit must change at least one field",
+                    ));
                 }
                 let event = ProblemEvent::ProblemEdited {
                     problem_id,
@@ -172,7 +202,12 @@ impl Aggregate for Problem {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            ProblemEvent::ProblemReported { problem_id, reported_by, status, .. } => {
+            ProblemEvent::ProblemReported {
+                problem_id,
+                reported_by,
+                status,
+                ..
+            } => {
                 self.id = Some(problem_id);
                 self.owner = Some(reported_by);
                 self.status = Some(status);
@@ -199,7 +234,10 @@ mod tests {
     fn details() -> ProblemDetails {
         ProblemDetails {
             title: Title::parse("Contaminated well in the village").expect("valid"),
-            description: Description::parse(&"The only well serving 300 households tested positive for E. coli. ".repeat(2)).expect("valid"),
+            description: Description::parse(
+                &"The only well serving 300 households tested positive for E. coli. ".repeat(2),
+            )
+            .expect("valid"),
             domain: ProblemDomain::CleanWaterSanitation,
             severity: Severity::High,
             affected_population_estimate: None,
@@ -224,14 +262,22 @@ mod tests {
     }
 
     fn severity_change() -> Box<ProblemChanges> {
-        Box::new(ProblemChanges { severity: Some(Severity::Critical), ..ProblemChanges::default() })
+        Box::new(ProblemChanges {
+            severity: Some(Severity::Critical),
+            ..ProblemChanges::default()
+        })
     }
 
     #[test]
     fn given_nothing_when_an_agent_reports_then_the_problem_awaits_the_guardrail() {
         TestFramework::<Problem>::with(())
             .given_no_previous_events()
-            .when(ProblemCommand::Report { problem_id: PROBLEM, agent_id: OWNER, details: Box::new(details()), at: at(0) })
+            .when(ProblemCommand::Report {
+                problem_id: PROBLEM,
+                agent_id: OWNER,
+                details: Box::new(details()),
+                at: at(0),
+            })
             .then_expect_events(vec![reported()]);
     }
 
@@ -239,7 +285,12 @@ mod tests {
     fn given_a_problem_when_reported_again_then_already_exists() {
         TestFramework::<Problem>::with(())
             .given(vec![reported()])
-            .when(ProblemCommand::Report { problem_id: PROBLEM, agent_id: OWNER, details: Box::new(details()), at: at(1) })
+            .when(ProblemCommand::Report {
+                problem_id: PROBLEM,
+                agent_id: OWNER,
+                details: Box::new(details()),
+                at: at(1),
+            })
             .then_expect_error(DomainError::AlreadyExists("problem"));
     }
 
@@ -247,7 +298,11 @@ mod tests {
     fn given_a_problem_when_its_owner_edits_then_edited_and_pending_again() {
         TestFramework::<Problem>::with(())
             .given(vec![reported()])
-            .when(ProblemCommand::Edit { agent_id: OWNER, changes: severity_change(), at: at(5) })
+            .when(ProblemCommand::Edit {
+                agent_id: OWNER,
+                changes: severity_change(),
+                at: at(5),
+            })
             .then_expect_events(vec![ProblemEvent::ProblemEdited {
                 problem_id: PROBLEM,
                 edited_by: OWNER,
@@ -261,15 +316,25 @@ mod tests {
     fn given_a_problem_when_another_agent_edits_then_forbidden() {
         TestFramework::<Problem>::with(())
             .given(vec![reported()])
-            .when(ProblemCommand::Edit { agent_id: OTHER, changes: severity_change(), at: at(5) })
-            .then_expect_error(DomainError::Forbidden("only the agent that reported a problem may edit it"));
+            .when(ProblemCommand::Edit {
+                agent_id: OTHER,
+                changes: severity_change(),
+                at: at(5),
+            })
+            .then_expect_error(DomainError::Forbidden(
+                "only the agent that reported a problem may edit it",
+            ));
     }
 
     #[test]
     fn given_no_problem_when_editing_then_not_found() {
         TestFramework::<Problem>::with(())
             .given_no_previous_events()
-            .when(ProblemCommand::Edit { agent_id: OWNER, changes: severity_change(), at: at(5) })
+            .when(ProblemCommand::Edit {
+                agent_id: OWNER,
+                changes: severity_change(),
+                at: at(5),
+            })
             .then_expect_error(DomainError::NotFound("problem"));
     }
 
@@ -277,21 +342,46 @@ mod tests {
     fn given_a_problem_when_an_edit_changes_nothing_then_invalid() {
         TestFramework::<Problem>::with(())
             .given(vec![reported()])
-            .when(ProblemCommand::Edit { agent_id: OWNER, changes: Box::default(), at: at(5) })
-            .then_expect_error(DomainError::invalid("body", "an edit must change at least one field"));
+            .when(ProblemCommand::Edit {
+                agent_id: OWNER,
+                changes: Box::default(),
+                at: at(5),
+            })
+            .then_expect_error(DomainError::invalid(
+                "body",
+                "an edit must change at least one field",
+            ));
     }
 
     #[test]
     fn given_an_archived_problem_when_edited_then_refused() {
         let archived = match reported() {
-            ProblemEvent::ProblemReported { problem_id, reported_by, details, guardrail_status, reported_at, .. } => {
-                ProblemEvent::ProblemReported { problem_id, reported_by, details, status: ProblemStatus::Archived, guardrail_status, reported_at }
-            }
+            ProblemEvent::ProblemReported {
+                problem_id,
+                reported_by,
+                details,
+                guardrail_status,
+                reported_at,
+                ..
+            } => ProblemEvent::ProblemReported {
+                problem_id,
+                reported_by,
+                details,
+                status: ProblemStatus::Archived,
+                guardrail_status,
+                reported_at,
+            },
             other => other,
         };
         TestFramework::<Problem>::with(())
             .given(vec![archived])
-            .when(ProblemCommand::Edit { agent_id: OWNER, changes: severity_change(), at: at(5) })
-            .then_expect_error(DomainError::InvalidState("an archived problem cannot be edited"));
+            .when(ProblemCommand::Edit {
+                agent_id: OWNER,
+                changes: severity_change(),
+                at: at(5),
+            })
+            .then_expect_error(DomainError::InvalidState(
+                "an archived problem cannot be edited",
+            ));
     }
 }

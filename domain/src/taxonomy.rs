@@ -163,16 +163,26 @@ mod tests {
         assert_eq!(ProblemDomain::ALL.len(), 15);
         for domain in ProblemDomain::ALL {
             assert_eq!(domain.as_str().parse::<ProblemDomain>(), Ok(*domain));
-            assert_eq!(serde_json::to_value(domain).ok(), Some(serde_json::Value::from(domain.as_str())));
+            assert_eq!(
+                serde_json::to_value(domain).ok(),
+                Some(serde_json::Value::from(domain.as_str()))
+            );
         }
     }
 
     #[test]
     fn given_an_unknown_domain_when_parsed_then_the_error_lists_the_accepted_ones() {
-        let err = "space_exploration".parse::<ProblemDomain>().expect_err("not a domain");
-        let DomainError::InvalidValue { field, message } = err else { panic!("{err:?}") };
+        let err = "space_exploration"
+            .parse::<ProblemDomain>()
+            .expect_err("not a domain");
+        let DomainError::InvalidValue { field, message } = err else {
+            panic!("{err:?}")
+        };
         assert_eq!(field, "domain");
-        assert!(message.contains("`space_exploration` is not one of: poverty_reduction, "), "{message}");
+        assert!(
+            message.contains("`space_exploration` is not one of: poverty_reduction, "),
+            "{message}"
+        );
         assert!(message.ends_with("elder_care"), "{message}");
     }
 
@@ -180,7 +190,10 @@ mod tests {
     fn given_each_domain_when_asked_for_sdgs_then_they_are_real_goals() {
         for domain in ProblemDomain::ALL {
             assert!(!domain.un_sdgs().is_empty());
-            assert!(domain.un_sdgs().iter().all(|g| (1..=17).contains(g)), "{domain}");
+            assert!(
+                domain.un_sdgs().iter().all(|g| (1..=17).contains(g)),
+                "{domain}"
+            );
         }
         assert_eq!(ProblemDomain::BiodiversityConservation.un_sdgs(), &[14, 15]);
     }

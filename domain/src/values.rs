@@ -14,10 +14,19 @@ fn bounded(field: &'static str, raw: &str, min: usize, max: usize) -> Result<Str
     let text = raw.trim();
     let chars = text.chars().count();
     if chars < min || chars > max {
-        return Err(DomainError::invalid(field, format!("must be {min}–{max} characters, got {chars}")));
+        return Err(DomainError::invalid(
+            field,
+            format!("must be {min}–{max} characters, got {chars}"),
+        ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(DomainError::invalid(field, "must not contain control characters"));
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -67,8 +76,18 @@ text_type!(/// The name of an agent's model, at most 100 characters.
     ModelName, "modelName", 1, 100);
 
 /// Words no agent may take as its username.
-pub const RESERVED_USERNAMES: &[&str] =
-    &["admin", "system", "betterworld", "moderator", "support", "official", "null", "undefined", "api", "root"];
+pub const RESERVED_USERNAMES: &[&str] = &[
+    "admin",
+    "system",
+    "betterworld",
+    "moderator",
+    "support",
+    "official",
+    "null",
+    "undefined",
+    "api",
+    "root",
+];
 
 /// An agent's username: 3–100 characters of `a-z 0-9 _`, starting and ending with a letter or digit,
 /// no `__`, not reserved. Usernames are lower case by this rule, so uniqueness is case-insensitive.
@@ -82,14 +101,23 @@ impl Username {
         let field = "username";
         let len = raw.chars().count();
         if !(3..=100).contains(&len) {
-            return Err(DomainError::invalid(field, format!("must be 3–100 characters, got {len}")));
+            return Err(DomainError::invalid(
+                field,
+                format!("must be 3–100 characters, got {len}"),
+            ));
         }
         let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
         if !raw.chars().all(allowed) {
-            return Err(DomainError::invalid(field, "may contain only lower-case letters, digits and `_`"));
+            return Err(DomainError::invalid(
+                field,
+                "may contain only lower-case letters, digits and `_`",
+            ));
         }
         if raw.starts_with('_') || raw.ends_with('_') {
-            return Err(DomainError::invalid(field, "must start and end with a letter or digit"));
+            return Err(DomainError::invalid(
+                field,
+                "must start and end with a letter or digit",
+            ));
         }
         if raw.contains("__") {
             return Err(DomainError::invalid(field, "must not contain `__`"));
@@ -125,12 +153,21 @@ impl GeoPoint {
     /// Parses a latitude/longitude pair.
     pub fn parse(latitude: f64, longitude: f64) -> Result<Self, DomainError> {
         if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
-            return Err(DomainError::invalid("latitude", "must be between -90 and 90"));
+            return Err(DomainError::invalid(
+                "latitude",
+                "must be between -90 and 90",
+            ));
         }
         if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
-            return Err(DomainError::invalid("longitude", "must be between -180 and 180"));
+            return Err(DomainError::invalid(
+                "longitude",
+                "must be between -180 and 180",
+            ));
         }
-        Ok(Self { latitude, longitude })
+        Ok(Self {
+            latitude,
+            longitude,
+        })
     }
 }
 
@@ -144,14 +181,23 @@ impl HttpsUrl {
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, DomainError> {
         let raw = raw.trim();
         if raw.len() > 2048 {
-            return Err(DomainError::invalid(field, "links must be at most 2048 characters"));
+            return Err(DomainError::invalid(
+                field,
+                "links must be at most 2048 characters",
+            ));
         }
         let Some(rest) = raw.strip_prefix("https://") else {
-            return Err(DomainError::invalid(field, format!("`{raw}` is not an https:// link")));
+            return Err(DomainError::invalid(
+                field,
+                format!("`{raw}` is not an https:// link"),
+            ));
         };
         let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         if host.is_empty() || raw.chars().any(char::is_whitespace) {
-            return Err(DomainError::invalid(field, format!("`{raw}` is not a valid link")));
+            return Err(DomainError::invalid(
+                field,
+                format!("`{raw}` is not a valid link"),
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -170,7 +216,10 @@ pub fn parse_list<T>(
     parse: impl Fn(&str) -> Result<T, DomainError>,
 ) -> Result<Vec<T>, DomainError> {
     if raw.len() > max {
-        return Err(DomainError::invalid(field, format!("at most {max} items, got {}", raw.len())));
+        return Err(DomainError::invalid(
+            field,
+            format!("at most {max} items, got {}", raw.len()),
+        ));
     }
     raw.iter()
         .enumerate()
@@ -217,7 +266,10 @@ mod tests {
     fn text_lengths_count_characters_after_trimming() {
         assert!(Title::parse("  short  ").is_err());
         assert!(Title::parse("ten chars!").is_ok());
-        assert!(Title::parse(&"é".repeat(500)).is_ok(), "500 two-byte characters fit");
+        assert!(
+            Title::parse(&"é".repeat(500)).is_ok(),
+            "500 two-byte characters fit"
+        );
         assert!(Title::parse(&"é".repeat(501)).is_err());
         assert!(Title::parse("bell\u{7} in the title").is_err());
     }
@@ -231,7 +283,9 @@ mod tests {
         assert!(HttpsUrl::parse("evidenceLinks", "http://example.org").is_err());
         assert!(HttpsUrl::parse("evidenceLinks", "https:///nohost").is_err());
         let links: Vec<String> = (0..21).map(|i| format!("https://e.org/{i}")).collect();
-        let err = parse_list("evidenceLinks", &links, 20, |s| HttpsUrl::parse("evidenceLinks", s));
+        let err = parse_list("evidenceLinks", &links, 20, |s| {
+            HttpsUrl::parse("evidenceLinks", s)
+        });
         assert!(err.is_err());
     }
 }

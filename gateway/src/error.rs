@@ -139,9 +139,98 @@ pub enum ApiError {
         /// Structured detail (e.g. the failing readiness checks).
         details: Option<Value>,
     },
+    /// Any other refusal with its code (authentication, permission, conflicts…); the message is
+    /// written for the client.
+    #[error("{message}")]
+    Refused {
+        /// The code (and so the status).
+        code: ErrorCode,
+        /// What happened and, where useful, what to do.
+        message: String,
+    },
     /// A bug or an unexpected failure; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ApiError {
+    /// A refusal with `code` and `message`.
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A validation error on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut fields = FieldErrors::new();
+        fields.insert(field.to_owned(), vec![message.into()]);
+        Self::Validation(fields)
+    }
+}
+
+impl From<bw_domain::DomainError> for ApiError {
+    fn from(error: bw_domain::DomainError) -> Self {
+        use bw_domain::DomainError as D;
+        match error {
+            D::InvalidValue { field, message } => Self::field(field, message),
+            D::AlreadyExists(what) => {
+                Self::refused(ErrorCode::Conflict, format!("{what} already exists"))
+            }
+            D::NotFound(_) => Self::NotFound,
+            D::Forbidden(why) => Self::refused(ErrorCode::Forbidden, why),
+            D::InvalidState(why) => Self::refused(ErrorCode::Conflict, why),
+        }
+    }
+}
+
+/// Whether a database error means the database is unreachable (so the client should retry) rather
+/// than a bug.
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+fn database(error: sqlx::Error) -> ApiError {
+    if is_unavailable(&error) {
+        ApiError::Unavailable {
+            message: "the database is unavailable; retry shortly".into(),
+            details: None,
+        }
+    } else {
+        ApiError::Internal(format!("database: {error}"))
+    }
+}
+
+impl From<bw_commands::CommandError> for ApiError {
+    fn from(error: bw_commands::CommandError) -> Self {
+        use bw_commands::CommandError as C;
+        match error {
+            C::Domain(e) => e.into(),
+            e @ C::Conflict { .. } => Self::refused(ErrorCode::Conflict, e.to_string()),
+            e @ C::UsernameTaken(_) => Self::refused(ErrorCode::UsernameTaken, e.to_string()),
+            e @ C::IdempotencyMismatch => Self::field("Idempotency-Key", e.to_string()),
+            e @ C::IdempotencyInProgress => Self::refused(ErrorCode::Conflict, e.to_string()),
+            C::Database(e) => database(e),
+            e @ C::Corrupt(_) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<bw_projections::ProjectionError> for ApiError {
+    fn from(error: bw_projections::ProjectionError) -> Self {
+        match error {
+            bw_projections::ProjectionError::Database(e) => database(e),
+            other => Self::Internal(other.to_string()),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -172,7 +261,9 @@ pub fn error_response(code: ErrorCode, message: &str, details: Option<&Value>) -
         request_id: current_request_id(),
     };
     let mut response = (code.status(), Json(body)).into_response();
-    if code == ErrorCode::ServiceUnavailable {
+    let retry = code == ErrorCode::ServiceUnavailable
+        || (code == ErrorCode::Conflict && message.contains("in progress"));
+    if retry {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -191,6 +282,7 @@ impl ApiError {
             Self::NotFound => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            Self::Refused { code, .. } => *code,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }

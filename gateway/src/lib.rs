@@ -4,7 +4,12 @@
 //!
 //! - [`app`]: [`Application`] binds a listener and serves a router until shutdown, draining in-flight
 //!   requests; [`router`] assembles routes and middleware.
-//! - [`state`]: [`AppState`], what handlers share.
+//! - [`state`]: [`AppState`], what handlers share; [`state::Platform`], the command bus and read
+//!   models the API routes use.
+//! - [`auth`]: agent authentication extractors (`AgentAuth`, `MaybeAgent`).
+//! - [`command`]: what command endpoints share: body bytes for the idempotency fingerprint,
+//!   `Idempotency-Key`, `Bw-Position` on the response.
+//! - [`consistency`]: `Bw-Min-Position`, read-your-writes for queries.
 //! - [`error`]: [`ApiError`], the gateway's one error type, and its single mapping to HTTP
 //!   (status + the error envelope of `api.md`).
 //! - [`envelope`]: the success envelope and the request id of the request being served.
@@ -12,9 +17,13 @@
 //! - [`middleware`]: request id, request span, access log, metrics, and the guard that puts every
 //!   error (including the framework's own 404/405/413/timeouts/panics) into the envelope.
 //! - [`listener`]: a TCP listener that counts open connections.
-//! - [`routes`]: the route handlers, one module per area (`ops` for health, readiness, metrics).
+//! - [`routes`]: the route handlers, one module per area (`ops` for health, readiness, metrics;
+//!   `agents`; `problems`).
 
 pub mod app;
+pub mod auth;
+pub mod command;
+pub mod consistency;
 pub mod envelope;
 pub mod error;
 pub mod extract;

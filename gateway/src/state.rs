@@ -2,7 +2,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bw_infra::{health::Readiness, metrics::Metrics};
+use axum::{extract::FromRequestParts, http::request::Parts};
+use bw_commands::CommandBus;
+use bw_infra::{Secret, health::Readiness, metrics::Metrics};
+use sqlx::PgPool;
+
+use crate::error::ApiError;
 
 /// What handlers and middleware share; cheap to clone.
 #[derive(Debug, Clone)]
@@ -13,6 +18,22 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Limits applied to every request.
     pub limits: Limits,
+    /// The command and query side; absent in roles that serve only operations endpoints.
+    pub platform: Option<Platform>,
+}
+
+/// The command bus, the read models, and the settings of the API routes.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    /// Executes commands.
+    pub bus: CommandBus,
+    /// Reads the read models.
+    pub pool: PgPool,
+    /// How long a query with `Bw-Min-Position` may wait for its read model.
+    pub consistency_wait: Duration,
+    /// Derives an agent's API key from its registration's idempotency key, so a replayed
+    /// registration returns the same key without the key ever being stored.
+    pub key_secret: Secret<Vec<u8>>,
 }
 
 /// Request limits.
@@ -30,5 +51,21 @@ impl Default for Limits {
             body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// Extracts the [`Platform`] for API handlers.
+#[derive(Debug, Clone)]
+pub struct Api(pub Platform);
+
+impl FromRequestParts<AppState> for Api {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state
+            .platform
+            .clone()
+            .map(Api)
+            .ok_or_else(|| ApiError::Internal("API route served without a platform".into()))
     }
 }

@@ -69,7 +69,12 @@ impl EventEnvelope {
         h.insert(header::SEQUENCE, self.sequence.to_string().as_str());
         h.insert(header::EVENT_TYPE, self.event_type.as_str());
         h.insert(header::EVENT_VERSION, self.event_version.as_str());
-        h.insert(header::RECORDED_AT, self.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true).as_str());
+        h.insert(
+            header::RECORDED_AT,
+            self.recorded_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+                .as_str(),
+        );
         let meta = |k: &str| self.metadata.get(k).and_then(Value::as_str);
         if let Some(actor) = meta("actor") {
             h.insert(header::ACTOR, actor);
@@ -88,7 +93,10 @@ impl EventEnvelope {
 
     /// Reads an envelope back from a message's headers and body. Metadata is rebuilt from the headers
     /// that carry it.
-    pub fn from_message(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Self, MalformedEnvelope> {
+    pub fn from_message(
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Self, MalformedEnvelope> {
         let headers = headers.ok_or_else(|| MalformedEnvelope("no headers".into()))?;
         let get = |name: &str| {
             headers
@@ -96,7 +104,9 @@ impl EventEnvelope {
                 .map(|v| v.as_str().to_owned())
                 .ok_or_else(|| MalformedEnvelope(format!("missing header {name}")))
         };
-        let parse_err = |name: &str, e: &dyn std::fmt::Display| MalformedEnvelope(format!("header {name}: {e}"));
+        let parse_err = |name: &str, e: &dyn std::fmt::Display| {
+            MalformedEnvelope(format!("header {name}: {e}"))
+        };
         let mut metadata = serde_json::Map::new();
         for (key, name) in [
             ("actor", header::ACTOR),
@@ -109,15 +119,24 @@ impl EventEnvelope {
             }
         }
         Ok(Self {
-            event_id: get(header::EVENT_ID)?.parse().map_err(|e| parse_err(header::EVENT_ID, &e))?,
-            global_position: get(header::POSITION)?.parse().map_err(|e| parse_err(header::POSITION, &e))?,
+            event_id: get(header::EVENT_ID)?
+                .parse()
+                .map_err(|e| parse_err(header::EVENT_ID, &e))?,
+            global_position: get(header::POSITION)?
+                .parse()
+                .map_err(|e| parse_err(header::POSITION, &e))?,
             aggregate_type: get(header::AGGREGATE_TYPE)?,
             aggregate_id: get(header::AGGREGATE_ID)?,
-            sequence: get(header::SEQUENCE)?.parse().map_err(|e| parse_err(header::SEQUENCE, &e))?,
+            sequence: get(header::SEQUENCE)?
+                .parse()
+                .map_err(|e| parse_err(header::SEQUENCE, &e))?,
             event_type: get(header::EVENT_TYPE)?,
             event_version: get(header::EVENT_VERSION)?,
-            recorded_at: get(header::RECORDED_AT)?.parse().map_err(|e| parse_err(header::RECORDED_AT, &e))?,
-            payload: serde_json::from_slice(payload).map_err(|e| MalformedEnvelope(format!("payload: {e}")))?,
+            recorded_at: get(header::RECORDED_AT)?
+                .parse()
+                .map_err(|e| parse_err(header::RECORDED_AT, &e))?,
+            payload: serde_json::from_slice(payload)
+                .map_err(|e| MalformedEnvelope(format!("payload: {e}")))?,
             metadata: Value::Object(metadata),
         })
     }
@@ -188,9 +207,15 @@ mod tests {
             metadata: serde_json::json!({"actor": "agent:1", "correlationId": "req-1", "traceparent": "00-abc-def-01"}),
         };
         let headers = envelope.headers();
-        assert_eq!(headers.get(header::MSG_ID).map(|v| v.as_str().to_owned()), Some(envelope.event_id.to_string()));
+        assert_eq!(
+            headers.get(header::MSG_ID).map(|v| v.as_str().to_owned()),
+            Some(envelope.event_id.to_string())
+        );
         let body = serde_json::to_vec(&envelope.payload).expect("json");
-        assert_eq!(EventEnvelope::from_message(Some(&headers), &body), Ok(envelope));
+        assert_eq!(
+            EventEnvelope::from_message(Some(&headers), &body),
+            Ok(envelope)
+        );
         assert!(EventEnvelope::from_message(None, &body).is_err());
     }
 }

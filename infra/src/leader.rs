@@ -27,9 +27,15 @@ pub struct Leadership {
 
 impl Leadership {
     /// Tries once to become leader for `key`.
-    pub async fn try_acquire(options: &PgConnectOptions, key: i64) -> Result<Option<Self>, sqlx::Error> {
+    pub async fn try_acquire(
+        options: &PgConnectOptions,
+        key: i64,
+    ) -> Result<Option<Self>, sqlx::Error> {
         let mut conn = crate::postgres::connect_single(options).await?;
-        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await?;
+        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await?;
         if acquired {
             Ok(Some(Self { conn, key }))
         } else {
@@ -67,12 +73,17 @@ impl Leadership {
 
     /// The backend process id of the lock's connection (operators and tests can terminate it).
     pub async fn backend_pid(&mut self) -> Result<i32, sqlx::Error> {
-        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut self.conn).await
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut self.conn)
+            .await
     }
 
     /// Gives leadership up.
     pub async fn release(mut self) {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(self.key)
+            .execute(&mut self.conn)
+            .await;
         let _ = self.conn.close().await;
     }
 }

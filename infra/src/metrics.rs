@@ -98,7 +98,10 @@ impl ProjectionMetrics {
     pub fn set_state(&self, projection: &str, state: &str) {
         for s in ["running", "failed", "rebuilding"] {
             self.state
-                .get_or_create(&ProjectionStateLabels { projection: projection.to_owned(), state: s.to_owned() })
+                .get_or_create(&ProjectionStateLabels {
+                    projection: projection.to_owned(),
+                    state: s.to_owned(),
+                })
                 .set(i64::from(s == state));
         }
     }
@@ -167,29 +170,71 @@ impl Metrics {
             ready.clone(),
         );
         let relay = RelayMetrics::default();
-        registry.register("bw_relay_published", "Events JetStream acknowledged from the relay", relay.published.clone());
-        registry.register("bw_relay_lag_events", "Events in the log not yet published (capped at 100000)", relay.lag_events.clone());
-        registry.register("bw_relay_lag_seconds", "Age of the oldest unpublished event", relay.lag_seconds.clone());
-        registry.register("bw_relay_leader", "1 while this process is the active relay", relay.leader.clone());
+        registry.register(
+            "bw_relay_published",
+            "Events JetStream acknowledged from the relay",
+            relay.published.clone(),
+        );
+        registry.register(
+            "bw_relay_lag_events",
+            "Events in the log not yet published (capped at 100000)",
+            relay.lag_events.clone(),
+        );
+        registry.register(
+            "bw_relay_lag_seconds",
+            "Age of the oldest unpublished event",
+            relay.lag_seconds.clone(),
+        );
+        registry.register(
+            "bw_relay_leader",
+            "1 while this process is the active relay",
+            relay.leader.clone(),
+        );
         let projections = ProjectionMetrics {
             checkpoint: Family::default(),
             applied: Family::default(),
             failures: Family::default(),
             apply_seconds: Family::new_with_constructor(|| {
-                Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0].into_iter())
+                Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0])
             }),
             state: Family::default(),
         };
-        registry.register("bw_projection_checkpoint", "Global position of the last applied event", projections.checkpoint.clone());
-        registry.register("bw_projection_applied", "Events applied to the read model", projections.applied.clone());
-        registry.register("bw_projection_failures", "Batches a projection could not apply", projections.failures.clone());
-        registry.register("bw_projection_apply_seconds", "Time to apply and commit one batch", projections.apply_seconds.clone());
-        registry.register("bw_projection_state", "1 for the projection's current state", projections.state.clone());
+        registry.register(
+            "bw_projection_checkpoint",
+            "Global position of the last applied event",
+            projections.checkpoint.clone(),
+        );
+        registry.register(
+            "bw_projection_applied",
+            "Events applied to the read model",
+            projections.applied.clone(),
+        );
+        registry.register(
+            "bw_projection_failures",
+            "Batches a projection could not apply",
+            projections.failures.clone(),
+        );
+        registry.register(
+            "bw_projection_apply_seconds",
+            "Time to apply and commit one batch",
+            projections.apply_seconds.clone(),
+        );
+        registry.register(
+            "bw_projection_state",
+            "1 for the projection's current state",
+            projections.state.clone(),
+        );
         if let Some(pool) = pool {
             registry.register_collector(Box::new(PoolCollector { pool }));
         }
         registry.register_collector(Box::new(ProcessCollector));
-        Arc::new(Self { registry, http, ready, relay, projections })
+        Arc::new(Self {
+            registry,
+            http,
+            ready,
+            relay,
+            projections,
+        })
     }
 
     /// Renders every metric in the Prometheus text format.

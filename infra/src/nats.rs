@@ -145,7 +145,10 @@ pub struct EventsStream {
 
 impl Default for EventsStream {
     fn default() -> Self {
-        Self { name: "BW_EVENTS".to_owned(), subject_prefix: "bw.events".to_owned() }
+        Self {
+            name: "BW_EVENTS".to_owned(),
+            subject_prefix: "bw.events".to_owned(),
+        }
     }
 }
 
@@ -157,11 +160,17 @@ impl EventsStream {
 
     /// Creates or updates this stream from the shipped `BW_EVENTS` definition (limits, storage,
     /// duplicate window), with this stream's name and subjects.
-    pub async fn apply(&self, js: &jetstream::Context, replicas: Option<usize>) -> Result<stream::Info, InfraError> {
+    pub async fn apply(
+        &self,
+        js: &jetstream::Context,
+        replicas: Option<usize>,
+    ) -> Result<stream::Info, InfraError> {
         let mut config = stream_definitions()?
             .into_iter()
             .find(|d| d.name == "BW_EVENTS")
-            .ok_or_else(|| InfraError::JetStream("nats/streams/BW_EVENTS.json is missing".into()))?;
+            .ok_or_else(|| {
+                InfraError::JetStream("nats/streams/BW_EVENTS.json is missing".into())
+            })?;
         config.name = self.name.clone();
         config.subjects = vec![format!("{}.>", self.subject_prefix)];
         if let Some(replicas) = replicas {

@@ -108,3 +108,29 @@ pub async fn migrate(pool: &PgPool) -> Result<(), InfraError> {
 pub async fn ping(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     conn.ping().await
 }
+
+/// Fails unless every embedded migration is applied: a role started against an older schema would
+/// fail later, request by request, instead of now with one clear line.
+pub async fn ensure_migrated(pool: &PgPool) -> Result<(), InfraError> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    let missing: Vec<String> = MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .map(|m| format!("{} ({})", m.version, m.description))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(InfraError::Config {
+            variable: VARIABLE,
+            message: format!(
+                "the database is not migrated (missing {}); run `betterworld migrate`",
+                missing.join(", ")
+            ),
+        })
+    }
+}

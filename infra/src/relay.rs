@@ -20,7 +20,10 @@ use std::{future::Future, time::Duration};
 use async_nats::jetstream;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row, postgres::{PgConnectOptions, PgListener}};
+use sqlx::{
+    PgPool, Row,
+    postgres::{PgConnectOptions, PgListener},
+};
 
 use crate::{
     InfraError,
@@ -90,16 +93,29 @@ pub struct Relay {
 
 impl Relay {
     /// A relay over the log in `pool`, publishing through `js`.
-    pub fn new(pool: PgPool, pg_options: PgConnectOptions, js: jetstream::Context, config: RelayConfig, metrics: RelayMetrics) -> Self {
-        Self { pool, pg_options, js, config, metrics }
+    pub fn new(
+        pool: PgPool,
+        pg_options: PgConnectOptions,
+        js: jetstream::Context,
+        config: RelayConfig,
+        metrics: RelayMetrics,
+    ) -> Self {
+        Self {
+            pool,
+            pg_options,
+            js,
+            config,
+            metrics,
+        }
     }
 
     /// The last position JetStream acknowledged.
     pub async fn checkpoint(&self) -> Result<i64, InfraError> {
-        let position: Option<i64> = sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
-            .bind(&self.config.name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
+                .bind(&self.config.name)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(position.unwrap_or(0))
     }
 
@@ -129,7 +145,10 @@ impl Relay {
         .await?;
         let xmax: i64 = row.try_get("xmax")?;
         let writers: Vec<i64> = row.try_get("writer_xids")?;
-        Ok(writers.into_iter().map(|xid| widen_xid(xid, xmax)).fold(xmax, i64::min))
+        Ok(writers
+            .into_iter()
+            .map(|xid| widen_xid(xid, xmax))
+            .fold(xmax, i64::min))
     }
 
     /// The next events to publish: after the checkpoint, below the visibility horizon, in order.
@@ -147,7 +166,10 @@ impl Relay {
         .bind(horizon.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(EventEnvelope::from_row).collect::<Result<_, _>>().map_err(InfraError::from)
+        rows.iter()
+            .map(EventEnvelope::from_row)
+            .collect::<Result<_, _>>()
+            .map_err(InfraError::from)
     }
 
     /// Publishes `batch` pipelined and waits for every ack; returns how many JetStream reported as
@@ -155,18 +177,31 @@ impl Relay {
     pub async fn publish(&self, batch: &[EventEnvelope]) -> Result<usize, InfraError> {
         let mut pending = Vec::with_capacity(batch.len());
         for event in batch {
-            let subject = self.config.stream.subject(&event.aggregate_type, &event.event_type);
-            let body = Bytes::from(serde_json::to_vec(&event.payload).map_err(|e| InfraError::JetStream(e.to_string()))?);
+            let subject = self
+                .config
+                .stream
+                .subject(&event.aggregate_type, &event.event_type);
+            let body = Bytes::from(
+                serde_json::to_vec(&event.payload)
+                    .map_err(|e| InfraError::JetStream(e.to_string()))?,
+            );
             let ack = self
                 .js
                 .publish_with_headers(subject, event.headers(), body)
                 .await
-                .map_err(|e| InfraError::JetStream(format!("publish position {}: {e}", event.global_position)))?;
+                .map_err(|e| {
+                    InfraError::JetStream(format!(
+                        "publish position {}: {e}",
+                        event.global_position
+                    ))
+                })?;
             pending.push((event.global_position, ack));
         }
         let mut duplicates = 0;
         for (position, ack) in pending {
-            let ack = ack.await.map_err(|e| InfraError::JetStream(format!("ack for position {position}: {e}")))?;
+            let ack = ack
+                .await
+                .map_err(|e| InfraError::JetStream(format!("ack for position {position}: {e}")))?;
             duplicates += usize::from(ack.duplicate);
         }
         Ok(duplicates)
@@ -190,7 +225,9 @@ impl Relay {
     /// One pass: read, publish, checkpoint. Returns the number of events published.
     pub async fn publish_pending(&self) -> Result<usize, InfraError> {
         let batch = self.read_batch().await?;
-        let Some(last) = batch.last() else { return Ok(0) };
+        let Some(last) = batch.last() else {
+            return Ok(0);
+        };
         self.publish(&batch).await?;
         self.advance_checkpoint(last.global_position).await?;
         self.metrics.published.inc_by(batch.len() as u64);
@@ -222,7 +259,9 @@ impl Relay {
         let n: i64 = row.try_get("n")?;
         let oldest: Option<DateTime<Utc>> = row.try_get("oldest")?;
         self.metrics.lag_events.set(n);
-        let seconds = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        let seconds = oldest.map_or(0.0, |t| {
+            (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+        });
         self.metrics.lag_seconds.set(seconds);
         Ok(())
     }
@@ -233,8 +272,13 @@ impl Relay {
         tokio::pin!(stop);
         let key = lock_key(&format!("relay:{}", self.config.name));
         loop {
-            let Some(mut leadership) =
-                Leadership::acquire(&self.pg_options, key, self.config.standby_interval, &mut stop).await
+            let Some(mut leadership) = Leadership::acquire(
+                &self.pg_options,
+                key,
+                self.config.standby_interval,
+                &mut stop,
+            )
+            .await
             else {
                 return Ok(());
             };
@@ -247,7 +291,9 @@ impl Relay {
                     leadership.release().await;
                     return Ok(());
                 }
-                Ok(false) => tracing::warn!("relay: lost leadership (lock connection broke); standing by"),
+                Ok(false) => {
+                    tracing::warn!("relay: lost leadership (lock connection broke); standing by")
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "relay: failed; standing by");
                     leadership.release().await;
@@ -257,7 +303,11 @@ impl Relay {
     }
 
     /// Publishes while leading; `Ok(true)` when stopped, `Ok(false)` when leadership was lost.
-    async fn lead(&self, leadership: &mut Leadership, stop: &mut (impl Future<Output = ()> + Unpin)) -> Result<bool, InfraError> {
+    async fn lead(
+        &self,
+        leadership: &mut Leadership,
+        stop: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Result<bool, InfraError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("bw_events").await?;
         let mut backoff = Duration::from_millis(100);
@@ -311,7 +361,10 @@ mod tests {
         assert_eq!(widen_xid(1_872, 1_872), 1_872);
         assert_eq!(widen_xid(1_900, epoch3 + 1_872), epoch3 + 1_900);
         // Across an epoch boundary, both ways.
-        assert_eq!(widen_xid(0xFFFF_FF00, epoch3 + 10), (2_i64 << 32) + 0xFFFF_FF00);
+        assert_eq!(
+            widen_xid(0xFFFF_FF00, epoch3 + 10),
+            (2_i64 << 32) + 0xFFFF_FF00
+        );
         assert_eq!(widen_xid(5, epoch3 + 0xFFFF_FFF0), (4_i64 << 32) + 5);
         assert_eq!(widen_xid(0xFFFF_FF00, 10), 0, "never negative");
     }

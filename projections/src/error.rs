@@ -14,7 +14,9 @@ pub enum ProjectionError {
         reason: String,
     },
     /// The projection is stopped in state `failed` until an operator acts.
-    #[error("projection {0} is failed; see projection_checkpoints and `betterworld projections skip`")]
+    #[error(
+        "projection {0} is failed; see projection_checkpoints and `betterworld projections skip`"
+    )]
     Failed(String),
     /// A JetStream operation failed.
     #[error("jetstream: {0}")]

@@ -1,8 +1,15 @@
 //! The projector runtime.
 
-use std::{future::Future, sync::Arc, time::{Duration, Instant}};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use async_nats::jetstream::{self, consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull}};
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+};
 use bw_infra::{
     envelope::EventEnvelope,
     leader::{Leadership, lock_key},
@@ -25,7 +32,11 @@ pub trait Projection: Send + Sync + 'static {
     fn aggregate_types(&self) -> &'static [&'static str];
     /// Applies one event inside the batch's transaction. Must be deterministic (no clock, no
     /// randomness) and must return an error rather than ignore an event it cannot understand.
-    fn apply<'a>(&'a self, conn: &'a mut PgConnection, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 }
 
 /// How a projector consumes.
@@ -43,7 +54,12 @@ pub struct ProjectorConfig {
 
 impl Default for ProjectorConfig {
     fn default() -> Self {
-        Self { batch: 256, fetch_wait: Duration::from_secs(1), ack_wait: Duration::from_secs(30), standby_interval: Duration::from_secs(1) }
+        Self {
+            batch: 256,
+            fetch_wait: Duration::from_secs(1),
+            ack_wait: Duration::from_secs(30),
+            standby_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -60,7 +76,9 @@ pub struct Projector {
 
 impl std::fmt::Debug for Projector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Projector").field("projection", &self.projection.name()).finish()
+        f.debug_struct("Projector")
+            .field("projection", &self.projection.name())
+            .finish()
     }
 }
 
@@ -77,7 +95,10 @@ impl Projector {
     ) -> Result<Self, ProjectionError> {
         let name = projection.name();
         let durable = format!("{}_{}", stream.name, name).replace(['.', '*', '>', ' '], "_");
-        let events = js.get_stream(&stream.name).await.map_err(|e| ProjectionError::JetStream(format!("stream {}: {e}", stream.name)))?;
+        let events = js
+            .get_stream(&stream.name)
+            .await
+            .map_err(|e| ProjectionError::JetStream(format!("stream {}: {e}", stream.name)))?;
         let consumer = events
             .get_or_create_consumer(
                 &durable,
@@ -102,9 +123,20 @@ impl Projector {
             .bind(projection.version())
             .execute(&pool)
             .await?;
-        let projector = Self { projection, pool, pg_options, consumer, metrics, config };
+        let projector = Self {
+            projection,
+            pool,
+            pg_options,
+            consumer,
+            metrics,
+            config,
+        };
         let (position, state) = projector.status().await?;
-        projector.metrics.checkpoint.get_or_create(&projector.labels()).set(position);
+        projector
+            .metrics
+            .checkpoint
+            .get_or_create(&projector.labels())
+            .set(position);
         projector.metrics.set_state(name, &state);
         Ok(projector)
     }
@@ -115,15 +147,18 @@ impl Projector {
     }
 
     fn labels(&self) -> ProjectionLabels {
-        ProjectionLabels { projection: self.name().to_owned() }
+        ProjectionLabels {
+            projection: self.name().to_owned(),
+        }
     }
 
     /// The checkpoint and state.
     pub async fn status(&self) -> Result<(i64, String), ProjectionError> {
-        let row = sqlx::query("SELECT position, state FROM projection_checkpoints WHERE projection = $1")
-            .bind(self.name())
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT position, state FROM projection_checkpoints WHERE projection = $1")
+                .bind(self.name())
+                .fetch_one(&self.pool)
+                .await?;
         Ok((row.try_get("position")?, row.try_get("state")?))
     }
 
@@ -142,7 +177,10 @@ impl Projector {
 
     /// Fetches one batch (waiting up to `wait` for the first message, or not at all) and applies it
     /// in one transaction. Returns (messages fetched, events applied).
-    pub async fn process_batch(&self, wait: Option<Duration>) -> Result<(usize, usize), ProjectionError> {
+    pub async fn process_batch(
+        &self,
+        wait: Option<Duration>,
+    ) -> Result<(usize, usize), ProjectionError> {
         // A failed projection fetches nothing: its messages wait in the consumer until an operator
         // acts, instead of being delivered to a projector that would refuse them.
         if self.status().await?.1 == "failed" {
@@ -169,12 +207,44 @@ impl Projector {
 
     /// Fetches up to one batch: the first step of [`Projector::process_batch`], public so crash tests
     /// can stop between the steps.
-    pub async fn fetch(&self, wait: Option<Duration>) -> Result<Vec<jetstream::Message>, ProjectionError> {
-        let mut stream = match wait {
-            None => self.consumer.fetch().max_messages(self.config.batch).messages().await,
-            Some(wait) => self.consumer.batch().max_messages(self.config.batch).expires(wait).messages().await,
+    pub async fn fetch(
+        &self,
+        wait: Option<Duration>,
+    ) -> Result<Vec<jetstream::Message>, ProjectionError> {
+        let available = self.fetch_now(self.config.batch).await?;
+        let Some(wait) = wait.filter(|_| available.is_empty()) else {
+            return Ok(available);
+        };
+        // Nothing yet: block for the first message only (a pull request for a whole batch would
+        // hold the first message back until the batch filled or the wait expired), then take
+        // whatever else has arrived.
+        let mut first = Vec::with_capacity(self.config.batch);
+        let mut stream = self
+            .consumer
+            .batch()
+            .max_messages(1)
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| ProjectionError::JetStream(e.to_string()))?;
+        while let Some(message) = stream.next().await {
+            first.push(message.map_err(|e| ProjectionError::JetStream(e.to_string()))?);
         }
-        .map_err(|e| ProjectionError::JetStream(e.to_string()))?;
+        if !first.is_empty() && self.config.batch > 1 {
+            first.extend(self.fetch_now(self.config.batch - 1).await?);
+        }
+        Ok(first)
+    }
+
+    /// Takes up to `max` messages that are available now, without waiting.
+    async fn fetch_now(&self, max: usize) -> Result<Vec<jetstream::Message>, ProjectionError> {
+        let mut stream = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(|e| ProjectionError::JetStream(e.to_string()))?;
         let mut messages = Vec::new();
         while let Some(message) = stream.next().await {
             messages.push(message.map_err(|e| ProjectionError::JetStream(e.to_string()))?);
@@ -184,13 +254,18 @@ impl Projector {
 
     /// Applies the messages not yet applied and moves the checkpoint, in one transaction: the second
     /// step of [`Projector::process_batch`].
-    pub async fn apply_batch(&self, messages: &[jetstream::Message]) -> Result<usize, ProjectionError> {
+    pub async fn apply_batch(
+        &self,
+        messages: &[jetstream::Message],
+    ) -> Result<usize, ProjectionError> {
         let started = Instant::now();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT position, state FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
-            .bind(self.name())
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT position, state FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+        )
+        .bind(self.name())
+        .fetch_one(&mut *tx)
+        .await?;
         let checkpoint: i64 = row.try_get("position")?;
         let state: String = row.try_get("state")?;
         if state == "failed" {
@@ -227,8 +302,14 @@ impl Projector {
         tx.commit().await?;
         let labels = self.labels();
         self.metrics.checkpoint.get_or_create(&labels).set(last);
-        self.metrics.applied.get_or_create(&labels).inc_by(applied as u64);
-        self.metrics.apply_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .applied
+            .get_or_create(&labels)
+            .inc_by(applied as u64);
+        self.metrics
+            .apply_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
         Ok(applied)
     }
 
@@ -237,18 +318,29 @@ impl Projector {
     /// after newer messages), in which case the range up to the newest delivered event is read from
     /// the PostgreSQL log, the source of truth. So an event is never skipped because a later one was
     /// applied first.
-    async fn in_log_order(&self, tx: &mut PgConnection, messages: &[jetstream::Message], checkpoint: i64) -> Result<Vec<EventEnvelope>, ProjectionError> {
+    async fn in_log_order(
+        &self,
+        tx: &mut PgConnection,
+        messages: &[jetstream::Message],
+        checkpoint: i64,
+    ) -> Result<Vec<EventEnvelope>, ProjectionError> {
         let mut delivered = Vec::with_capacity(messages.len());
         for message in messages {
             let event = EventEnvelope::from_message(message.headers.as_ref(), &message.payload)
-                .map_err(|e| ProjectionError::Apply { position: -1, event_type: "?".into(), reason: e.to_string() })?;
+                .map_err(|e| ProjectionError::Apply {
+                    position: -1,
+                    event_type: "?".into(),
+                    reason: e.to_string(),
+                })?;
             if event.global_position > checkpoint {
                 delivered.push(event);
             }
         }
         delivered.sort_by_key(|e| e.global_position);
         delivered.dedup_by_key(|e| e.global_position);
-        let Some(upto) = delivered.last().map(|e| e.global_position) else { return Ok(delivered) };
+        let Some(upto) = delivered.last().map(|e| e.global_position) else {
+            return Ok(delivered);
+        };
         let expected: Vec<(uuid::Uuid,)> = sqlx::query_as(
             "SELECT event_id FROM events WHERE global_position > $1 AND global_position <= $2
                AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3)) ORDER BY global_position",
@@ -258,7 +350,12 @@ impl Projector {
         .bind(self.projection.aggregate_types())
         .fetch_all(&mut *tx)
         .await?;
-        if expected.len() == delivered.len() && expected.iter().zip(&delivered).all(|((id,), e)| *id == e.event_id) {
+        if expected.len() == delivered.len()
+            && expected
+                .iter()
+                .zip(&delivered)
+                .all(|((id,), e)| *id == e.event_id)
+        {
             return Ok(delivered);
         }
         tracing::info!(
@@ -267,7 +364,10 @@ impl Projector {
             in_log = expected.len(),
             "delivery out of order or with a gap; applying the range from the log"
         );
-        Ok(bw_infra::envelope::read_range(tx, checkpoint, upto, self.projection.aggregate_types()).await?)
+        Ok(
+            bw_infra::envelope::read_range(tx, checkpoint, upto, self.projection.aggregate_types())
+                .await?,
+        )
     }
 
     /// Hands a batch back to JetStream at once (negative ack), for when the projection resumes.
@@ -278,7 +378,11 @@ impl Projector {
     }
 
     /// Stops the projection: state `failed`, the event named, a metric; never a silent skip.
-    async fn fail(&self, error: &ProjectionError, event: Option<&EventEnvelope>) -> Result<(), ProjectionError> {
+    async fn fail(
+        &self,
+        error: &ProjectionError,
+        event: Option<&EventEnvelope>,
+    ) -> Result<(), ProjectionError> {
         tracing::error!(projection = self.name(), error = %error, "projection failed; it stays stopped until an operator acts");
         sqlx::query(
             "UPDATE projection_checkpoints SET state = 'failed', failed_position = $2, failed_event_id = $3,
@@ -299,14 +403,24 @@ impl Projector {
     pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<(), ProjectionError> {
         tokio::pin!(stop);
         let key = lock_key(&format!("projection:{}", self.name()));
-        let Some(mut leadership) = Leadership::acquire(&self.pg_options, key, self.config.standby_interval, &mut stop).await else {
+        let Some(mut leadership) = Leadership::acquire(
+            &self.pg_options,
+            key,
+            self.config.standby_interval,
+            &mut stop,
+        )
+        .await
+        else {
             return Ok(());
         };
         tracing::info!(projection = self.name(), "projector: active");
         let mut backoff = Duration::from_millis(200);
         loop {
             if !leadership.still_leading().await {
-                tracing::warn!(projection = self.name(), "projector: lost its lock; stopping this instance");
+                tracing::warn!(
+                    projection = self.name(),
+                    "projector: lost its lock; stopping this instance"
+                );
                 return Ok(());
             }
             let step = tokio::select! {

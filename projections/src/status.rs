@@ -45,7 +45,13 @@ pub async fn all(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError
 
 /// Skips the event a failed projection stopped at, recording who skipped it and why, and lets the
 /// projection run again. Refuses when the projection is not failed at `position`.
-pub async fn skip(pool: &PgPool, projection: &str, position: i64, reason: &str, by: &str) -> Result<bool, ProjectionError> {
+pub async fn skip(
+    pool: &PgPool,
+    projection: &str,
+    position: i64,
+    reason: &str,
+    by: &str,
+) -> Result<bool, ProjectionError> {
     let mut tx = pool.begin().await?;
     let row = sqlx::query("SELECT state, failed_position, failed_event_id FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
         .bind(projection)
@@ -80,14 +86,20 @@ pub async fn skip(pool: &PgPool, projection: &str, position: i64, reason: &str, 
 
 /// Waits until `projection` has applied everything up to `position`, up to `timeout`; returns
 /// whether it got there. Polls the checkpoint with a short, growing interval.
-pub async fn wait_for(pool: &PgPool, projection: &str, position: i64, timeout: Duration) -> Result<bool, ProjectionError> {
+pub async fn wait_for(
+    pool: &PgPool,
+    projection: &str,
+    position: i64,
+    timeout: Duration,
+) -> Result<bool, ProjectionError> {
     let deadline = Instant::now() + timeout;
     let mut interval = Duration::from_millis(2);
     loop {
-        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
-            .bind(projection)
-            .fetch_optional(pool)
-            .await?;
+        let checkpoint: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+                .bind(projection)
+                .fetch_optional(pool)
+                .await?;
         if checkpoint.unwrap_or(0) >= position {
             return Ok(true);
         }
@@ -130,7 +142,12 @@ impl ReadinessCheck for ProjectionsCheck {
             }
             let names: Vec<String> = failed
                 .iter()
-                .map(|(name, position)| format!("{name} (at position {})", position.map_or("?".to_owned(), |p| p.to_string())))
+                .map(|(name, position)| {
+                    format!(
+                        "{name} (at position {})",
+                        position.map_or("?".to_owned(), |p| p.to_string())
+                    )
+                })
                 .collect();
             Err(format!("failed: {}", names.join(", ")))
         })

@@ -11,11 +11,21 @@ use bw_domain::{
 use uuid::Uuid;
 
 pub fn ctx(actor: Actor) -> CommandContext {
-    CommandContext { actor, correlation_id: Uuid::now_v7().to_string(), causation_id: None, traceparent: None, idempotency: None }
+    CommandContext {
+        actor,
+        correlation_id: Uuid::now_v7().to_string(),
+        causation_id: None,
+        traceparent: None,
+        idempotency: None,
+    }
 }
 
 pub fn respond(position: Option<i64>) -> StoredResponse {
-    StoredResponse { status: 201, body: serde_json::json!({}), position }
+    StoredResponse {
+        status: 201,
+        body: serde_json::json!({}),
+        position,
+    }
 }
 
 pub fn register_command(agent_id: Uuid, username: &str) -> AgentCommand {
@@ -41,9 +51,14 @@ fn hex_sha(id: Uuid) -> String {
 
 pub async fn register(bus: &bw_commands::CommandBus, username: &str) -> Uuid {
     let agent_id = Uuid::now_v7();
-    bus.execute::<Agent>(&agent_id.to_string(), register_command(agent_id, username), &ctx(Actor::Anonymous), respond)
-        .await
-        .expect("registered");
+    bus.execute::<Agent>(
+        &agent_id.to_string(),
+        register_command(agent_id, username),
+        &ctx(Actor::Anonymous),
+        respond,
+    )
+    .await
+    .expect("registered");
     agent_id
 }
 
@@ -63,17 +78,51 @@ pub fn details(n: usize) -> ProblemDetails {
     }
 }
 
-pub async fn report(bus: &bw_commands::CommandBus, agent: Uuid, n: usize) -> Result<(Uuid, Outcome), CommandError> {
+pub async fn report(
+    bus: &bw_commands::CommandBus,
+    agent: Uuid,
+    n: usize,
+) -> Result<(Uuid, Outcome), CommandError> {
     let problem_id = Uuid::now_v7();
-    let command = ProblemCommand::Report { problem_id, agent_id: agent, details: Box::new(details(n)), at: chrono::Utc::now() };
-    let outcome = bus.execute::<Problem>(&problem_id.to_string(), command, &ctx(Actor::Agent(agent)), respond).await?;
+    let command = ProblemCommand::Report {
+        problem_id,
+        agent_id: agent,
+        details: Box::new(details(n)),
+        at: chrono::Utc::now(),
+    };
+    let outcome = bus
+        .execute::<Problem>(
+            &problem_id.to_string(),
+            command,
+            &ctx(Actor::Agent(agent)),
+            respond,
+        )
+        .await?;
     Ok((problem_id, outcome))
 }
 
-pub async fn edit(bus: &bw_commands::CommandBus, agent: Uuid, problem: Uuid, severity: Severity) -> Result<Outcome, CommandError> {
-    let changes = ProblemChanges { severity: Some(severity), ..ProblemChanges::default() };
-    let command = ProblemCommand::Edit { agent_id: agent, changes: Box::new(changes), at: chrono::Utc::now() };
-    bus.execute::<Problem>(&problem.to_string(), command, &ctx(Actor::Agent(agent)), respond).await
+pub async fn edit(
+    bus: &bw_commands::CommandBus,
+    agent: Uuid,
+    problem: Uuid,
+    severity: Severity,
+) -> Result<Outcome, CommandError> {
+    let changes = ProblemChanges {
+        severity: Some(severity),
+        ..ProblemChanges::default()
+    };
+    let command = ProblemCommand::Edit {
+        agent_id: agent,
+        changes: Box::new(changes),
+        at: chrono::Utc::now(),
+    };
+    bus.execute::<Problem>(
+        &problem.to_string(),
+        command,
+        &ctx(Actor::Agent(agent)),
+        respond,
+    )
+    .await
 }
 
 /// Waits for a condition that a background task brings about (leader election), checking every
@@ -85,7 +134,10 @@ where
 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !condition().await {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

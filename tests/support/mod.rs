@@ -67,6 +67,15 @@ pub async fn fresh_database() -> String {
     with_database(&admin_url(), &name)
 }
 
+/// A fresh database with every migration applied.
+pub async fn migrated_database() -> String {
+    let url = fresh_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    bw_infra::postgres::migrate(&pool).await.expect("migrate");
+    pool.close().await;
+    url
+}
+
 /// A configuration pointing at `database_url` and `nats_url`, with short timeouts.
 pub fn common_config(database_url: &str, nats_url: &str) -> CommonConfig {
     CommonConfig {
@@ -179,17 +188,33 @@ pub struct Pipeline {
 impl Pipeline {
     pub async fn new() -> Self {
         let database_url = fresh_database().await;
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect(&database_url).await.expect("connect");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&database_url)
+            .await
+            .expect("connect");
         bw_infra::postgres::migrate(&pool).await.expect("migrate");
         let pg_options: sqlx::postgres::PgConnectOptions = database_url.parse().expect("options");
         let nats = async_nats::connect(nats_url()).await.expect("nats");
         let js = async_nats::jetstream::new(nats.clone());
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let stream = bw_infra::nats::EventsStream { name: format!("BWT_{id}"), subject_prefix: format!("bwt.{id}") };
+        let stream = bw_infra::nats::EventsStream {
+            name: format!("BWT_{id}"),
+            subject_prefix: format!("bwt.{id}"),
+        };
         stream.apply(&js, None).await.expect("stream");
         let metrics = bw_infra::metrics::Metrics::new(Some(pool.clone()));
         let bus = bw_commands::CommandBus::new(pool.clone());
-        Self { database_url, pool, pg_options, nats, js, stream, metrics, bus }
+        Self {
+            database_url,
+            pool,
+            pg_options,
+            nats,
+            js,
+            stream,
+            metrics,
+            bus,
+        }
     }
 
     pub fn relay(&self) -> bw_infra::relay::Relay {
@@ -204,11 +229,24 @@ impl Pipeline {
             standby_interval: std::time::Duration::from_millis(20),
             ..Default::default()
         };
-        bw_infra::relay::Relay::new(self.pool.clone(), self.pg_options.clone(), self.js.clone(), config, self.metrics.relay.clone())
+        bw_infra::relay::Relay::new(
+            self.pool.clone(),
+            self.pg_options.clone(),
+            self.js.clone(),
+            config,
+            self.metrics.relay.clone(),
+        )
     }
 
-    pub async fn projector(&self, projection: std::sync::Arc<dyn bw_projections::runtime::Projection>) -> bw_projections::runtime::Projector {
-        self.projector_with(projection, bw_projections::runtime::ProjectorConfig::default()).await
+    pub async fn projector(
+        &self,
+        projection: std::sync::Arc<dyn bw_projections::runtime::Projection>,
+    ) -> bw_projections::runtime::Projector {
+        self.projector_with(
+            projection,
+            bw_projections::runtime::ProjectorConfig::default(),
+        )
+        .await
     }
 
     pub async fn projector_with(
@@ -242,17 +280,102 @@ impl Pipeline {
             .expect("ephemeral consumer");
         let mut out = Vec::new();
         loop {
-            let mut batch = consumer.fetch().max_messages(1000).messages().await.expect("fetch");
+            let mut batch = consumer
+                .fetch()
+                .max_messages(1000)
+                .messages()
+                .await
+                .expect("fetch");
             let mut got = 0;
             while let Some(message) = batch.next().await {
                 let message = message.expect("message");
-                let envelope = bw_infra::envelope::EventEnvelope::from_message(message.headers.as_ref(), &message.payload).expect("envelope");
-                out.push((envelope.global_position, envelope.event_id, message.subject.to_string()));
+                let envelope = bw_infra::envelope::EventEnvelope::from_message(
+                    message.headers.as_ref(),
+                    &message.payload,
+                )
+                .expect("envelope");
+                out.push((
+                    envelope.global_position,
+                    envelope.event_id,
+                    message.subject.to_string(),
+                ));
                 got += 1;
             }
             if got == 0 {
                 return out;
             }
         }
+    }
+}
+
+/// The whole platform in-process as `dev` runs it — gateway, relay and projectors — on a database
+/// and a stream of its own, listening on a free port.
+pub struct Platform {
+    pub pipeline: Pipeline,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub shutdown: bw_infra::shutdown::Shutdown,
+}
+
+impl Platform {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(std::time::Duration::from_secs(5)).await
+    }
+
+    pub async fn spawn_with(consistency_wait: std::time::Duration) -> Self {
+        let pipeline = Pipeline::new().await;
+        let shutdown = bw_infra::shutdown::Shutdown::new();
+        let relay = pipeline.relay();
+        shutdown.spawn(relay.run(shutdown.triggered()));
+        for projection in betterworld::roles::projections() {
+            let projector = pipeline
+                .projector_with(
+                    projection,
+                    bw_projections::runtime::ProjectorConfig {
+                        fetch_wait: std::time::Duration::from_millis(200),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            shutdown.spawn(projector.run(shutdown.triggered()));
+        }
+        let state = bw_gateway::AppState {
+            metrics: pipeline.metrics.clone(),
+            readiness: bw_infra::health::Readiness::new(std::time::Duration::from_secs(2)),
+            limits: bw_gateway::state::Limits::default(),
+            platform: Some(bw_gateway::state::Platform {
+                bus: pipeline.bus.clone(),
+                pool: pipeline.pool.clone(),
+                consistency_wait,
+                key_secret: bw_infra::Secret::new(
+                    b"test secret of at least thirty-two bytes".to_vec(),
+                ),
+            }),
+        };
+        let app = bw_gateway::Application::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            bw_gateway::router(state.clone()),
+            state,
+        )
+        .await
+        .expect("bind");
+        let base = format!("http://{}/api/v1", app.local_addr().expect("addr"));
+        shutdown.spawn(app.run_until_stopped(shutdown.triggered()));
+        Self {
+            pipeline,
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
     }
 }

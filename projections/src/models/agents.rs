@@ -31,7 +31,11 @@ impl Projection for AgentDirectory {
         &["Agent", "Problem"]
     }
 
-    fn apply<'a>(&'a self, conn: &'a mut PgConnection, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             match (event.aggregate_type.as_str(), event.event_type.as_str()) {
                 ("Agent", _) => match decode::<AgentEvent>(event)? {
@@ -47,7 +51,11 @@ impl Projection for AgentDirectory {
                         registered_at,
                         ..
                     } => {
-                        let domains: Vec<&str> = specializations.domains().iter().map(|d| d.as_str()).collect();
+                        let domains: Vec<&str> = specializations
+                            .domains()
+                            .iter()
+                            .map(|d| d.as_str())
+                            .collect();
                         sqlx::query(
                             "INSERT INTO rm_agents (agent_id, username, display_name, framework, specializations,
                                                     model_provider, model_name, soul_summary, registered_at, position)
@@ -68,8 +76,13 @@ impl Projection for AgentDirectory {
                     }
                 },
                 ("Problem", "ProblemReported") => {
-                    let ProblemEvent::ProblemReported { reported_by, .. } = decode::<ProblemEvent>(event)? else {
-                        return Err(apply_error(event, "payload is not a ProblemReported".into()));
+                    let ProblemEvent::ProblemReported { reported_by, .. } =
+                        decode::<ProblemEvent>(event)?
+                    else {
+                        return Err(apply_error(
+                            event,
+                            "payload is not a ProblemReported".into(),
+                        ));
                     };
                     let updated = sqlx::query(
                         "UPDATE rm_agents SET problems_reported = problems_reported + 1, position = $2 WHERE agent_id = $1",
@@ -79,7 +92,10 @@ impl Projection for AgentDirectory {
                     .execute(&mut *conn)
                     .await?;
                     if updated.rows_affected() != 1 {
-                        return Err(apply_error(event, format!("reporting agent {reported_by} is not in the directory")));
+                        return Err(apply_error(
+                            event,
+                            format!("reporting agent {reported_by} is not in the directory"),
+                        ));
                     }
                 }
                 _ => {}

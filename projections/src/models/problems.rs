@@ -35,10 +35,21 @@ impl Projection for ProblemFeed {
         &["Problem"]
     }
 
-    fn apply<'a>(&'a self, conn: &'a mut PgConnection, event: &'a EventEnvelope) -> BoxFuture<'a, Result<(), ProjectionError>> {
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             match decode::<ProblemEvent>(event)? {
-                ProblemEvent::ProblemReported { problem_id, reported_by, details, status, guardrail_status, reported_at } => {
+                ProblemEvent::ProblemReported {
+                    problem_id,
+                    reported_by,
+                    details,
+                    status,
+                    guardrail_status,
+                    reported_at,
+                } => {
                     sqlx::query(
                         "INSERT INTO rm_problems (problem_id, reported_by, title, description, domain, severity,
                              affected_population_estimate, geographic_scope, location_name, latitude, longitude,
@@ -67,7 +78,13 @@ impl Projection for ProblemFeed {
                     .execute(&mut *conn)
                     .await?;
                 }
-                ProblemEvent::ProblemEdited { problem_id, changes, guardrail_status, edited_at, .. } => {
+                ProblemEvent::ProblemEdited {
+                    problem_id,
+                    changes,
+                    guardrail_status,
+                    edited_at,
+                    ..
+                } => {
                     let updated = sqlx::query(
                         "UPDATE rm_problems SET
                              title = COALESCE($2, title), description = COALESCE($3, description),
@@ -100,7 +117,10 @@ impl Projection for ProblemFeed {
                     .execute(&mut *conn)
                     .await?;
                     if updated.rows_affected() != 1 {
-                        return Err(super::apply_error(event, format!("problem {problem_id} is not in the feed")));
+                        return Err(super::apply_error(
+                            event,
+                            format!("problem {problem_id} is not in the feed"),
+                        ));
                     }
                 }
             }
@@ -140,10 +160,12 @@ const COLUMNS: &str = "problem_id, reported_by, title, description, domain, seve
 
 /// One problem by id, whatever its guardrail status (visibility is the caller's rule).
 pub async fn get(pool: &PgPool, problem_id: Uuid) -> Result<Option<ProblemView>, ProjectionError> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM rm_problems WHERE problem_id = $1"))
-        .bind(problem_id)
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM rm_problems WHERE problem_id = $1"
+    ))
+    .bind(problem_id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Where a page starts: after this problem in (reported_at, id) descending order.
@@ -156,7 +178,11 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque text form.
     pub fn encode(&self) -> String {
-        format!("{:x}.{}", self.reported_at.timestamp_micros(), self.problem_id.simple())
+        format!(
+            "{:x}.{}",
+            self.reported_at.timestamp_micros(),
+            self.problem_id.simple()
+        )
     }
 
     /// Parses the opaque text form.
@@ -180,7 +206,12 @@ pub struct FeedFilter {
 }
 
 /// One page of the feed, newest first, and the cursor of the next page.
-pub async fn list(pool: &PgPool, filter: &FeedFilter, after: Option<Cursor>, limit: i64) -> Result<(Vec<ProblemView>, Option<Cursor>), ProjectionError> {
+pub async fn list(
+    pool: &PgPool,
+    filter: &FeedFilter,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<(Vec<ProblemView>, Option<Cursor>), ProjectionError> {
     let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM rm_problems WHERE "));
     match filter.owner {
         Some(owner) => q.push("reported_by = ").push_bind(owner),
@@ -196,13 +227,21 @@ pub async fn list(pool: &PgPool, filter: &FeedFilter, after: Option<Cursor>, lim
         q.push(" AND status = ").push_bind(status.clone());
     }
     if let Some(cursor) = after {
-        q.push(" AND (reported_at, problem_id) < (").push_bind(cursor.reported_at).push(", ").push_bind(cursor.problem_id).push(")");
+        q.push(" AND (reported_at, problem_id) < (")
+            .push_bind(cursor.reported_at)
+            .push(", ")
+            .push_bind(cursor.problem_id)
+            .push(")");
     }
-    q.push(" ORDER BY reported_at DESC, problem_id DESC LIMIT ").push_bind(limit + 1);
+    q.push(" ORDER BY reported_at DESC, problem_id DESC LIMIT ")
+        .push_bind(limit + 1);
     let mut rows: Vec<ProblemView> = q.build_query_as().fetch_all(pool).await?;
     let next = if rows.len() as i64 > limit {
         rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|p| Cursor { reported_at: p.reported_at, problem_id: p.problem_id })
+        rows.last().map(|p| Cursor {
+            reported_at: p.reported_at,
+            problem_id: p.problem_id,
+        })
     } else {
         None
     };
@@ -215,7 +254,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = Cursor { reported_at: DateTime::from_timestamp(1_700_000_000, 5_000).expect("valid"), problem_id: Uuid::now_v7() };
+        let cursor = Cursor {
+            reported_at: DateTime::from_timestamp(1_700_000_000, 5_000).expect("valid"),
+            problem_id: Uuid::now_v7(),
+        };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode("nonsense"), None);
         assert_eq!(Cursor::decode("zz.123"), None);

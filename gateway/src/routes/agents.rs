@@ -1,0 +1,198 @@
+//! Agents: registration and the directory.
+
+use axum::{
+    Router,
+    extract::Path,
+    routing::{get, post},
+};
+use bw_commands::{Outcome, idempotency::StoredResponse};
+use bw_domain::{
+    agent::{Agent, AgentCommand, RegisterAgent, Specializations},
+    meta::Actor,
+    taxonomy::{AgentFramework, ProblemDomain},
+    values::{DisplayName, ModelName, ModelProvider, SoulSummary, Username},
+};
+use bw_projections::models::agents::{self, AgentView};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Fields, parse_path_id};
+use crate::{
+    auth::AgentAuth,
+    command::{CommandBody, CommandResponse},
+    consistency::MinPosition,
+    envelope::ApiOk,
+    error::{ApiError, ErrorCode},
+    state::{Api, AppState, Platform},
+};
+
+/// The agent routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/agents/register", post(register))
+        .route("/api/v1/agents/me", get(me))
+        .route("/api/v1/agents/{id}", get(by_id))
+}
+
+/// `POST /auth/agents/register`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterRequest {
+    username: String,
+    framework: String,
+    specializations: Vec<String>,
+    display_name: Option<String>,
+    soul_summary: Option<String>,
+    model_provider: Option<String>,
+    model_name: Option<String>,
+}
+
+/// An API key: 32 random bytes as 64 hex characters — or, when the registration carries an
+/// `Idempotency-Key`, derived from it with the server's secret, so that a replayed registration can
+/// show the same key again without any copy of it being stored.
+fn api_key(platform: &Platform, scope: Option<&str>) -> String {
+    match scope {
+        Some(scope) => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(platform.key_secret.expose())
+                .unwrap_or_else(|_| {
+                    // HMAC takes keys of any length; this branch cannot be reached.
+                    <Hmac<Sha256> as Mac>::new_from_slice(&[0]).unwrap_or_else(|_| unreachable!())
+                });
+            mac.update(b"bw-agent-api-key\0");
+            mac.update(scope.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+        None => hex::encode(rand::random::<[u8; 32]>()),
+    }
+}
+
+fn parse_registration(
+    req: &RegisterRequest,
+    agent_id: Uuid,
+    key: &str,
+) -> Result<RegisterAgent, ApiError> {
+    let mut fields = Fields::default();
+    let username = fields.check(Username::parse(&req.username));
+    let framework = fields.check(req.framework.parse::<AgentFramework>());
+    let domains: Vec<ProblemDomain> = req
+        .specializations
+        .iter()
+        .filter_map(|d| {
+            fields.check(d.parse::<ProblemDomain>().map_err(|e| match e {
+                bw_domain::DomainError::InvalidValue { message, .. } => {
+                    bw_domain::DomainError::invalid("specializations", message)
+                }
+                other => other,
+            }))
+        })
+        .collect();
+    let specializations = fields.check(Specializations::parse(domains));
+    let display_name = fields.optional(req.display_name.as_deref(), DisplayName::parse);
+    let soul_summary = fields.optional(req.soul_summary.as_deref(), SoulSummary::parse);
+    let model_provider = fields.optional(req.model_provider.as_deref(), ModelProvider::parse);
+    let model_name = fields.optional(req.model_name.as_deref(), ModelName::parse);
+    fields.finish()?;
+    let (Some(username), Some(framework), Some(specializations)) =
+        (username, framework, specializations)
+    else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+    Ok(RegisterAgent {
+        agent_id,
+        username,
+        display_name,
+        framework,
+        specializations,
+        model_provider,
+        model_name,
+        soul_summary,
+        api_key_sha256: hex::encode(Sha256::digest(key.as_bytes())),
+        api_key_prefix: key[..12].to_owned(),
+        at: chrono::Utc::now(),
+    })
+}
+
+async fn register(
+    Api(platform): Api,
+    body: CommandBody<RegisterRequest>,
+) -> Result<CommandResponse, ApiError> {
+    let ctx = body.context(Actor::Anonymous);
+    let scope = ctx.idempotency.as_ref().map(|k| k.scope_hex());
+    let key = api_key(&platform, scope.as_deref());
+    let agent_id = Uuid::now_v7();
+    let command = parse_registration(&body.body, agent_id, &key)?;
+    let username = command.username.to_string();
+    let prefix = command.api_key_prefix.clone();
+    let outcome = platform
+        .bus
+        .execute::<Agent>(
+            &agent_id.to_string(),
+            AgentCommand::Register(Box::new(command)),
+            &ctx,
+            |position| StoredResponse {
+                status: 201,
+                body: json!({ "agentId": agent_id, "username": username, "apiKeyPrefix": prefix }),
+                position,
+            },
+        )
+        .await?;
+    // The key is added to the response, never to the stored copy.
+    let (mut response, stored_agent) = match outcome {
+        Outcome::Executed { response, .. } => (response, agent_id),
+        Outcome::Replayed(response) => {
+            let stored_agent = response.body["agentId"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(agent_id);
+            (response, stored_agent)
+        }
+    };
+    let digest = Sha256::digest(key.as_bytes());
+    let matches: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM agent_credentials WHERE key_sha256 = $1 AND agent_id = $2)",
+    )
+    .bind(digest.as_slice())
+    .bind(stored_agent)
+    .fetch_one(&platform.pool)
+    .await
+    .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?;
+    response.body["apiKey"] = if matches {
+        json!(key)
+    } else {
+        serde_json::Value::Null
+    };
+    if !matches {
+        response.body["apiKeyNote"] = json!(
+            "the key of this completed registration cannot be shown again (the server's key secret changed); rotate the key"
+        );
+    }
+    Ok(CommandResponse(response))
+}
+
+async fn me(
+    Api(platform): Api,
+    agent: AgentAuth,
+    min: MinPosition,
+) -> Result<ApiOk<AgentView>, ApiError> {
+    min.wait(&platform, agents::NAME).await?;
+    agents::get(&platform.pool, agent.agent_id)
+        .await?
+        .map(ApiOk::new)
+        .ok_or_else(|| ApiError::refused(ErrorCode::NotFound, "not in the directory yet; send Bw-Min-Position with your registration's Bw-Position"))
+}
+
+async fn by_id(
+    Api(platform): Api,
+    Path(id): Path<String>,
+    min: MinPosition,
+) -> Result<ApiOk<AgentView>, ApiError> {
+    let id = parse_path_id(&id)?;
+    min.wait(&platform, agents::NAME).await?;
+    agents::get(&platform.pool, id)
+        .await?
+        .map(ApiOk::new)
+        .ok_or(ApiError::NotFound)
+}

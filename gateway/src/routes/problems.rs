@@ -1,0 +1,355 @@
+//! Problems: report, edit, the feed, one problem.
+
+use axum::{
+    Router,
+    extract::{Path, Query},
+    routing::get,
+};
+use bw_commands::idempotency::StoredResponse;
+use bw_domain::{
+    meta::Actor,
+    problem::{Problem, ProblemChanges, ProblemCommand, ProblemDetails},
+    taxonomy::{GeographicScope, ProblemDomain, ProblemStatus, Severity},
+    values::{self, Description, GeoPoint, HttpsUrl, LocationName, PopulationEstimate, Title},
+};
+use bw_projections::models::problems::{self, Cursor, FeedFilter, ProblemView};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Fields, parse_path_id};
+use crate::{
+    auth::{AgentAuth, MaybeAgent},
+    command::{CommandBody, CommandResponse},
+    consistency::MinPosition,
+    envelope::ApiOk,
+    error::{ApiError, ErrorCode},
+    state::{Api, AppState},
+};
+
+/// The problem routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/problems", get(list).post(report))
+        .route("/api/v1/problems/{id}", get(one).patch(edit))
+}
+
+/// `POST /problems`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReportRequest {
+    title: String,
+    description: String,
+    domain: String,
+    severity: String,
+    affected_population_estimate: Option<String>,
+    geographic_scope: Option<String>,
+    location_name: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    #[serde(default)]
+    existing_solutions: Vec<String>,
+    #[serde(default)]
+    data_sources: Vec<String>,
+    #[serde(default)]
+    evidence_links: Vec<String>,
+}
+
+/// `PATCH /problems/{id}`: every field optional; the domain cannot change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EditRequest {
+    domain: Option<serde_json::Value>,
+    title: Option<String>,
+    description: Option<String>,
+    severity: Option<String>,
+    affected_population_estimate: Option<String>,
+    geographic_scope: Option<String>,
+    location_name: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    existing_solutions: Option<Vec<String>>,
+    data_sources: Option<Vec<String>>,
+    evidence_links: Option<Vec<String>>,
+}
+
+fn location(
+    fields: &mut Fields,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+) -> Option<GeoPoint> {
+    match (latitude, longitude) {
+        (Some(lat), Some(lng)) => fields.check(GeoPoint::parse(lat, lng)),
+        (None, None) => None,
+        _ => {
+            fields.error("latitude", "latitude and longitude go together");
+            None
+        }
+    }
+}
+
+fn links(fields: &mut Fields, raw: &[String]) -> Option<Vec<HttpsUrl>> {
+    fields.check(values::parse_list("evidenceLinks", raw, 20, |s| {
+        HttpsUrl::parse("evidenceLinks", s)
+    }))
+}
+
+fn texts(fields: &mut Fields, field: &'static str, raw: &[String]) -> Option<Vec<String>> {
+    fields.check(values::parse_list(field, raw, 20, values::list_item(field)))
+}
+
+fn parse_report(req: &ReportRequest) -> Result<ProblemDetails, ApiError> {
+    let mut f = Fields::default();
+    let title = f.check(Title::parse(&req.title));
+    let description = f.check(Description::parse(&req.description));
+    let domain = f.check(req.domain.parse::<ProblemDomain>());
+    let severity = f.check(req.severity.parse::<Severity>());
+    let affected_population_estimate = f.optional(
+        req.affected_population_estimate.as_deref(),
+        PopulationEstimate::parse,
+    );
+    let geographic_scope = f.optional(
+        req.geographic_scope.as_deref(),
+        str::parse::<GeographicScope>,
+    );
+    let location_name = f.optional(req.location_name.as_deref(), LocationName::parse);
+    let location = location(&mut f, req.latitude, req.longitude);
+    let existing_solutions = texts(&mut f, "existingSolutions", &req.existing_solutions);
+    let data_sources = texts(&mut f, "dataSources", &req.data_sources);
+    let evidence_links = links(&mut f, &req.evidence_links);
+    f.finish()?;
+    match (
+        title,
+        description,
+        domain,
+        severity,
+        existing_solutions,
+        data_sources,
+        evidence_links,
+    ) {
+        (
+            Some(title),
+            Some(description),
+            Some(domain),
+            Some(severity),
+            Some(existing_solutions),
+            Some(data_sources),
+            Some(evidence_links),
+        ) => Ok(ProblemDetails {
+            title,
+            description,
+            domain,
+            severity,
+            affected_population_estimate,
+            geographic_scope,
+            location_name,
+            location,
+            existing_solutions,
+            data_sources,
+            evidence_links,
+        }),
+        _ => Err(ApiError::Internal("validated fields missing".into())),
+    }
+}
+
+fn parse_edit(req: &EditRequest) -> Result<ProblemChanges, ApiError> {
+    let mut f = Fields::default();
+    if req.domain.is_some() {
+        f.error("domain", "the domain of a problem cannot be changed");
+    }
+    let changes = ProblemChanges {
+        title: f.optional(req.title.as_deref(), Title::parse),
+        description: f.optional(req.description.as_deref(), Description::parse),
+        severity: f.optional(req.severity.as_deref(), str::parse::<Severity>),
+        affected_population_estimate: f.optional(
+            req.affected_population_estimate.as_deref(),
+            PopulationEstimate::parse,
+        ),
+        geographic_scope: f.optional(
+            req.geographic_scope.as_deref(),
+            str::parse::<GeographicScope>,
+        ),
+        location_name: f.optional(req.location_name.as_deref(), LocationName::parse),
+        location: location(&mut f, req.latitude, req.longitude),
+        existing_solutions: req
+            .existing_solutions
+            .as_deref()
+            .and_then(|v| texts(&mut f, "existingSolutions", v)),
+        data_sources: req
+            .data_sources
+            .as_deref()
+            .and_then(|v| texts(&mut f, "dataSources", v)),
+        evidence_links: req.evidence_links.as_deref().and_then(|v| links(&mut f, v)),
+    };
+    f.finish()?;
+    Ok(changes)
+}
+
+fn accepted(problem_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
+    move |position| StoredResponse {
+        status: 202,
+        body: json!({ "problemId": problem_id, "guardrailStatus": "pending" }),
+        position,
+    }
+}
+
+async fn report(
+    Api(platform): Api,
+    agent: AgentAuth,
+    body: CommandBody<ReportRequest>,
+) -> Result<CommandResponse, ApiError> {
+    let details = parse_report(&body.body)?;
+    let ctx = body.context(Actor::Agent(agent.agent_id));
+    let problem_id = Uuid::now_v7();
+    let command = ProblemCommand::Report {
+        problem_id,
+        agent_id: agent.agent_id,
+        details: Box::new(details),
+        at: chrono::Utc::now(),
+    };
+    let outcome = platform
+        .bus
+        .execute::<Problem>(&problem_id.to_string(), command, &ctx, accepted(problem_id))
+        .await?;
+    Ok(CommandResponse(outcome.response().clone()))
+}
+
+async fn edit(
+    Api(platform): Api,
+    agent: AgentAuth,
+    Path(id): Path<String>,
+    body: CommandBody<EditRequest>,
+) -> Result<CommandResponse, ApiError> {
+    let problem_id = parse_path_id(&id)?;
+    let changes = parse_edit(&body.body)?;
+    let ctx = body.context(Actor::Agent(agent.agent_id));
+    let command = ProblemCommand::Edit {
+        agent_id: agent.agent_id,
+        changes: Box::new(changes),
+        at: chrono::Utc::now(),
+    };
+    let outcome = platform
+        .bus
+        .execute::<Problem>(&problem_id.to_string(), command, &ctx, accepted(problem_id))
+        .await?;
+    Ok(CommandResponse(outcome.response().clone()))
+}
+
+/// Query parameters of `GET /problems`.
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    domain: Option<String>,
+    severity: Option<String>,
+    status: Option<String>,
+    mine: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageMeta {
+    has_more: bool,
+    next_cursor: Option<String>,
+    count: usize,
+}
+
+async fn list(
+    Api(platform): Api,
+    agent: MaybeAgent,
+    min: MinPosition,
+    Query(params): Query<ListParams>,
+) -> Result<ApiOk<Vec<ProblemView>>, ApiError> {
+    let mut f = Fields::default();
+    let domain = f.optional(params.domain.as_deref(), str::parse::<ProblemDomain>);
+    let severity = f.optional(params.severity.as_deref(), str::parse::<Severity>);
+    let status = f.optional(params.status.as_deref(), str::parse::<ProblemStatus>);
+    let limit = match params.limit.as_deref().map(str::parse::<i64>) {
+        None => 20,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            f.error("limit", "must be an integer from 1 to 100");
+            20
+        }
+    };
+    let mine = match params.mine.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            f.error("mine", "must be true or false");
+            false
+        }
+    };
+    f.finish()?;
+    let cursor = match params.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| {
+            ApiError::refused(
+                ErrorCode::InvalidCursor,
+                "the cursor is not one this API issued",
+            )
+        })?),
+    };
+    let owner = if mine {
+        Some(
+            agent
+                .0
+                .ok_or_else(|| {
+                    ApiError::refused(
+                        ErrorCode::Unauthorized,
+                        "mine=true needs an agent's API key",
+                    )
+                })?
+                .agent_id,
+        )
+    } else {
+        None
+    };
+    min.wait(&platform, problems::NAME).await?;
+    let filter = FeedFilter {
+        domain: domain.map(|d| d.as_str().to_owned()),
+        severity: severity.map(|s| s.as_str().to_owned()),
+        status: status.map(|s| s.as_str().to_owned()),
+        owner,
+    };
+    let (rows, next) = problems::list(&platform.pool, &filter, cursor, limit).await?;
+    let meta = PageMeta {
+        has_more: next.is_some(),
+        next_cursor: next.map(|c| c.encode()),
+        count: rows.len(),
+    };
+    Ok(ApiOk::new(rows).with_meta(serde_json::to_value(meta).unwrap_or_default()))
+}
+
+async fn one(
+    Api(platform): Api,
+    agent: MaybeAgent,
+    min: MinPosition,
+    Path(id): Path<String>,
+) -> Result<ApiOk<serde_json::Value>, ApiError> {
+    let id = parse_path_id(&id)?;
+    min.wait(&platform, problems::NAME).await?;
+    let problem = problems::get(&platform.pool, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let is_owner = agent.0.is_some_and(|a| a.agent_id == problem.reported_by);
+    let mut view = serde_json::to_value(&problem).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match (problem.guardrail_status.as_str(), is_owner) {
+        ("approved", _) => {}
+        (status, true) => {
+            // The owner learns where its problem stands, never the classifier's reasoning.
+            view["guardrailExplanation"] = json!(if status == "rejected" {
+                "did not meet constitutional guidelines"
+            } else {
+                "pending review"
+            });
+        }
+        (_, false) => {
+            return Err(ApiError::refused(
+                ErrorCode::Forbidden,
+                "this problem is not public",
+            ));
+        }
+    }
+    Ok(ApiOk::new(view))
+}

@@ -1,0 +1,513 @@
+//! The vertical slice over HTTP: agents register, report and edit problems, and read them back from
+//! read models built from NATS — with idempotency, authentication, visibility rules and
+//! read-your-writes (`Bw-Min-Position`).
+
+mod support;
+
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+use support::Platform;
+
+struct Agent {
+    id: String,
+    key: String,
+    position: i64,
+}
+
+fn position(headers: &header::HeaderMap) -> i64 {
+    headers
+        .get("bw-position")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Bw-Position header")
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMap, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    )
+}
+
+fn registration(username: &str) -> Value {
+    json!({ "username": username, "framework": "langchain", "specializations": ["clean_water_sanitation", "food_security"], "displayName": "Watcher" })
+}
+
+async fn register(p: &Platform, username: &str) -> Agent {
+    let (status, headers, body) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .json(&registration(username)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    Agent {
+        id: body["data"]["agentId"]
+            .as_str()
+            .expect("agentId")
+            .to_owned(),
+        key: body["data"]["apiKey"].as_str().expect("apiKey").to_owned(),
+        position: position(&headers),
+    }
+}
+
+fn problem(n: usize) -> Value {
+    json!({
+        "title": format!("Open sewage channel near school {n}"),
+        "description": "An open sewage channel runs along the path 400 children take to school every day; two cholera cases this month.",
+        "domain": "clean_water_sanitation",
+        "severity": "high",
+        "geographicScope": "local",
+        "latitude": -1.2921,
+        "longitude": 36.8219,
+        "evidenceLinks": ["https://example.org/report.pdf"]
+    })
+}
+
+async fn report(p: &Platform, agent: &Agent, n: usize) -> (String, i64) {
+    let (status, headers, body) = send(
+        p.http
+            .post(p.url("/problems"))
+            .bearer_auth(&agent.key)
+            .json(&problem(n)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["data"]["guardrailStatus"], "pending");
+    (
+        body["data"]["problemId"]
+            .as_str()
+            .expect("problemId")
+            .to_owned(),
+        position(&headers),
+    )
+}
+
+#[tokio::test]
+async fn an_agent_registers_and_reads_itself_back_from_the_directory() {
+    let p = Platform::spawn().await;
+    let agent = register(&p, "river_watch").await;
+    assert_eq!(agent.key.len(), 64);
+    assert!(agent.key.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let (status, _, body) = send(
+        p.http
+            .get(p.url("/agents/me"))
+            .bearer_auth(&agent.key)
+            .header("bw-min-position", agent.position.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["username"], "river_watch");
+    assert_eq!(
+        body["data"]["specializations"],
+        json!(["clean_water_sanitation", "food_security"])
+    );
+    assert_eq!(body["data"]["problemsReported"], 0);
+
+    let (status, _, body) = send(p.http.get(p.url(&format!("/agents/{}", agent.id)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["data"].get("apiKey").is_none() && !body.to_string().contains(&agent.key),
+        "the key is never shown again"
+    );
+    assert_eq!(
+        send(p.http.get(p.url("/agents/not-a-uuid"))).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            p.http
+                .get(p.url(&format!("/agents/{}", uuid::Uuid::now_v7())))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'")
+            .bind(&agent.key)
+            .fetch_one(&p.pipeline.pool)
+            .await
+            .expect("query");
+    assert_eq!(stored, 0, "the API key itself is stored nowhere in the log");
+}
+
+#[tokio::test]
+async fn registration_validates_every_field_and_refuses_a_taken_username() {
+    let p = Platform::spawn().await;
+    let (status, _, body) = send(p.http.post(p.url("/auth/agents/register")).json(&json!({
+        "username": "Bad__Name", "framework": "skynet", "specializations": [], "displayName": ""
+    })))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields = &body["error"]["details"]["fields"];
+    for field in ["username", "framework", "specializations", "displayName"] {
+        assert!(fields[field].is_array(), "{field} missing in {body}");
+    }
+    register(&p, "unique_name").await;
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .json(&registration("unique_name")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "USERNAME_TAKEN");
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .json(&registration("admin")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["username"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("reserved")
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_registration_returns_the_same_agent_and_key_and_appends_nothing() {
+    let p = Platform::spawn().await;
+    let request = || {
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .header("idempotency-key", "reg-7f3a9c")
+            .json(&registration("replayed"))
+    };
+    let (s1, h1, first) = send(request()).await;
+    let (s2, h2, second) = send(request()).await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(first["data"], second["data"], "same agent, same key");
+    assert_eq!(position(&h1), position(&h2));
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    assert_eq!(events, 1);
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .header("idempotency-key", "reg-7f3a9c")
+            .json(&registration("other_name")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["Idempotency-Key"].is_array(),
+        "{body}"
+    );
+    let (status, _, _) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .header("idempotency-key", "has space")
+            .json(&registration("x_y_z")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn problems_need_a_valid_key_and_are_visible_to_their_owner_only_until_approved() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "owner_agent").await;
+    let other = register(&p, "other_agent").await;
+
+    let (status, _, body) = send(p.http.post(p.url("/problems")).json(&problem(1))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"))
+    );
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/problems"))
+            .bearer_auth("0".repeat(64))
+            .json(&problem(1)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("API_KEY_INVALID"))
+    );
+    let (status, _, body) = send(p.http.post(p.url("/problems")).bearer_auth(&owner.key).json(&json!({"title": "short", "description": "x", "domain": "mars", "severity": "apocalyptic", "latitude": 95.0}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["title", "description", "domain", "severity", "latitude"] {
+        assert!(
+            body["error"]["details"]["fields"][field].is_array(),
+            "{field}: {body}"
+        );
+    }
+
+    let (id, at) = report(&p, &owner, 1).await;
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/problems/{id}")))
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", at.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["guardrailStatus"], "pending");
+    assert_eq!(body["data"]["guardrailExplanation"], "pending review");
+    assert_eq!(body["data"]["reportedBy"], owner.id.as_str());
+
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/problems/{id}")))
+            .bearer_auth(&other.key),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("FORBIDDEN"))
+    );
+    assert_eq!(
+        send(p.http.get(p.url(&format!("/problems/{id}")))).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (status, _, body) = send(
+        p.http
+            .get(p.url("/problems"))
+            .header("bw-min-position", at.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], json!([]), "only approved problems are public");
+    let (status, _, body) = send(
+        p.http
+            .get(p.url("/problems?mine=true"))
+            .bearer_auth(&owner.key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"][0]["problemId"], id.as_str());
+    assert_eq!(
+        send(p.http.get(p.url("/problems?mine=true"))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The directory counts the report exactly once.
+    let (_, _, me) = send(
+        p.http
+            .get(p.url("/agents/me"))
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", at.to_string()),
+    )
+    .await;
+    assert_eq!(me["data"]["problemsReported"], 1);
+}
+
+#[tokio::test]
+async fn only_the_owner_edits_and_the_domain_never_changes() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "editor_one").await;
+    let other = register(&p, "editor_two").await;
+    let (id, _) = report(&p, &owner, 1).await;
+    let url = p.url(&format!("/problems/{id}"));
+
+    let (status, _, body) = send(
+        p.http
+            .patch(&url)
+            .bearer_auth(&other.key)
+            .json(&json!({"severity": "low"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("FORBIDDEN"))
+    );
+    let (status, _, body) = send(
+        p.http
+            .patch(&url)
+            .bearer_auth(&owner.key)
+            .json(&json!({"domain": "elder_care"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["details"]["fields"]["domain"].is_array());
+    let (status, _, body) = send(p.http.patch(&url).bearer_auth(&owner.key).json(&json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let missing = p.url(&format!("/problems/{}", uuid::Uuid::now_v7()));
+    assert_eq!(
+        send(
+            p.http
+                .patch(&missing)
+                .bearer_auth(&owner.key)
+                .json(&json!({"severity": "low"}))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (status, headers, _) =
+        send(p.http.patch(&url).bearer_auth(&owner.key).json(
+            &json!({"severity": "critical", "title": "Open sewage channel, now overflowing"}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, _, body) = send(
+        p.http
+            .get(&url)
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", position(&headers).to_string()),
+    )
+    .await;
+    assert_eq!(body["data"]["severity"], "critical");
+    assert_eq!(
+        body["data"]["title"],
+        "Open sewage channel, now overflowing"
+    );
+    assert_eq!(body["data"]["domain"], "clean_water_sanitation");
+    assert_eq!(body["data"]["editCount"], 1);
+}
+
+#[tokio::test]
+async fn with_bw_min_position_a_read_always_sees_the_write() {
+    let p = Platform::spawn().await;
+    let agent = register(&p, "rapid_writer").await;
+    for n in 0..40 {
+        let (id, at) = report(&p, &agent, n).await;
+        let (status, _, body) = send(
+            p.http
+                .get(p.url(&format!("/problems/{id}")))
+                .bearer_auth(&agent.key)
+                .header("bw-min-position", at.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "write {n} not visible: {body}");
+        assert_eq!(body["data"]["problemId"], id.as_str());
+    }
+}
+
+#[tokio::test]
+async fn a_position_the_read_model_does_not_reach_in_time_is_a_503_with_retry_after() {
+    let p = Platform::spawn_with(std::time::Duration::from_millis(150)).await;
+    let (status, headers, body) = send(
+        p.http
+            .get(p.url("/problems"))
+            .header("bw-min-position", i64::MAX.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    let (status, _, body) = send(
+        p.http
+            .get(p.url("/problems"))
+            .header("bw-min-position", "soon"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn the_feed_pages_with_opaque_cursors_and_validates_its_parameters() {
+    let p = Platform::spawn().await;
+    let agent = register(&p, "pager").await;
+    let mut last = 0;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let (id, at) = report(&p, &agent, n).await;
+        ids.push(id);
+        last = at;
+    }
+    ids.reverse(); // newest first
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = p.url("/problems?mine=true&limit=2");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let (status, _, body) = send(
+            p.http
+                .get(url)
+                .bearer_auth(&agent.key)
+                .header("bw-min-position", last.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seen.extend(
+            body["data"]
+                .as_array()
+                .expect("page")
+                .iter()
+                .map(|p| p["problemId"].as_str().expect("id").to_owned()),
+        );
+        match body["meta"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let (status, _, body) = send(p.http.get(p.url("/problems?cursor=garbage"))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_CURSOR"))
+    );
+    let (status, _, body) = send(
+        p.http
+            .get(p.url("/problems?limit=0&domain=mars&severity=x")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["limit", "domain", "severity"] {
+        assert!(
+            body["error"]["details"]["fields"][field].is_array(),
+            "{field}: {body}"
+        );
+    }
+}
+
+/// Command → read-model freshness at a modest steady load: prints p50/p99. Run with
+/// `cargo test --release --test api -- --ignored --nocapture freshness`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check; see docs/benchmarks.md"]
+#[allow(clippy::print_stdout)]
+async fn freshness_command_to_read_model() {
+    let p = Platform::spawn().await;
+    let agent = register(&p, "freshness").await;
+    let mut samples = Vec::new();
+    let rate = std::time::Duration::from_millis(20); // 50 commands/s
+    let mut ticker = tokio::time::interval(rate);
+    for n in 0..500 {
+        ticker.tick().await;
+        let (id, _) = report(&p, &agent, n).await;
+        let acknowledged = std::time::Instant::now();
+        let uuid: uuid::Uuid = id.parse().expect("uuid");
+        loop {
+            let found: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM rm_problems WHERE problem_id = $1)",
+            )
+            .bind(uuid)
+            .fetch_one(&p.pipeline.pool)
+            .await
+            .expect("poll");
+            if found {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+        }
+        samples.push(acknowledged.elapsed());
+    }
+    samples.sort();
+    let pct = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "freshness over {} commands at 50/s: p50 {:?}, p99 {:?}, max {:?}",
+        samples.len(),
+        pct(0.5),
+        pct(0.99),
+        samples[samples.len() - 1]
+    );
+}
