@@ -28,6 +28,30 @@ pub enum Command {
     Dev(DevArgs),
     /// Create the database if missing and apply the migrations.
     Migrate(MigrateArgs),
+    /// Inspect and operate the projections (read models).
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+/// `projections …`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Print each projection's version, checkpoint, state and the error that stopped it (JSON lines).
+    Status,
+    /// Skip the event a failed projection stopped at — recorded with who and why — and resume it.
+    Skip {
+        /// The projection (as `status` names it).
+        name: String,
+        /// The global position it failed at (`status` shows it); any other position is refused.
+        #[arg(long)]
+        position: i64,
+        /// Why skipping is right; stored with the skip.
+        #[arg(long)]
+        reason: String,
+        /// Who decides (stored with the skip).
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
 }
 
 /// `serve`.

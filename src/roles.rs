@@ -30,7 +30,9 @@ use bw_projections::{
 use sqlx::{PgPool, postgres::PgConnectOptions};
 use tokio::task::JoinHandle;
 
-use crate::cli::{ApiArgs, Command, DevArgs, MigrateArgs, ServeArgs, StreamArgs, WorkerArgs};
+use crate::cli::{
+    ApiArgs, Command, DevArgs, MigrateArgs, ProjectionsCommand, ServeArgs, StreamArgs, WorkerArgs,
+};
 
 /// How often readiness is re-checked in the background (keeps `bw_ready` current).
 const READINESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -47,7 +49,40 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Project(args) => project(common, args, shutdown).await,
         Command::Dev(args) => dev(common, args, shutdown).await,
         Command::Migrate(args) => migrate(common, args).await,
+        Command::Projections(command) => projections_command(common, command).await,
     }
+}
+
+async fn projections_command(
+    common: CommonConfig,
+    command: ProjectionsCommand,
+) -> anyhow::Result<()> {
+    let pool = postgres::connect(&common.database).await?;
+    postgres::ensure_migrated(&pool).await?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        ProjectionsCommand::Status => {
+            for status in bw_projections::status::all(&pool).await? {
+                use std::io::Write as _;
+                writeln!(out, "{}", serde_json::to_string(&status)?)?;
+            }
+        }
+        ProjectionsCommand::Skip {
+            name,
+            position,
+            reason,
+            by,
+        } => {
+            if !bw_projections::status::skip(&pool, &name, position, &reason, &by).await? {
+                anyhow::bail!(
+                    "projection {name} is not failed at position {position}; see `betterworld projections status`"
+                );
+            }
+            tracing::warn!(projection = %name, position, reason = %reason, by = %by, "event skipped by an operator; the projection resumes");
+        }
+    }
+    pool.close().await;
+    Ok(())
 }
 
 /// Every read model this build knows.

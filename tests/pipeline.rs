@@ -764,3 +764,61 @@ async fn a_redelivery_that_arrives_after_newer_events_is_applied_not_skipped() {
         0
     );
 }
+
+#[tokio::test]
+async fn idempotency_records_expire_after_24_hours_and_are_purged() {
+    let p = Pipeline::new().await;
+    let agent = fixtures::register(&p.bus, "forgetful").await;
+    let key = || {
+        IdempotencyKey::new(
+            &Actor::Agent(agent).scope(),
+            "old-key",
+            "POST",
+            "/api/v1/problems",
+            b"{}",
+        )
+    };
+    let mut context = ctx(Actor::Agent(agent));
+    context.idempotency = Some(key());
+    let first = Uuid::now_v7();
+    let command = |id: Uuid| ProblemCommand::Report {
+        problem_id: id,
+        agent_id: agent,
+        details: Box::new(fixtures::details(1)),
+        at: chrono::Utc::now(),
+    };
+    p.bus
+        .execute::<Problem>(&first.to_string(), command(first), &context, respond)
+        .await
+        .expect("first");
+    // Age the record past retention, as if 25 hours had passed.
+    sqlx::query("UPDATE idempotency_records SET created_at = now() - interval '25 hours'")
+        .execute(&p.pool)
+        .await
+        .expect("age");
+
+    // An expired record is not replayed: the key may be used again, for a new command.
+    let second = Uuid::now_v7();
+    let outcome = p
+        .bus
+        .execute::<Problem>(&second.to_string(), command(second), &context, respond)
+        .await
+        .expect("second");
+    assert!(matches!(outcome, Outcome::Executed { .. }), "{outcome:?}");
+
+    sqlx::query("UPDATE idempotency_records SET created_at = now() - interval '25 hours'")
+        .execute(&p.pool)
+        .await
+        .expect("age");
+    assert_eq!(
+        bw_commands::idempotency::purge_expired(&p.pool)
+            .await
+            .expect("purge"),
+        1
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_records")
+        .fetch_one(&p.pool)
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+}

@@ -15,6 +15,7 @@
 //! | `bw_relay_leader` | gauge, 1 while this process is the active relay | |
 //! | `bw_projection_checkpoint` | gauge: global position of the last applied event | `projection` |
 //! | `bw_projection_applied_total` | counter: events applied | `projection` |
+//! | `bw_projection_lag_events` | gauge: events of its types in the log beyond its checkpoint (capped at 100,000) | `projection` |
 //! | `bw_projection_failures_total` | counter: batches that failed | `projection` |
 //! | `bw_projection_apply_seconds` | histogram: time to apply and commit one batch | `projection` |
 //! | `bw_projection_state` | gauge, 1 for the current state | `projection`, `state` |
@@ -87,6 +88,7 @@ pub struct RelayMetrics {
 #[derive(Debug, Clone)]
 pub struct ProjectionMetrics {
     pub checkpoint: Family<ProjectionLabels, Gauge>,
+    pub lag: Family<ProjectionLabels, Gauge>,
     pub applied: Family<ProjectionLabels, Counter>,
     pub failures: Family<ProjectionLabels, Counter>,
     pub apply_seconds: Family<ProjectionLabels, Histogram>,
@@ -192,6 +194,7 @@ impl Metrics {
         );
         let projections = ProjectionMetrics {
             checkpoint: Family::default(),
+            lag: Family::default(),
             applied: Family::default(),
             failures: Family::default(),
             apply_seconds: Family::new_with_constructor(|| {
@@ -203,6 +206,11 @@ impl Metrics {
             "bw_projection_checkpoint",
             "Global position of the last applied event",
             projections.checkpoint.clone(),
+        );
+        registry.register(
+            "bw_projection_lag_events",
+            "Events of the projection's types in the log beyond its checkpoint (capped at 100000)",
+            projections.lag.clone(),
         );
         registry.register(
             "bw_projection_applied",

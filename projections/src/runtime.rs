@@ -399,6 +399,21 @@ impl Projector {
         Ok(())
     }
 
+    /// Updates `bw_projection_lag_events` from the log.
+    pub async fn measure_lag(&self) -> Result<i64, ProjectionError> {
+        let lag: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM events
+               WHERE global_position > (SELECT position FROM projection_checkpoints WHERE projection = $1)
+                 AND (cardinality($2::text[]) = 0 OR aggregate_type = ANY($2)) LIMIT 100000) pending",
+        )
+        .bind(self.name())
+        .bind(self.projection.aggregate_types())
+        .fetch_one(&self.pool)
+        .await?;
+        self.metrics.lag.get_or_create(&self.labels()).set(lag);
+        Ok(lag)
+    }
+
     /// Runs until `stop` completes, as the one active instance of this projection.
     pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<(), ProjectionError> {
         tokio::pin!(stop);
@@ -415,6 +430,7 @@ impl Projector {
         };
         tracing::info!(projection = self.name(), "projector: active");
         let mut backoff = Duration::from_millis(200);
+        let mut measured = Instant::now();
         loop {
             if !leadership.still_leading().await {
                 tracing::warn!(
@@ -427,6 +443,15 @@ impl Projector {
                 () = &mut stop => break,
                 step = self.process_batch(Some(self.config.fetch_wait)) => step,
             };
+            // Lag is measured when idle and at most once a second under load.
+            if (matches!(step, Ok((0, _))) || measured.elapsed() >= Duration::from_secs(1))
+                && let Err(e) = self.measure_lag().await
+            {
+                tracing::debug!(projection = self.name(), error = %e, "cannot measure lag");
+            }
+            if measured.elapsed() >= Duration::from_secs(1) || matches!(step, Ok((0, _))) {
+                measured = Instant::now();
+            }
             if let Err(e) = step {
                 tracing::warn!(projection = self.name(), error = %e, retry_in = ?backoff, "projector: batch failed");
                 tokio::select! {
