@@ -183,14 +183,18 @@ pub struct HttpConfig {
 /// The operations listener (`/healthz`, `/readyz`, `/metrics`) of roles without a public API.
 #[derive(Debug, Clone, Args)]
 pub struct OpsConfig {
-    /// Address of the operations endpoints of `relay` and `project`. Port 0 picks a free port.
-    #[arg(
-        id = "ops_addr",
-        long = "ops-addr",
-        env = "BW_OPS_ADDR",
-        default_value = "127.0.0.1:9090"
-    )]
-    pub addr: SocketAddr,
+    /// Address of the operations endpoints of `relay` and `project` (default 127.0.0.1:9091 for
+    /// `relay`, 127.0.0.1:9092 for `project`, so both run side by side). Port 0 picks a free port.
+    #[arg(id = "ops_addr", long = "ops-addr", env = "BW_OPS_ADDR")]
+    pub addr: Option<SocketAddr>,
+}
+
+impl OpsConfig {
+    /// The configured address, or `default_port` on the loopback interface.
+    pub fn addr_or(&self, default_port: u16) -> SocketAddr {
+        self.addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+    }
 }
 
 /// Removes the password from a URL so it can be shown in an error message or a log line.
