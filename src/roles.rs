@@ -344,7 +344,7 @@ async fn relay(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> an
     apply_streams(&deps.nats, &args.streams).await?;
     spawn_relay(&deps, &args.streams, &shutdown);
     let app = bind(
-        args.ops.addr,
+        args.ops.addr_or(9091),
         "BW_OPS_ADDR",
         bw_gateway::ops_router(deps.state.clone()),
         deps.state.clone(),
@@ -363,7 +363,7 @@ async fn project(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> 
     apply_streams(&deps.nats, &args.streams).await?;
     spawn_projectors(&deps, &args.streams, &shutdown).await?;
     let app = bind(
-        args.ops.addr,
+        args.ops.addr_or(9092),
         "BW_OPS_ADDR",
         bw_gateway::ops_router(deps.state.clone()),
         deps.state.clone(),
