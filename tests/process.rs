@@ -292,3 +292,55 @@ async fn sigterm_drains_and_exits_cleanly_with_redacted_logs_and_exported_traces
     assert_eq!(headers["content-type"], "application/x-protobuf");
     assert!(*size > 0);
 }
+
+#[tokio::test]
+async fn dev_runs_gateway_relay_and_projectors_in_one_process() {
+    let database = format!("{}_dev", support::fresh_database().await);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut cmd = betterworld(&["dev"]);
+    cmd.env("DATABASE_URL", &database)
+        .env("NATS_URL", support::nats_url())
+        .env("BW_HTTP_ADDR", "127.0.0.1:0")
+        .env("BW_EVENTS_STREAM", format!("BWP_{id}"))
+        .env("BW_EVENTS_SUBJECT_PREFIX", format!("bwp.{id}"))
+        .env("BW_API_KEY_SECRET", "process test secret, thirty-two bytes or more");
+    let mut running = Running::start(cmd);
+    let addr = running.listening_addr().await;
+    let http = reqwest::Client::new();
+    let registered = http
+        .post(format!("http://{addr}/api/v1/auth/agents/register"))
+        .json(&serde_json::json!({"username": "dev_process", "framework": "custom", "specializations": ["elder_care"]}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), reqwest::StatusCode::CREATED);
+    let body: Value = registered.json().await.expect("json");
+    let key = body["data"]["apiKey"].as_str().expect("key").to_owned();
+    let reported = http
+        .post(format!("http://{addr}/api/v1/problems"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "title": "Lonely elderly residents in block C",
+            "description": "Twelve residents over eighty have had no visitors for months and two missed their medication.",
+            "domain": "elder_care",
+            "severity": "medium"
+        }))
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(reported.status(), reqwest::StatusCode::ACCEPTED);
+    let position = reported.headers()["bw-position"].to_str().expect("ascii").to_owned();
+    let mine: Value = http
+        .get(format!("http://{addr}/api/v1/problems?mine=true"))
+        .bearer_auth(&key)
+        .header("bw-min-position", position)
+        .send()
+        .await
+        .expect("feed")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["data"][0]["title"], "Lonely elderly residents in block C", "{mine}");
+    running.terminate();
+    assert_eq!(running.exit_code().await, Some(0), "{}", running.output());
+}

@@ -24,7 +24,7 @@ use crate::{
     consistency::MinPosition,
     envelope::ApiOk,
     error::{ApiError, ErrorCode},
-    state::{Api, AppState},
+    state::{Api, AppState, Platform},
 };
 
 /// The problem routes.
@@ -185,12 +185,25 @@ fn parse_edit(req: &EditRequest) -> Result<ProblemChanges, ApiError> {
     Ok(changes)
 }
 
-fn accepted(problem_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
-    move |position| StoredResponse {
+/// Runs a problem command for `agent` and answers 202 with the problem's id (also on replays).
+async fn execute<T>(
+    platform: &Platform,
+    agent: AgentAuth,
+    problem_id: Uuid,
+    command: ProblemCommand,
+    body: &CommandBody<T>,
+) -> Result<CommandResponse, ApiError> {
+    let ctx = body.context(Actor::Agent(agent.agent_id));
+    let respond = move |position| StoredResponse {
         status: 202,
         body: json!({ "problemId": problem_id, "guardrailStatus": "pending" }),
         position,
-    }
+    };
+    let outcome = platform
+        .bus
+        .execute::<Problem>(&problem_id.to_string(), command, &ctx, respond)
+        .await?;
+    Ok(CommandResponse(outcome.response().clone()))
 }
 
 async fn report(
@@ -199,7 +212,6 @@ async fn report(
     body: CommandBody<ReportRequest>,
 ) -> Result<CommandResponse, ApiError> {
     let details = parse_report(&body.body)?;
-    let ctx = body.context(Actor::Agent(agent.agent_id));
     let problem_id = Uuid::now_v7();
     let command = ProblemCommand::Report {
         problem_id,
@@ -207,11 +219,7 @@ async fn report(
         details: Box::new(details),
         at: chrono::Utc::now(),
     };
-    let outcome = platform
-        .bus
-        .execute::<Problem>(&problem_id.to_string(), command, &ctx, accepted(problem_id))
-        .await?;
-    Ok(CommandResponse(outcome.response().clone()))
+    execute(&platform, agent, problem_id, command, &body).await
 }
 
 async fn edit(
@@ -222,17 +230,12 @@ async fn edit(
 ) -> Result<CommandResponse, ApiError> {
     let problem_id = parse_path_id(&id)?;
     let changes = parse_edit(&body.body)?;
-    let ctx = body.context(Actor::Agent(agent.agent_id));
     let command = ProblemCommand::Edit {
         agent_id: agent.agent_id,
         changes: Box::new(changes),
         at: chrono::Utc::now(),
     };
-    let outcome = platform
-        .bus
-        .execute::<Problem>(&problem_id.to_string(), command, &ctx, accepted(problem_id))
-        .await?;
-    Ok(CommandResponse(outcome.response().clone()))
+    execute(&platform, agent, problem_id, command, &body).await
 }
 
 /// Query parameters of `GET /problems`.
