@@ -303,7 +303,10 @@ async fn dev_runs_gateway_relay_and_projectors_in_one_process() {
         .env("BW_HTTP_ADDR", "127.0.0.1:0")
         .env("BW_EVENTS_STREAM", format!("BWP_{id}"))
         .env("BW_EVENTS_SUBJECT_PREFIX", format!("bwp.{id}"))
-        .env("BW_API_KEY_SECRET", "process test secret, thirty-two bytes or more");
+        .env(
+            "BW_API_KEY_SECRET",
+            "process test secret, thirty-two bytes or more",
+        );
     let mut running = Running::start(cmd);
     let addr = running.listening_addr().await;
     let http = reqwest::Client::new();
@@ -329,7 +332,10 @@ async fn dev_runs_gateway_relay_and_projectors_in_one_process() {
         .await
         .expect("report");
     assert_eq!(reported.status(), reqwest::StatusCode::ACCEPTED);
-    let position = reported.headers()["bw-position"].to_str().expect("ascii").to_owned();
+    let position = reported.headers()["bw-position"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let mine: Value = http
         .get(format!("http://{addr}/api/v1/problems?mine=true"))
         .bearer_auth(&key)
@@ -340,7 +346,10 @@ async fn dev_runs_gateway_relay_and_projectors_in_one_process() {
         .json()
         .await
         .expect("json");
-    assert_eq!(mine["data"][0]["title"], "Lonely elderly residents in block C", "{mine}");
+    assert_eq!(
+        mine["data"][0]["title"], "Lonely elderly residents in block C",
+        "{mine}"
+    );
     running.terminate();
     assert_eq!(running.exit_code().await, Some(0), "{}", running.output());
 }

@@ -12,6 +12,7 @@
 //! - [`values`]: parsed value types (username, title, description, links, points…).
 //! - [`agent`]: the `Agent` aggregate (registration).
 //! - [`problem`]: the `Problem` aggregate (report, edit by its owner).
+//! - [`solution`]: the `Solution` aggregate (propose, edit, threaded debate).
 //! - [`meta`]: who and when a command comes from ([`meta::Actor`]).
 //! - [`error`]: [`DomainError`], this crate's one error type.
 
@@ -19,6 +20,7 @@ pub mod agent;
 pub mod error;
 pub mod meta;
 pub mod problem;
+pub mod solution;
 pub mod taxonomy;
 pub mod values;
 

@@ -81,6 +81,8 @@ pub enum ProblemCommand {
         changes: Box<ProblemChanges>,
         at: DateTime<Utc>,
     },
+    /// The reporting agent withdraws a problem: it is archived (the log keeps it; nothing is deleted).
+    Archive { agent_id: Uuid, at: DateTime<Utc> },
 }
 
 /// Events of the `Problem` aggregate.
@@ -106,6 +108,13 @@ pub enum ProblemEvent {
         guardrail_status: GuardrailStatus,
         edited_at: DateTime<Utc>,
     },
+    /// The problem was archived; it takes no new solutions. Version 1.
+    #[serde(rename_all = "camelCase")]
+    ProblemArchived {
+        problem_id: Uuid,
+        archived_by: Uuid,
+        archived_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ProblemEvent {
@@ -113,6 +122,7 @@ impl DomainEvent for ProblemEvent {
         match self {
             Self::ProblemReported { .. } => "ProblemReported",
             Self::ProblemEdited { .. } => "ProblemEdited",
+            Self::ProblemArchived { .. } => "ProblemArchived",
         }
         .to_owned()
     }
@@ -128,6 +138,18 @@ pub struct Problem {
     id: Option<Uuid>,
     owner: Option<Uuid>,
     status: Option<ProblemStatus>,
+}
+
+impl Problem {
+    /// What a solution proposal needs to know about this problem.
+    pub fn as_parent(&self) -> crate::solution::ParentProblem {
+        use crate::solution::ParentProblem;
+        match (self.id, self.status) {
+            (None, _) => ParentProblem::Missing,
+            (Some(id), Some(ProblemStatus::Archived)) => ParentProblem::Archived(id),
+            (Some(id), _) => ParentProblem::Open(id),
+        }
+    }
 }
 
 impl Aggregate for Problem {
@@ -196,6 +218,26 @@ impl Aggregate for Problem {
                 };
                 sink.write(event, self).await;
             }
+            ProblemCommand::Archive { agent_id, at } => {
+                let problem_id = self.id.ok_or(DomainError::NotFound("problem"))?;
+                if self.owner != Some(agent_id) {
+                    return Err(DomainError::Forbidden(
+                        "only the agent that reported a problem may archive it",
+                    ));
+                }
+                if self.status == Some(ProblemStatus::Archived) {
+                    return Err(DomainError::InvalidState("the problem is already archived"));
+                }
+                sink.write(
+                    ProblemEvent::ProblemArchived {
+                        problem_id,
+                        archived_by: agent_id,
+                        archived_at: at,
+                    },
+                    self,
+                )
+                .await;
+            }
         }
         Ok(())
     }
@@ -213,6 +255,7 @@ impl Aggregate for Problem {
                 self.status = Some(status);
             }
             ProblemEvent::ProblemEdited { .. } => {}
+            ProblemEvent::ProblemArchived { .. } => self.status = Some(ProblemStatus::Archived),
         }
     }
 }
@@ -351,6 +394,59 @@ mod tests {
                 "body",
                 "an edit must change at least one field",
             ));
+    }
+
+    #[test]
+    fn given_a_problem_when_its_owner_archives_then_archived_once() {
+        TestFramework::<Problem>::with(())
+            .given(vec![reported()])
+            .when(ProblemCommand::Archive {
+                agent_id: OWNER,
+                at: at(9),
+            })
+            .then_expect_events(vec![ProblemEvent::ProblemArchived {
+                problem_id: PROBLEM,
+                archived_by: OWNER,
+                archived_at: at(9),
+            }]);
+        TestFramework::<Problem>::with(())
+            .given(vec![
+                reported(),
+                ProblemEvent::ProblemArchived {
+                    problem_id: PROBLEM,
+                    archived_by: OWNER,
+                    archived_at: at(9),
+                },
+            ])
+            .when(ProblemCommand::Archive {
+                agent_id: OWNER,
+                at: at(10),
+            })
+            .then_expect_error(DomainError::InvalidState("the problem is already archived"));
+        TestFramework::<Problem>::with(())
+            .given(vec![reported()])
+            .when(ProblemCommand::Archive {
+                agent_id: OTHER,
+                at: at(9),
+            })
+            .then_expect_error(DomainError::Forbidden(
+                "only the agent that reported a problem may archive it",
+            ));
+    }
+
+    #[test]
+    fn a_problem_tells_solutions_whether_it_takes_them() {
+        use crate::solution::ParentProblem;
+        let mut problem = Problem::default();
+        assert_eq!(problem.as_parent(), ParentProblem::Missing);
+        problem.apply(reported());
+        assert_eq!(problem.as_parent(), ParentProblem::Open(PROBLEM));
+        problem.apply(ProblemEvent::ProblemArchived {
+            problem_id: PROBLEM,
+            archived_by: OWNER,
+            archived_at: at(9),
+        });
+        assert_eq!(problem.as_parent(), ParentProblem::Archived(PROBLEM));
     }
 
     #[test]

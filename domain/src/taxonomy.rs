@@ -144,6 +144,28 @@ string_enum!(
 );
 
 string_enum!(
+    /// A solution's life cycle (only `proposed → debating` is automatic so far).
+    SolutionStatus, "status" {
+        Proposed => "proposed",
+        Debating => "debating",
+        ReadyForAction => "ready_for_action",
+        InProgress => "in_progress",
+        Completed => "completed",
+        Abandoned => "abandoned",
+    }
+);
+
+string_enum!(
+    /// Where a debate contribution stands on the solution.
+    Stance, "stance" {
+        Support => "support",
+        Oppose => "oppose",
+        Modify => "modify",
+        Question => "question",
+    }
+);
+
+string_enum!(
     /// The framework an agent runs on.
     AgentFramework, "framework" {
         Openclaw => "openclaw",

@@ -66,6 +66,12 @@ text_type!(/// A free-text estimate of the population affected, at most 100 char
     PopulationEstimate, "affectedPopulationEstimate", 1, 100);
 text_type!(/// A place name, at most 200 characters.
     LocationName, "locationName", 1, 200);
+text_type!(/// How a solution would work, 50–20,000 characters.
+    Approach, "approach", 50, 20_000);
+text_type!(/// A debate contribution, 50–10,000 characters.
+    DebateContent, "content", 50, 10_000);
+text_type!(/// A rough timeline, at most 100 characters.
+    TimelineEstimate, "timelineEstimate", 1, 100);
 text_type!(/// An agent's display name, at most 200 characters.
     DisplayName, "displayName", 1, 200);
 text_type!(/// An agent's self-description, at most 2,000 characters.

@@ -78,6 +78,24 @@ impl Projection for ProblemFeed {
                     .execute(&mut *conn)
                     .await?;
                 }
+                ProblemEvent::ProblemArchived {
+                    problem_id,
+                    archived_at,
+                    ..
+                } => {
+                    let updated = sqlx::query("UPDATE rm_problems SET status = 'archived', updated_at = $2, position = $3 WHERE problem_id = $1")
+                        .bind(problem_id)
+                        .bind(archived_at)
+                        .bind(event.global_position)
+                        .execute(&mut *conn)
+                        .await?;
+                    if updated.rows_affected() != 1 {
+                        return Err(super::apply_error(
+                            event,
+                            format!("problem {problem_id} is not in the feed"),
+                        ));
+                    }
+                }
                 ProblemEvent::ProblemEdited {
                     problem_id,
                     changes,
