@@ -23,7 +23,7 @@ use bw_infra::{
     shutdown::{Shutdown, termination_signal},
 };
 use bw_projections::{
-    models::{agents::AgentDirectory, problems::ProblemFeed},
+    models::{agents::AgentDirectory, problems::ProblemFeed, solutions::Solutions},
     runtime::{Projection, Projector, ProjectorConfig},
     status::ProjectionsCheck,
 };
@@ -87,7 +87,11 @@ async fn projections_command(
 
 /// Every read model this build knows.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(AgentDirectory), Arc::new(ProblemFeed)]
+    vec![
+        Arc::new(AgentDirectory),
+        Arc::new(ProblemFeed),
+        Arc::new(Solutions),
+    ]
 }
 
 /// The connections every long-running role holds, and the state its HTTP endpoints share.

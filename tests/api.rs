@@ -392,11 +392,20 @@ async fn with_bw_min_position_a_read_always_sees_the_write() {
 
 #[tokio::test]
 async fn a_position_the_read_model_does_not_reach_in_time_is_a_503_with_retry_after() {
-    let p = Platform::spawn_with(std::time::Duration::from_millis(150)).await;
+    let p = Platform::spawn_configured(std::time::Duration::from_millis(150), false).await;
+    let agent = register(&p, "impatient").await;
+    // No projector runs, so the directory never reaches the registration.
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, version) VALUES ('agent_directory', 1)",
+    )
+    .execute(&p.pipeline.pool)
+    .await
+    .expect("checkpoint row");
     let (status, headers, body) = send(
         p.http
-            .get(p.url("/problems"))
-            .header("bw-min-position", i64::MAX.to_string()),
+            .get(p.url("/agents/me"))
+            .bearer_auth(&agent.key)
+            .header("bw-min-position", agent.position.to_string()),
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

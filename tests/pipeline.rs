@@ -371,16 +371,17 @@ async fn projectors_apply_each_event_once_across_crashes_before_and_after_commit
 #[tokio::test]
 async fn an_event_a_projection_cannot_apply_stops_it_until_an_operator_skips_it() {
     let p = Pipeline::new().await;
-    let agent = fixtures::register(&p.bus, "orphan_maker").await;
-    // The feed expects the reported problem before its edit; publish only the edit's stream by
-    // building the directory projection first over a log whose agent row was never projected:
-    // the directory counter update then finds no agent and must fail, not skip.
-    fixtures::report(&p.bus, agent, 1).await.expect("report");
+    let orphan = fixtures::register(&p.bus, "orphan_maker").await;
+    let bystander = fixtures::register(&p.bus, "bystander").await;
+    // The directory starts after the first registration, so the first agent's report finds no row
+    // and must fail — not be skipped. The bystander's registration, in the same batch before it,
+    // must still be applied.
+    fixtures::report(&p.bus, orphan, 1).await.expect("report");
     p.relay().drain().await.expect("drain");
     sqlx::query("INSERT INTO projection_checkpoints (projection, version, position) VALUES ('agent_directory', 1, (SELECT min(global_position) FROM events))")
         .execute(&p.pool)
         .await
-        .expect("start the directory after the registration");
+        .expect("start the directory after the first registration");
     let directory = p.projector(Arc::new(AgentDirectory)).await;
     let error = directory
         .process_pending()
@@ -441,6 +442,16 @@ async fn an_event_a_projection_cannot_apply_stops_it_until_an_operator_skips_it(
         .expect("skip")
     );
     assert_eq!(directory.process_pending().await.expect("runs again"), 0);
+    let bystander_row: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rm_agents WHERE agent_id = $1")
+            .bind(bystander)
+            .fetch_one(&p.pool)
+            .await
+            .expect("query");
+    assert_eq!(
+        bystander_row, 1,
+        "the event before the failing one was applied, and skipping the failing one skipped nothing else"
+    );
     let skipped: (String, String) = sqlx::query_as(
         "SELECT reason, skipped_by FROM projection_skips WHERE projection = 'agent_directory'",
     )

@@ -7,6 +7,8 @@
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
+use bw_projections::runtime::Projection;
+
 use crate::{error::ApiError, state::Platform};
 
 /// The position a query must see, if the client asked for one.
@@ -37,7 +39,11 @@ impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
 
 impl MinPosition {
     /// Waits until `projection` has passed the requested position.
-    pub async fn wait(self, platform: &Platform, projection: &str) -> Result<(), ApiError> {
+    pub async fn wait(
+        self,
+        platform: &Platform,
+        projection: &dyn Projection,
+    ) -> Result<(), ApiError> {
         let Some(position) = self.0 else {
             return Ok(());
         };
@@ -49,16 +55,14 @@ impl MinPosition {
         )
         .await?
         {
-            Ok(())
-        } else {
-            Err(ApiError::Unavailable {
-                message: format!(
-                    "the {projection} read model has not reached position {position} yet; retry"
-                ),
-                details: Some(
-                    serde_json::json!({ "projection": projection, "minPosition": position }),
-                ),
-            })
+            return Ok(());
         }
+        let name = projection.name();
+        Err(ApiError::Unavailable {
+            message: format!(
+                "the {name} read model has not reached position {position} yet; retry"
+            ),
+            details: Some(serde_json::json!({ "projection": name, "minPosition": position })),
+        })
     }
 }

@@ -19,6 +19,11 @@ pub trait ReadinessCheck: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Succeeds when the dependency answers; the error says what failed.
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Whether the process cannot serve at all without it (`503`), or only serves some requests
+    /// less well (`200`, status `degraded`, the check named).
+    fn critical(&self) -> bool {
+        true
+    }
 }
 
 /// The outcome of one check.
@@ -37,14 +42,16 @@ pub struct CheckOutcome {
 /// The outcome of every check.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadinessReport {
-    /// True when every check passed.
+    /// True when every critical check passed.
     pub ready: bool,
+    /// Non-critical checks that failed: the process serves, degraded.
+    pub degraded: Vec<&'static str>,
     /// Each check by name.
     pub checks: BTreeMap<&'static str, CheckOutcome>,
 }
 
 impl ReadinessReport {
-    /// Names of the failing checks, in name order.
+    /// Names of the failing checks (critical or not), in name order.
     pub fn failing(&self) -> Vec<&'static str> {
         self.checks
             .iter()
@@ -104,10 +111,16 @@ impl Readiness {
                 latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 error: result.err(),
             };
-            (check.name(), outcome)
+            (check.name(), check.critical(), outcome)
         }))
         .await;
-        let checks: BTreeMap<_, _> = outcomes.into_iter().collect();
+        let ready = outcomes.iter().all(|(_, critical, o)| o.ok || !critical);
+        let degraded = outcomes
+            .iter()
+            .filter(|(_, critical, o)| !o.ok && !critical)
+            .map(|(n, _, _)| *n)
+            .collect();
+        let checks: BTreeMap<_, _> = outcomes.into_iter().map(|(n, _, o)| (n, o)).collect();
         if let Some(gauge) = &self.gauge {
             for (name, outcome) in &checks {
                 gauge
@@ -118,7 +131,8 @@ impl Readiness {
             }
         }
         ReadinessReport {
-            ready: checks.values().all(|c| c.ok),
+            ready,
+            degraded,
             checks,
         }
     }

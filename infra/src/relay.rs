@@ -322,6 +322,10 @@ impl Relay {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "relay: pass failed");
+                    // Keep the lag gauges moving while passes fail (NATS down), so the alert fires.
+                    if let Err(e) = self.measure_lag().await {
+                        tracing::debug!(error = %e, "relay: cannot measure lag");
+                    }
                     tokio::select! {
                         () = &mut *stop => return Ok(true),
                         () = tokio::time::sleep(backoff) => {}

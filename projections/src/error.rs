@@ -25,3 +25,22 @@ pub enum ProjectionError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+impl ProjectionError {
+    /// Whether retrying later may succeed without anyone acting (the database could not be reached),
+    /// as opposed to an event this projection cannot apply.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            ),
+            Self::JetStream(_) => true,
+            Self::Apply { .. } | Self::Failed(_) => false,
+        }
+    }
+}

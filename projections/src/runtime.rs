@@ -254,6 +254,11 @@ impl Projector {
 
     /// Applies the messages not yet applied and moves the checkpoint, in one transaction: the second
     /// step of [`Projector::process_batch`].
+    ///
+    /// When an event cannot be applied, the events before it in the batch are committed on their own
+    /// (so skipping the bad one later skips nothing else), then the projection is marked `failed` at
+    /// that event. A database that cannot be reached is not a failure of the projection: the batch is
+    /// handed back and the error returned for a retry.
     pub async fn apply_batch(
         &self,
         messages: &[jetstream::Message],
@@ -271,59 +276,111 @@ impl Projector {
         if state == "failed" {
             return Err(ProjectionError::Failed(self.name().to_owned()));
         }
-        let events = match self.in_log_order(&mut tx, messages, checkpoint).await {
-            Ok(events) => events,
+        let (events, upto) = match self.in_log_order(&mut tx, messages, checkpoint).await {
+            Ok(found) => found,
             Err(error) => {
                 tx.rollback().await?;
-                self.fail(&error, None).await?;
-                Self::hand_back(messages).await;
-                return Err(error);
+                return self.stop_at(messages, error, None, &[]).await;
             }
         };
-        let mut last = checkpoint;
-        let mut applied = 0;
-        for event in &events {
+        for (index, event) in events.iter().enumerate() {
             if let Err(error) = self.projection.apply(&mut tx, event).await {
                 tx.rollback().await?;
-                self.fail(&error, Some(event)).await?;
-                Self::hand_back(messages).await;
-                return Err(error);
+                return self
+                    .stop_at(messages, error, Some(event), &events[..index])
+                    .await;
             }
-            last = event.global_position;
-            applied += 1;
         }
-        if last > checkpoint {
+        Self::set_checkpoint(&mut tx, self.name(), checkpoint, upto).await?;
+        tx.commit().await?;
+        self.applied(events.len(), upto.max(checkpoint), started);
+        Ok(events.len())
+    }
+
+    async fn set_checkpoint(
+        tx: &mut PgConnection,
+        name: &str,
+        checkpoint: i64,
+        upto: i64,
+    ) -> Result<(), ProjectionError> {
+        if upto > checkpoint {
             sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1")
-                .bind(self.name())
-                .bind(last)
+                .bind(name)
+                .bind(upto)
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        Ok(())
+    }
+
+    fn applied(&self, count: usize, checkpoint: i64, started: Instant) {
         let labels = self.labels();
-        self.metrics.checkpoint.get_or_create(&labels).set(last);
+        self.metrics
+            .checkpoint
+            .get_or_create(&labels)
+            .set(checkpoint);
         self.metrics
             .applied
             .get_or_create(&labels)
-            .inc_by(applied as u64);
+            .inc_by(count as u64);
         self.metrics
             .apply_seconds
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
-        Ok(applied)
+        self.metrics.set_state(self.name(), "running");
     }
 
-    /// The events to apply for this batch, in log order: the delivered events above the checkpoint —
-    /// unless JetStream delivered out of order or left a gap (a redelivery after a crash may arrive
-    /// after newer messages), in which case the range up to the newest delivered event is read from
-    /// the PostgreSQL log, the source of truth. So an event is never skipped because a later one was
-    /// applied first.
+    /// Handles an error met while applying: a transient database error is returned for a retry;
+    /// anything else commits `prefix` (the events before the bad one) and stops the projection.
+    async fn stop_at(
+        &self,
+        messages: &[jetstream::Message],
+        error: ProjectionError,
+        event: Option<&EventEnvelope>,
+        prefix: &[EventEnvelope],
+    ) -> Result<usize, ProjectionError> {
+        Self::hand_back(messages).await;
+        if error.is_transient() {
+            tracing::warn!(projection = self.name(), error = %error, "database unavailable; the batch will be retried");
+            return Err(error);
+        }
+        if let Some(last) = prefix.last() {
+            let started = Instant::now();
+            let mut tx = self.pool.begin().await?;
+            let checkpoint: i64 = sqlx::query_scalar(
+                "SELECT position FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+            )
+            .bind(self.name())
+            .fetch_one(&mut *tx)
+            .await?;
+            for e in prefix {
+                self.projection.apply(&mut tx, e).await?;
+            }
+            Self::set_checkpoint(&mut tx, self.name(), checkpoint, last.global_position).await?;
+            tx.commit().await?;
+            self.applied(prefix.len(), last.global_position, started);
+        }
+        self.fail(&error, event).await?;
+        Err(error)
+    }
+
+    /// The events of this projection's types to apply for this batch, in log order, and the position
+    /// the checkpoint may move to (the newest delivered, whatever its type: the consumer's filter may
+    /// deliver events the projection does not need, and moving past them keeps `Bw-Min-Position`
+    /// waits short).
+    ///
+    /// Normally these are the delivered events above the checkpoint. If JetStream delivered out of
+    /// order or left a gap (a redelivery after a crash may arrive after newer messages), the range up
+    /// to the newest delivered event is read from the PostgreSQL log, the source of truth, so an event
+    /// is never skipped because a later one was applied first.
     async fn in_log_order(
         &self,
         tx: &mut PgConnection,
         messages: &[jetstream::Message],
         checkpoint: i64,
-    ) -> Result<Vec<EventEnvelope>, ProjectionError> {
+    ) -> Result<(Vec<EventEnvelope>, i64), ProjectionError> {
+        let types = self.projection.aggregate_types();
+        let mut upto = checkpoint;
         let mut delivered = Vec::with_capacity(messages.len());
         for message in messages {
             let event = EventEnvelope::from_message(message.headers.as_ref(), &message.payload)
@@ -332,22 +389,25 @@ impl Projector {
                     event_type: "?".into(),
                     reason: e.to_string(),
                 })?;
-            if event.global_position > checkpoint {
+            upto = upto.max(event.global_position);
+            if event.global_position > checkpoint
+                && (types.is_empty() || types.contains(&event.aggregate_type.as_str()))
+            {
                 delivered.push(event);
             }
         }
+        if upto == checkpoint {
+            return Ok((Vec::new(), checkpoint));
+        }
         delivered.sort_by_key(|e| e.global_position);
         delivered.dedup_by_key(|e| e.global_position);
-        let Some(upto) = delivered.last().map(|e| e.global_position) else {
-            return Ok(delivered);
-        };
         let expected: Vec<(uuid::Uuid,)> = sqlx::query_as(
             "SELECT event_id FROM events WHERE global_position > $1 AND global_position <= $2
                AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3)) ORDER BY global_position",
         )
         .bind(checkpoint)
         .bind(upto)
-        .bind(self.projection.aggregate_types())
+        .bind(types)
         .fetch_all(&mut *tx)
         .await?;
         if expected.len() == delivered.len()
@@ -356,7 +416,7 @@ impl Projector {
                 .zip(&delivered)
                 .all(|((id,), e)| *id == e.event_id)
         {
-            return Ok(delivered);
+            return Ok((delivered, upto));
         }
         tracing::info!(
             projection = self.name(),
@@ -364,10 +424,10 @@ impl Projector {
             in_log = expected.len(),
             "delivery out of order or with a gap; applying the range from the log"
         );
-        Ok(
-            bw_infra::envelope::read_range(tx, checkpoint, upto, self.projection.aggregate_types())
-                .await?,
-        )
+        Ok((
+            bw_infra::envelope::read_range(tx, checkpoint, upto, types).await?,
+            upto,
+        ))
     }
 
     /// Hands a batch back to JetStream at once (negative ack), for when the projection resumes.
@@ -418,44 +478,60 @@ impl Projector {
     pub async fn run(self, stop: impl Future<Output = ()> + Send) -> Result<(), ProjectionError> {
         tokio::pin!(stop);
         let key = lock_key(&format!("projection:{}", self.name()));
-        let Some(mut leadership) = Leadership::acquire(
-            &self.pg_options,
-            key,
-            self.config.standby_interval,
-            &mut stop,
-        )
-        .await
-        else {
-            return Ok(());
-        };
-        tracing::info!(projection = self.name(), "projector: active");
-        let mut backoff = Duration::from_millis(200);
-        let mut measured = Instant::now();
         loop {
-            if !leadership.still_leading().await {
-                tracing::warn!(
-                    projection = self.name(),
-                    "projector: lost its lock; stopping this instance"
-                );
+            let Some(mut leadership) = Leadership::acquire(
+                &self.pg_options,
+                key,
+                self.config.standby_interval,
+                &mut stop,
+            )
+            .await
+            else {
+                return Ok(());
+            };
+            tracing::info!(projection = self.name(), "projector: active");
+            let stopped = self.lead(&mut leadership, &mut stop).await;
+            if stopped {
+                leadership.release().await;
                 return Ok(());
             }
+            // The lock's connection broke (a database restart, a network cut): another instance may
+            // have taken over; stand by and try again.
+            tracing::warn!(
+                projection = self.name(),
+                "projector: lost its lock; standing by"
+            );
+        }
+    }
+
+    /// Applies batches while holding the lock; `true` when stopped, `false` when the lock was lost.
+    async fn lead(
+        &self,
+        leadership: &mut Leadership,
+        stop: &mut (impl Future<Output = ()> + Unpin),
+    ) -> bool {
+        let mut backoff = Duration::from_millis(200);
+        let mut measured: Option<Instant> = None;
+        loop {
+            if !leadership.still_leading().await {
+                return false;
+            }
             let step = tokio::select! {
-                () = &mut stop => break,
+                () = &mut *stop => return true,
                 step = self.process_batch(Some(self.config.fetch_wait)) => step,
             };
-            // Lag is measured when idle and at most once a second under load.
-            if (matches!(step, Ok((0, _))) || measured.elapsed() >= Duration::from_secs(1))
-                && let Err(e) = self.measure_lag().await
-            {
-                tracing::debug!(projection = self.name(), error = %e, "cannot measure lag");
-            }
-            if measured.elapsed() >= Duration::from_secs(1) || matches!(step, Ok((0, _))) {
-                measured = Instant::now();
+            // Lag is measured when idle, after a failure, and at most once a second under load.
+            let due = measured.is_none_or(|m| m.elapsed() >= Duration::from_secs(1));
+            if !matches!(step, Ok((n, _)) if n > 0) || due {
+                if let Err(e) = self.measure_lag().await {
+                    tracing::debug!(projection = self.name(), error = %e, "cannot measure lag");
+                }
+                measured = Some(Instant::now());
             }
             if let Err(e) = step {
                 tracing::warn!(projection = self.name(), error = %e, retry_in = ?backoff, "projector: batch failed");
                 tokio::select! {
-                    () = &mut stop => break,
+                    () = &mut *stop => return true,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -463,7 +539,5 @@ impl Projector {
                 backoff = Duration::from_millis(200);
             }
         }
-        leadership.release().await;
-        Ok(())
     }
 }

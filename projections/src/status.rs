@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
-use crate::ProjectionError;
+use crate::{ProjectionError, runtime::Projection};
 
 /// One projection's bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,23 +84,34 @@ pub async fn skip(
     Ok(true)
 }
 
-/// Waits until `projection` has applied everything up to `position`, up to `timeout`; returns
-/// whether it got there. Polls the checkpoint with a short, growing interval.
+/// Waits until `projection` has applied every event of its types up to `position`, up to `timeout`;
+/// returns whether it got there. Polls with a short, growing interval.
+///
+/// "Up to" means: its checkpoint is at `position` or beyond, or no event of its types lies between
+/// its checkpoint and `position` (the events there belong to other read models, so this one is as
+/// current as the caller needs).
 pub async fn wait_for(
     pool: &PgPool,
-    projection: &str,
+    projection: &dyn Projection,
     position: i64,
     timeout: Duration,
 ) -> Result<bool, ProjectionError> {
     let deadline = Instant::now() + timeout;
     let mut interval = Duration::from_millis(2);
     loop {
-        let checkpoint: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
-                .bind(projection)
-                .fetch_optional(pool)
-                .await?;
-        if checkpoint.unwrap_or(0) >= position {
+        let reached: Option<bool> = sqlx::query_scalar(
+            "SELECT c.position >= $2 OR NOT EXISTS (
+                 SELECT 1 FROM events e
+                 WHERE e.global_position > c.position AND e.global_position <= $2
+                   AND (cardinality($3::text[]) = 0 OR e.aggregate_type = ANY($3)))
+             FROM projection_checkpoints c WHERE c.projection = $1",
+        )
+        .bind(projection.name())
+        .bind(position)
+        .bind(projection.aggregate_types())
+        .fetch_optional(pool)
+        .await?;
+        if reached == Some(true) {
             return Ok(true);
         }
         let now = Instant::now();
@@ -128,6 +139,12 @@ impl ProjectionsCheck {
 impl ReadinessCheck for ProjectionsCheck {
     fn name(&self) -> &'static str {
         "projections"
+    }
+
+    /// A failed projection degrades the reads it serves; everything else still works, so it must not
+    /// take every gateway out of a load balancer's rotation.
+    fn critical(&self) -> bool {
+        false
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {

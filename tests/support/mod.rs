@@ -323,11 +323,21 @@ impl Platform {
     }
 
     pub async fn spawn_with(consistency_wait: std::time::Duration) -> Self {
+        Self::spawn_configured(consistency_wait, true).await
+    }
+
+    /// `projecting: false` leaves the read models behind the log, for tests of waiting on them.
+    pub async fn spawn_configured(consistency_wait: std::time::Duration, projecting: bool) -> Self {
         let pipeline = Pipeline::new().await;
         let shutdown = bw_infra::shutdown::Shutdown::new();
         let relay = pipeline.relay();
         shutdown.spawn(relay.run(shutdown.triggered()));
-        for projection in betterworld::roles::projections() {
+        let projections = if projecting {
+            betterworld::roles::projections()
+        } else {
+            Vec::new()
+        };
+        for projection in projections {
             let projector = pipeline
                 .projector_with(
                     projection,

@@ -177,7 +177,7 @@ async fn me(
     agent: AgentAuth,
     min: MinPosition,
 ) -> Result<ApiOk<AgentView>, ApiError> {
-    min.wait(&platform, agents::NAME).await?;
+    min.wait(&platform, &agents::AgentDirectory).await?;
     agents::get(&platform.pool, agent.agent_id)
         .await?
         .map(ApiOk::new)
@@ -190,7 +190,7 @@ async fn by_id(
     min: MinPosition,
 ) -> Result<ApiOk<AgentView>, ApiError> {
     let id = parse_path_id(&id)?;
-    min.wait(&platform, agents::NAME).await?;
+    min.wait(&platform, &agents::AgentDirectory).await?;
     agents::get(&platform.pool, id)
         .await?
         .map(ApiOk::new)

@@ -1,8 +1,9 @@
 //! Operations endpoints: liveness, readiness, metrics.
 //!
 //! `/healthz` (also `/health`, `/api/v1/health`) answers 200 while the process serves HTTP at all.
-//! `/readyz` (also `/ready`) runs every readiness check and answers 200 when all pass, else 503 with
-//! the failing checks named in `error.details.failing` and each check's outcome in
+//! `/readyz` (also `/ready`) runs every readiness check and answers 200 when all pass (status
+//! `ready`) or only non-critical ones fail (status `degraded`, the failing ones named in `degraded`),
+//! else 503 with the failing checks named in `error.details.failing` and each check's outcome in
 //! `error.details.checks`. `/metrics` is the Prometheus text exposition.
 
 use axum::{

@@ -308,7 +308,7 @@ async fn list(
     } else {
         None
     };
-    min.wait(&platform, problems::NAME).await?;
+    min.wait(&platform, &problems::ProblemFeed).await?;
     let filter = FeedFilter {
         domain: domain.map(|d| d.as_str().to_owned()),
         severity: severity.map(|s| s.as_str().to_owned()),
@@ -331,7 +331,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<ApiOk<serde_json::Value>, ApiError> {
     let id = parse_path_id(&id)?;
-    min.wait(&platform, problems::NAME).await?;
+    min.wait(&platform, &problems::ProblemFeed).await?;
     let problem = problems::get(&platform.pool, id)
         .await?
         .ok_or(ApiError::NotFound)?;

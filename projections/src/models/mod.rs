@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod problems;
+pub mod solutions;
 
 use bw_infra::envelope::EventEnvelope;
 use serde::de::DeserializeOwned;

@@ -1,6 +1,6 @@
 //! The problem feed: every problem with its guardrail status; the public feed lists approved ones.
 
-use bw_domain::problem::ProblemEvent;
+use bw_domain::{problem::ProblemEvent, solution::SolutionEvent};
 use bw_infra::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -32,7 +32,8 @@ impl Projection for ProblemFeed {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Problem"]
+        // Solutions for the solution count.
+        &["Problem", "Solution"]
     }
 
     fn apply<'a>(
@@ -41,6 +42,30 @@ impl Projection for ProblemFeed {
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
+            if event.aggregate_type == "Solution" {
+                if event.event_type == "SolutionProposed" {
+                    let SolutionEvent::SolutionProposed { problem_id, .. } =
+                        decode::<SolutionEvent>(event)?
+                    else {
+                        return Err(super::apply_error(
+                            event,
+                            "payload is not a SolutionProposed".into(),
+                        ));
+                    };
+                    let updated = sqlx::query("UPDATE rm_problems SET solution_count = solution_count + 1, position = $2 WHERE problem_id = $1")
+                        .bind(problem_id)
+                        .bind(event.global_position)
+                        .execute(&mut *conn)
+                        .await?;
+                    if updated.rows_affected() != 1 {
+                        return Err(super::apply_error(
+                            event,
+                            format!("problem {problem_id} is not in the feed"),
+                        ));
+                    }
+                }
+                return Ok(());
+            }
             match decode::<ProblemEvent>(event)? {
                 ProblemEvent::ProblemReported {
                     problem_id,
@@ -168,13 +193,14 @@ pub struct ProblemView {
     pub status: String,
     pub guardrail_status: String,
     pub edit_count: i32,
+    pub solution_count: i32,
     pub reported_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "problem_id, reported_by, title, description, domain, severity, affected_population_estimate,
     geographic_scope, location_name, latitude, longitude, existing_solutions, data_sources, evidence_links,
-    status, guardrail_status, edit_count, reported_at, updated_at";
+    status, guardrail_status, edit_count, solution_count, reported_at, updated_at";
 
 /// One problem by id, whatever its guardrail status (visibility is the caller's rule).
 pub async fn get(pool: &PgPool, problem_id: Uuid) -> Result<Option<ProblemView>, ProjectionError> {
