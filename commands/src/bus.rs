@@ -106,6 +106,13 @@ impl CommandBus {
         &self.pool
     }
 
+    /// Loads an aggregate's current state from the log (outside any command's transaction: for
+    /// facts another aggregate's decision needs, looked up first and passed in its command).
+    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, CommandError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(store::load::<A>(&mut conn, aggregate_id).await?.aggregate)
+    }
+
     /// Runs `command` on aggregate `A` `aggregate_id` in one transaction (see the module
     /// documentation). `respond` builds the response from the global position of the last event;
     /// it is stored for replays in the same transaction.

@@ -16,7 +16,9 @@ pub fn router(state: AppState) -> Router {
 /// The full router with `extra` routes merged in (tests mount probe routes through this, so they
 /// run behind exactly the production middleware).
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let api = routes::agents::routes().merge(routes::problems::routes());
+    let api = routes::agents::routes()
+        .merge(routes::problems::routes())
+        .merge(routes::solutions::routes());
     with_middleware(state, routes::ops::routes().merge(api).merge(extra))
 }
 

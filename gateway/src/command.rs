@@ -96,6 +96,27 @@ impl<T> CommandBody<T> {
     }
 }
 
+/// The command context of a command with no body (`DELETE`): the `Idempotency-Key` fingerprints
+/// the method and path.
+pub fn context_without_body(
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    actor: Actor,
+) -> Result<CommandContext, ApiError> {
+    let key = idempotency_key(headers)?;
+    Ok(CommandContext {
+        idempotency: key.map(|k| IdempotencyKey::new(&actor.scope(), &k, method, path, b"")),
+        actor,
+        correlation_id: crate::envelope::current_request_id().unwrap_or_default(),
+        causation_id: None,
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    })
+}
+
 /// A command's answer: the stored response (fresh or replayed) with `Bw-Position`.
 #[derive(Debug)]
 pub struct CommandResponse(pub StoredResponse);

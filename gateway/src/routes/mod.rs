@@ -3,11 +3,15 @@
 pub mod agents;
 pub mod ops;
 pub mod problems;
+pub mod solutions;
 
 use bw_domain::DomainError;
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldErrors};
+use crate::{
+    auth::MaybeAgent,
+    error::{ApiError, ErrorCode, FieldErrors},
+};
 
 /// Collects every field's error, so a client learns all that is wrong with a request at once.
 #[derive(Debug, Default)]
@@ -62,4 +66,50 @@ impl Fields {
 /// A resource id from the path; anything but a UUID names no resource.
 pub(crate) fn parse_path_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+/// `limit`: 1–100, default 20.
+pub(crate) fn page_limit(fields: &mut Fields, raw: Option<&str>) -> i64 {
+    match raw.map(str::parse::<i64>) {
+        None => 20,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            fields.error("limit", "must be an integer from 1 to 100");
+            20
+        }
+    }
+}
+
+/// A boolean query parameter (`true` / `false`, absent = false).
+pub(crate) fn flag(fields: &mut Fields, name: &str, raw: Option<&str>) -> bool {
+    match raw {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            fields.error(name, "must be true or false");
+            false
+        }
+    }
+}
+
+/// With `mine=true`, the calling agent (who must be authenticated); otherwise nobody.
+pub(crate) fn owner_if(mine: bool, agent: MaybeAgent) -> Result<Option<Uuid>, ApiError> {
+    if !mine {
+        return Ok(None);
+    }
+    agent.0.map(|a| Some(a.agent_id)).ok_or_else(|| {
+        ApiError::refused(
+            ErrorCode::Unauthorized,
+            "mine=true needs an agent's API key",
+        )
+    })
+}
+
+/// What the owner of non-approved content is told: where it stands, never the classifier's reasoning.
+pub(crate) fn explanation(guardrail_status: &str) -> &'static str {
+    if guardrail_status == "rejected" {
+        "did not meet constitutional guidelines"
+    } else {
+        "pending review"
+    }
 }

@@ -31,7 +31,10 @@ use crate::{
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/problems", get(list).post(report))
-        .route("/api/v1/problems/{id}", get(one).patch(edit))
+        .route(
+            "/api/v1/problems/{id}",
+            get(one).patch(edit).delete(archive),
+        )
 }
 
 /// `POST /problems`.
@@ -238,6 +241,37 @@ async fn edit(
     execute(&platform, agent, problem_id, command, &body).await
 }
 
+/// `DELETE /problems/{id}`: the log keeps everything, so "delete" archives the problem: it leaves
+/// the feed's default listing by status and takes no new solutions.
+async fn archive(
+    Api(platform): Api,
+    agent: AgentAuth,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<CommandResponse, ApiError> {
+    let problem_id = parse_path_id(&id)?;
+    let ctx = crate::command::context_without_body(
+        &headers,
+        "DELETE",
+        &format!("/api/v1/problems/{problem_id}"),
+        Actor::Agent(agent.agent_id),
+    )?;
+    let command = ProblemCommand::Archive {
+        agent_id: agent.agent_id,
+        at: chrono::Utc::now(),
+    };
+    let respond = move |position| StoredResponse {
+        status: 202,
+        body: json!({ "problemId": problem_id, "status": "archived" }),
+        position,
+    };
+    let outcome = platform
+        .bus
+        .execute::<Problem>(&problem_id.to_string(), command, &ctx, respond)
+        .await?;
+    Ok(CommandResponse(outcome.response().clone()))
+}
+
 /// Query parameters of `GET /problems`.
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
@@ -267,22 +301,8 @@ async fn list(
     let domain = f.optional(params.domain.as_deref(), str::parse::<ProblemDomain>);
     let severity = f.optional(params.severity.as_deref(), str::parse::<Severity>);
     let status = f.optional(params.status.as_deref(), str::parse::<ProblemStatus>);
-    let limit = match params.limit.as_deref().map(str::parse::<i64>) {
-        None => 20,
-        Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => {
-            f.error("limit", "must be an integer from 1 to 100");
-            20
-        }
-    };
-    let mine = match params.mine.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            f.error("mine", "must be true or false");
-            false
-        }
-    };
+    let limit = super::page_limit(&mut f, params.limit.as_deref());
+    let mine = super::flag(&mut f, "mine", params.mine.as_deref());
     f.finish()?;
     let cursor = match params.cursor.as_deref() {
         None => None,
@@ -293,21 +313,7 @@ async fn list(
             )
         })?),
     };
-    let owner = if mine {
-        Some(
-            agent
-                .0
-                .ok_or_else(|| {
-                    ApiError::refused(
-                        ErrorCode::Unauthorized,
-                        "mine=true needs an agent's API key",
-                    )
-                })?
-                .agent_id,
-        )
-    } else {
-        None
-    };
+    let owner = super::owner_if(mine, agent)?;
     min.wait(&platform, &problems::ProblemFeed).await?;
     let filter = FeedFilter {
         domain: domain.map(|d| d.as_str().to_owned()),
@@ -340,12 +346,7 @@ async fn one(
     match (problem.guardrail_status.as_str(), is_owner) {
         ("approved", _) => {}
         (status, true) => {
-            // The owner learns where its problem stands, never the classifier's reasoning.
-            view["guardrailExplanation"] = json!(if status == "rejected" {
-                "did not meet constitutional guidelines"
-            } else {
-                "pending review"
-            });
+            view["guardrailExplanation"] = json!(super::explanation(status));
         }
         (_, false) => {
             return Err(ApiError::refused(

@@ -1,0 +1,432 @@
+//! Solutions and debates over HTTP, and archiving problems.
+
+mod support;
+
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+use support::Platform;
+
+struct Agent {
+    key: String,
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMap, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    )
+}
+
+fn position(headers: &header::HeaderMap) -> String {
+    headers["bw-position"].to_str().expect("ascii").to_owned()
+}
+
+async fn register(p: &Platform, username: &str) -> Agent {
+    let body = json!({ "username": username, "framework": "custom", "specializations": ["food_security"] });
+    let (status, _, body) = send(p.http.post(p.url("/auth/agents/register")).json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    Agent {
+        key: body["data"]["apiKey"].as_str().expect("key").to_owned(),
+    }
+}
+
+async fn report(p: &Platform, agent: &Agent) -> String {
+    let body = json!({
+        "title": "Food bank shelves empty by Wednesday",
+        "description": "The neighbourhood food bank runs out mid-week; 120 families are turned away every Thursday and Friday.",
+        "domain": "food_security",
+        "severity": "high"
+    });
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/problems"))
+            .bearer_auth(&agent.key)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["data"]["problemId"].as_str().expect("id").to_owned()
+}
+
+fn solution(problem_id: &str) -> Value {
+    json!({
+        "problemId": problem_id,
+        "title": "Surplus pickup from three supermarkets",
+        "description": "Collect unsold produce daily from three nearby supermarkets and deliver it to the food bank before noon.",
+        "approach": "Volunteer drivers on a rota, a shared cold box per car, and a pickup log the supermarkets sign.",
+        "expectedImpact": { "metric": "families served on Thursday and Friday", "value": 120, "timeframe": "3 months" },
+        "estimatedCost": { "amount": 800, "currency": "EUR" },
+        "risksAndMitigations": [{ "risk": "drivers drop out", "mitigation": "two backups per day" }],
+        "requiredSkills": ["driving"]
+    })
+}
+
+async fn propose(p: &Platform, agent: &Agent, problem_id: &str) -> (String, String) {
+    let (status, headers, body) = send(
+        p.http
+            .post(p.url("/solutions"))
+            .bearer_auth(&agent.key)
+            .json(&solution(problem_id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    (
+        body["data"]["solutionId"].as_str().expect("id").to_owned(),
+        position(&headers),
+    )
+}
+
+fn debate(parent: Option<&str>) -> Value {
+    json!({
+        "stance": "modify",
+        "content": "Add a fourth pickup on Wednesdays; the shortfall starts before Thursday according to the log.",
+        "parentDebateId": parent
+    })
+}
+
+#[tokio::test]
+async fn a_solution_is_proposed_for_an_existing_problem_and_counted_in_the_feed() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "food_owner").await;
+    let other = register(&p, "food_other").await;
+    let problem = report(&p, &owner).await;
+
+    let missing = uuid::Uuid::now_v7().to_string();
+    let (status, _, _) = send(
+        p.http
+            .post(p.url("/solutions"))
+            .bearer_auth(&owner.key)
+            .json(&solution(&missing)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut invalid = solution(&problem);
+    invalid["expectedImpact"]["value"] = json!("lots");
+    assert_eq!(
+        send(
+            p.http
+                .post(p.url("/solutions"))
+                .bearer_auth(&owner.key)
+                .json(&invalid)
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let mut short = solution(&problem);
+    short["approach"] = json!("too short");
+    short["estimatedCost"] = json!({ "amount": -5, "currency": "EUR" });
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/solutions"))
+            .bearer_auth(&owner.key)
+            .json(&short),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["approach"].is_array()
+            && body["error"]["details"]["fields"]["estimatedCost"].is_array(),
+        "{body}"
+    );
+
+    let (id, at) = propose(&p, &other, &problem).await;
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/solutions/{id}")))
+            .bearer_auth(&other.key)
+            .header("bw-min-position", &at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["status"], "proposed");
+    assert_eq!(body["data"]["guardrailExplanation"], "pending review");
+    assert_eq!(body["data"]["expectedImpact"]["value"], 120.0);
+    assert_eq!(
+        send(
+            p.http
+                .get(p.url(&format!("/solutions/{id}")))
+                .bearer_auth(&owner.key)
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/problems/{problem}")))
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", &at),
+    )
+    .await;
+    assert_eq!(body["data"]["solutionCount"], 1, "{body}");
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!(
+                "/solutions?mine=true&problemId={problem}&sort=score"
+            )))
+            .bearer_auth(&other.key),
+    )
+    .await;
+    assert_eq!(body["data"][0]["solutionId"], id.as_str(), "{body}");
+    let (status, _, _) = send(p.http.get(p.url("/solutions?sort=best&problemId=x"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_archived_problem_refuses_solutions_and_only_its_owner_archives_it() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "archiver").await;
+    let other = register(&p, "bystander_agent").await;
+    let problem = report(&p, &owner).await;
+    let url = p.url(&format!("/problems/{problem}"));
+    assert_eq!(
+        send(p.http.delete(&url).bearer_auth(&other.key)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, headers, body) = send(p.http.delete(&url).bearer_auth(&owner.key)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, _, body) = send(p.http.delete(&url).bearer_auth(&owner.key)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("CONFLICT"))
+    );
+    let (_, _, body) = send(
+        p.http
+            .get(&url)
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(body["data"]["status"], "archived");
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/solutions"))
+            .bearer_auth(&other.key)
+            .json(&solution(&problem)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("CONFLICT")),
+        "{body}"
+    );
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'Problem'")
+            .fetch_one(&p.pipeline.pool)
+            .await
+            .expect("count");
+    assert_eq!(events, 2, "reported and archived; nothing deleted");
+}
+
+#[tokio::test]
+async fn debates_thread_five_deep_and_the_first_moves_the_solution_to_debating() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "sol_owner").await;
+    let critic = register(&p, "critic").await;
+    let problem = report(&p, &owner).await;
+    let (solution_id, _) = propose(&p, &owner, &problem).await;
+    let url = p.url(&format!("/solutions/{solution_id}/debates"));
+
+    let mut parent: Option<String> = None;
+    let mut last_position = String::new();
+    for _ in 0..5 {
+        let (status, headers, body) = send(
+            p.http
+                .post(&url)
+                .bearer_auth(&critic.key)
+                .json(&debate(parent.as_deref())),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        parent = Some(body["data"]["debateId"].as_str().expect("id").to_owned());
+        last_position = position(&headers);
+    }
+    let (status, _, body) = send(
+        p.http
+            .post(&url)
+            .bearer_auth(&critic.key)
+            .json(&debate(parent.as_deref())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["parentDebateId"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("5 deep"),
+        "{body}"
+    );
+    let stranger = uuid::Uuid::now_v7().to_string();
+    assert_eq!(
+        send(
+            p.http
+                .post(&url)
+                .bearer_auth(&critic.key)
+                .json(&debate(Some(&stranger)))
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let mut bad = debate(None);
+    bad["stance"] = json!("heckle");
+    assert_eq!(
+        send(p.http.post(&url).bearer_auth(&critic.key).json(&bad))
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let nowhere = p.url(&format!("/solutions/{}/debates", uuid::Uuid::now_v7()));
+    assert_eq!(
+        send(
+            p.http
+                .post(&nowhere)
+                .bearer_auth(&critic.key)
+                .json(&debate(None))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/solutions/{solution_id}")))
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", &last_position),
+    )
+    .await;
+    assert_eq!(body["data"]["status"], "debating");
+    assert_eq!(body["data"]["debateCount"], 5);
+    // Pending contributions are visible to their author only.
+    let (_, _, body) = send(p.http.get(&url).bearer_auth(&owner.key)).await;
+    assert_eq!(body["data"], json!([]), "{body}");
+    let (status, _, body) = send(
+        p.http
+            .get(&url)
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", &last_position),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], json!([]));
+    let (status, _, body) = send(
+        p.http
+            .get(format!("{url}?stance=modify"))
+            .bearer_auth(&critic.key),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the critic cannot see the pending solution: {body}"
+    );
+    let depths: Vec<i64> =
+        sqlx::query_scalar("SELECT depth::bigint FROM rm_debates ORDER BY posted_at")
+            .fetch_all(&p.pipeline.pool)
+            .await
+            .expect("debates");
+    assert_eq!(depths, vec![1, 2, 3, 4, 5]);
+}
+
+#[tokio::test]
+async fn concurrent_debates_on_one_solution_all_land() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "popular").await;
+    let problem = report(&p, &owner).await;
+    let (solution_id, _) = propose(&p, &owner, &problem).await;
+    let url = p.url(&format!("/solutions/{solution_id}/debates"));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let request = p
+            .http
+            .post(&url)
+            .bearer_auth(&owner.key)
+            .json(&debate(None));
+        tasks.push(tokio::spawn(async move {
+            request.send().await.expect("send").status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!(accepted + conflicts, 8, "{statuses:?}");
+    let posted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DebatePosted'")
+            .fetch_one(&p.pipeline.pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        posted as usize, accepted,
+        "every accepted debate is in the log, no other"
+    );
+    assert!(
+        accepted >= 6,
+        "bounded retries absorb most conflicts: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_proposer_edits_a_solution_and_an_edit_resets_its_scores() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "sol_editor").await;
+    let other = register(&p, "sol_intruder").await;
+    let problem = report(&p, &owner).await;
+    let (solution_id, _) = propose(&p, &owner, &problem).await;
+    let url = p.url(&format!("/solutions/{solution_id}"));
+    assert_eq!(
+        send(
+            p.http
+                .patch(&url)
+                .bearer_auth(&other.key)
+                .json(&json!({"timelineEstimate": "1 month"}))
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _, body) = send(
+        p.http
+            .patch(&url)
+            .bearer_auth(&owner.key)
+            .json(&json!({"problemId": problem})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["details"]["fields"]["problemId"].is_array());
+    let (status, headers, _) = send(p.http.patch(&url).bearer_auth(&owner.key).json(
+        &json!({"timelineEstimate": "1 month", "requiredSkills": ["driving", "cold chain"]}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, _, body) = send(
+        p.http
+            .get(&url)
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(body["data"]["timelineEstimate"], "1 month");
+    assert_eq!(
+        body["data"]["requiredSkills"],
+        json!(["driving", "cold chain"])
+    );
+    assert_eq!(body["data"]["editCount"], 1);
+    assert_eq!(body["data"]["compositeScore"], 0.0);
+}
