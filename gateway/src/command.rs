@@ -117,6 +117,27 @@ pub fn context_without_body(
     })
 }
 
+/// Runs `command` on aggregate `A` `aggregate_id` for `actor` and answers with its response —
+/// fresh, or the stored one when the request's `Idempotency-Key` was seen before.
+pub async fn execute<A, T>(
+    platform: &crate::state::Platform,
+    actor: Actor,
+    aggregate_id: uuid::Uuid,
+    command: A::Command,
+    body: &CommandBody<T>,
+    respond: impl FnOnce(Option<i64>) -> StoredResponse,
+) -> Result<CommandResponse, ApiError>
+where
+    A: cqrs_es::Aggregate<Error = bw_domain::DomainError, Services = ()>,
+{
+    let ctx = body.context(actor);
+    let outcome = platform
+        .bus
+        .execute::<A>(&aggregate_id.to_string(), command, &ctx, respond)
+        .await?;
+    Ok(CommandResponse(outcome.response().clone()))
+}
+
 /// A command's answer: the stored response (fresh or replayed) with `Bw-Position`.
 #[derive(Debug)]
 pub struct CommandResponse(pub StoredResponse);

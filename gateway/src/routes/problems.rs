@@ -196,17 +196,20 @@ async fn execute<T>(
     command: ProblemCommand,
     body: &CommandBody<T>,
 ) -> Result<CommandResponse, ApiError> {
-    let ctx = body.context(Actor::Agent(agent.agent_id));
     let respond = move |position| StoredResponse {
         status: 202,
         body: json!({ "problemId": problem_id, "guardrailStatus": "pending" }),
         position,
     };
-    let outcome = platform
-        .bus
-        .execute::<Problem>(&problem_id.to_string(), command, &ctx, respond)
-        .await?;
-    Ok(CommandResponse(outcome.response().clone()))
+    crate::command::execute::<Problem, _>(
+        platform,
+        Actor::Agent(agent.agent_id),
+        problem_id,
+        command,
+        body,
+        respond,
+    )
+    .await
 }
 
 async fn report(

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::{Fields, page_limit, parse_path_id};
 use crate::{
     auth::{AgentAuth, MaybeAgent},
-    command::{CommandBody, CommandResponse},
+    command::{CommandBody, CommandResponse, execute},
     consistency::MinPosition,
     envelope::ApiOk,
     error::{ApiError, ErrorCode},
@@ -254,17 +254,15 @@ async fn propose(
         details: Box::new(details),
         at: chrono::Utc::now(),
     };
-    let ctx = body.context(Actor::Agent(agent.agent_id));
-    let outcome = platform
-        .bus
-        .execute::<Solution>(
-            &solution_id.to_string(),
-            command,
-            &ctx,
-            accepted(solution_id),
-        )
-        .await?;
-    Ok(CommandResponse(outcome.response().clone()))
+    execute::<Solution, _>(
+        &platform,
+        Actor::Agent(agent.agent_id),
+        solution_id,
+        command,
+        &body,
+        accepted(solution_id),
+    )
+    .await
 }
 
 async fn edit(
@@ -280,17 +278,15 @@ async fn edit(
         changes: Box::new(changes),
         at: chrono::Utc::now(),
     };
-    let ctx = body.context(Actor::Agent(agent.agent_id));
-    let outcome = platform
-        .bus
-        .execute::<Solution>(
-            &solution_id.to_string(),
-            command,
-            &ctx,
-            accepted(solution_id),
-        )
-        .await?;
-    Ok(CommandResponse(outcome.response().clone()))
+    execute::<Solution, _>(
+        &platform,
+        Actor::Agent(agent.agent_id),
+        solution_id,
+        command,
+        &body,
+        accepted(solution_id),
+    )
+    .await
 }
 
 /// `POST /solutions/{id}/debates`.
