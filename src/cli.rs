@@ -78,6 +78,28 @@ pub struct ApiArgs {
         hide_env_values = true
     )]
     pub api_key_secret: Option<bw_infra::Secret<String>>,
+    /// Id of the heartbeat signing key, as agents see it in `publicKeyId` and the key registry.
+    #[arg(
+        long = "heartbeat-key-id",
+        env = "BW_HEARTBEAT_KEY_ID",
+        default_value = "bw-heartbeat-1"
+    )]
+    pub heartbeat_key_id: String,
+    /// Base64 of the 32-byte Ed25519 seed that signs heartbeat instructions.
+    #[arg(
+        long = "heartbeat-signing-key",
+        env = "BW_HEARTBEAT_SIGNING_KEY",
+        hide_env_values = true
+    )]
+    pub heartbeat_signing_key: Option<bw_infra::Secret<String>>,
+    /// File holding the seed instead (created, mode 0600, when missing). `dev` defaults to
+    /// `.bw/heartbeat-signing-key`; `serve` without either uses a random key per process.
+    #[arg(long = "heartbeat-key-file", env = "BW_HEARTBEAT_KEY_FILE")]
+    pub heartbeat_key_file: Option<std::path::PathBuf>,
+    /// Earlier public keys still listed in the registry during a rotation: a JSON array of
+    /// `{"keyId", "publicKeyBase64", "validFrom", "validUntil"}` (active until `validUntil`).
+    #[arg(long = "heartbeat-previous-keys", env = "BW_HEARTBEAT_PREVIOUS_KEYS")]
+    pub heartbeat_previous_keys: Option<String>,
 }
 
 /// `relay`, `project`.

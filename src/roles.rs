@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use bw_commands::CommandBus;
 use bw_gateway::{
     AppState, Application,
+    heartbeat::HeartbeatSigner,
     state::{Limits, Platform},
 };
 use bw_infra::{
@@ -141,8 +142,8 @@ impl Deps {
     }
 
     /// Adds the command bus and read models (roles serving the public API) and the readiness check
-    /// that names a failed projection.
-    pub fn with_platform(mut self, api: &ApiArgs) -> Self {
+    /// that names a failed projection. `dev` keeps its heartbeat key in a file by default.
+    pub fn with_platform(mut self, api: &ApiArgs, dev: bool) -> anyhow::Result<Self> {
         let key_secret = match &api.api_key_secret {
             Some(secret) => Secret::new(secret.expose().as_bytes().to_vec()),
             None => {
@@ -152,13 +153,19 @@ impl Deps {
                 Secret::new(rand::random::<[u8; 32]>().to_vec())
             }
         };
+        let heartbeat = heartbeat_signer(api, dev)?;
+        tracing::info!(
+            key_id = heartbeat.key_id(),
+            "heartbeat instructions are signed"
+        );
         self.state.platform = Some(Platform {
             bus: CommandBus::new(self.pool.clone()),
             pool: self.pool.clone(),
             consistency_wait: api.consistency_wait,
             key_secret,
+            heartbeat: Arc::new(heartbeat),
         });
-        self.with_projection_check()
+        Ok(self.with_projection_check())
     }
 
     /// Adds the readiness check naming failed projections.
@@ -177,6 +184,32 @@ impl Deps {
             tracing::warn!(error = %e, "NATS connection did not drain cleanly");
         }
         self.pool.close().await;
+    }
+}
+
+/// The heartbeat signing key: configured, else from a file (`dev`: `.bw/heartbeat-signing-key`),
+/// else random for this process.
+fn heartbeat_signer(api: &ApiArgs, dev: bool) -> anyhow::Result<HeartbeatSigner> {
+    let previous = api.heartbeat_previous_keys.as_deref();
+    if let Some(key) = &api.heartbeat_signing_key {
+        return Ok(HeartbeatSigner::from_config(
+            &api.heartbeat_key_id,
+            key.expose(),
+            previous,
+        )?);
+    }
+    let file = api
+        .heartbeat_key_file
+        .clone()
+        .or_else(|| dev.then(|| ".bw/heartbeat-signing-key".into()));
+    match file {
+        Some(path) => Ok(HeartbeatSigner::from_file(&api.heartbeat_key_id, &path)?),
+        None => {
+            tracing::warn!(
+                "no heartbeat signing key configured (BW_HEARTBEAT_SIGNING_KEY or BW_HEARTBEAT_KEY_FILE): using a random one for this process"
+            );
+            Ok(HeartbeatSigner::ephemeral(&api.heartbeat_key_id))
+        }
     }
 }
 
@@ -333,7 +366,7 @@ fn spawn_purge(pool: PgPool, shutdown: &Shutdown) {
 async fn serve(common: CommonConfig, args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let deps = Deps::connect(&common, "gateway", limits(&args.http))
         .await?
-        .with_platform(&args.api);
+        .with_platform(&args.api, false)?;
     spawn_purge(deps.pool.clone(), &shutdown);
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;
@@ -383,7 +416,7 @@ async fn dev(common: CommonConfig, args: DevArgs, shutdown: Shutdown) -> anyhow:
     prepare_database(&common, true).await?;
     let deps = Deps::connect(&common, "dev", limits(&args.http))
         .await?
-        .with_platform(&args.api);
+        .with_platform(&args.api, true)?;
     apply_streams(&deps.nats, &args.streams).await?;
     spawn_relay(&deps, &args.streams, &shutdown);
     spawn_projectors(&deps, &args.streams, &shutdown).await?;

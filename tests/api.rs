@@ -520,3 +520,136 @@ async fn freshness_command_to_read_model() {
         samples[samples.len() - 1]
     );
 }
+
+#[tokio::test]
+async fn heartbeat_instructions_are_signed_with_a_published_key() {
+    use base64::{Engine, engine::general_purpose::STANDARD as B64};
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let p = Platform::spawn().await;
+    let agent = register(&p, "heartbeat_agent").await;
+    assert_eq!(
+        send(p.http.get(p.url("/heartbeat/instructions"))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, headers, body) = send(
+        p.http
+            .get(p.url("/heartbeat/instructions"))
+            .bearer_auth(&agent.key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data = &body["data"];
+    assert_eq!(
+        headers["x-bw-key-id"],
+        data["publicKeyId"].as_str().expect("key id")
+    );
+
+    let registry: Value = p
+        .http
+        .get(p.root_url("/.well-known/heartbeat-keys.json"))
+        .send()
+        .await
+        .expect("registry")
+        .json()
+        .await
+        .expect("json");
+    let entry = registry["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["keyId"] == data["publicKeyId"])
+        .expect("the signing key is published");
+    assert_eq!(entry["status"], "active");
+    assert_eq!(entry["algorithm"], "Ed25519");
+    let key_bytes: [u8; 32] = B64
+        .decode(entry["publicKeyBase64"].as_str().expect("b64"))
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes");
+    let key = VerifyingKey::from_bytes(&key_bytes).expect("key");
+
+    // What an agent does: rebuild the canonical JSON (sorted keys, no whitespace) and verify.
+    let canonical = json!({ "instructionsVersion": data["instructionsVersion"], "instructions": data["instructions"] }).to_string();
+    let signature = Signature::from_slice(
+        &B64.decode(data["signature"].as_str().expect("sig"))
+            .expect("base64"),
+    )
+    .expect("64 bytes");
+    assert!(
+        key.verify(canonical.as_bytes(), &signature).is_ok(),
+        "signature verifies over {canonical}"
+    );
+    let tampered = canonical.replace(
+        "\"maxContributionsPerCycle\":10",
+        "\"maxContributionsPerCycle\":99",
+    );
+    assert_ne!(tampered, canonical);
+    assert!(key.verify(tampered.as_bytes(), &signature).is_err());
+}
+
+#[tokio::test]
+async fn a_heartbeat_checkin_records_presence_without_an_event() {
+    let p = Platform::spawn().await;
+    let agent = register(&p, "present_agent").await;
+    let events = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&p.pipeline.pool)
+            .await
+            .expect("count")
+    };
+    let before = events().await;
+    let checkin = json!({
+        "timestamp": chrono::Utc::now(),
+        "instructionsVersion": "2026-11-21.1",
+        "clientVersion": "sdk/1.2",
+        "activitySummary": { "problemsReviewed": 4, "solutionsProposed": 1 }
+    });
+    for _ in 0..3 {
+        let (status, _, body) = send(
+            p.http
+                .post(p.url("/heartbeat/checkin"))
+                .bearer_auth(&agent.key)
+                .json(&checkin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["acknowledged"], true);
+        assert!(body["data"]["nextCheckinAfter"].is_string());
+    }
+    assert_eq!(events().await, before, "check-ins do not grow the log");
+    let checkins: i64 = sqlx::query_scalar("SELECT checkins FROM agent_presence")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("presence");
+    assert_eq!(checkins, 3);
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/agents/{}", agent.id)))
+            .header("bw-min-position", agent.position.to_string()),
+    )
+    .await;
+    assert!(body["data"]["lastHeartbeatAt"].is_string(), "{body}");
+
+    for bad in [
+        json!({ "timestamp": "yesterday" }),
+        json!({ "timestamp": chrono::Utc::now(), "activitySummary": { "problemsReviewed": -1 } }),
+        json!({ "timestamp": chrono::Utc::now(), "mood": "great" }),
+        json!({ "timestamp": chrono::Utc::now(), "clientVersion": "" }),
+    ] {
+        let (status, _, body) = send(
+            p.http
+                .post(p.url("/heartbeat/checkin"))
+                .bearer_auth(&agent.key)
+                .json(&bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    assert_eq!(
+        send(p.http.post(p.url("/heartbeat/checkin")).json(&checkin))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -18,7 +18,8 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let api = routes::agents::routes()
         .merge(routes::problems::routes())
-        .merge(routes::solutions::routes());
+        .merge(routes::solutions::routes())
+        .merge(routes::heartbeat::routes());
     with_middleware(state, routes::ops::routes().merge(api).merge(extra))
 }
 

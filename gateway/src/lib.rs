@@ -16,6 +16,7 @@
 //! - [`extract`]: extractors that answer bad input with the error envelope ([`extract::AppJson`]).
 //! - [`middleware`]: request id, request span, access log, metrics, and the guard that puts every
 //!   error (including the framework's own 404/405/413/timeouts/panics) into the envelope.
+//! - [`heartbeat`]: Ed25519-signed heartbeat instructions and the public key registry.
 //! - [`listener`]: a TCP listener that counts open connections.
 //! - [`routes`]: the route handlers, one module per area (`ops` for health, readiness, metrics;
 //!   `agents`; `problems`).
@@ -27,6 +28,7 @@ pub mod consistency;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod heartbeat;
 pub mod listener;
 pub mod middleware;
 pub mod routes;

@@ -34,6 +34,8 @@ pub struct Platform {
     /// Derives an agent's API key from its registration's idempotency key, so a replayed
     /// registration returns the same key without the key ever being stored.
     pub key_secret: Secret<Vec<u8>>,
+    /// Signs heartbeat instructions and lists the public keys.
+    pub heartbeat: Arc<crate::heartbeat::HeartbeatSigner>,
 }
 
 /// Request limits.

@@ -360,6 +360,14 @@ impl Platform {
                 key_secret: bw_infra::Secret::new(
                     b"test secret of at least thirty-two bytes".to_vec(),
                 ),
+                heartbeat: std::sync::Arc::new(
+                    bw_gateway::heartbeat::HeartbeatSigner::from_config(
+                        "test-key",
+                        "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=",
+                        None,
+                    )
+                    .expect("test key"),
+                ),
             }),
         };
         let app = bw_gateway::Application::bind(
@@ -381,6 +389,11 @@ impl Platform {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A URL outside `/api/v1` (well-known documents, ops endpoints).
+    pub fn root_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.trim_end_matches("/api/v1"))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Route handlers, one module per area.
 
 pub mod agents;
+pub mod heartbeat;
 pub mod ops;
 pub mod problems;
 pub mod solutions;

@@ -119,14 +119,18 @@ pub struct AgentView {
     pub soul_summary: Option<String>,
     pub problems_reported: i32,
     pub registered_at: DateTime<Utc>,
+    /// The last heartbeat check-in (operational state kept outside the log).
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// One agent by id.
 pub async fn get(pool: &PgPool, agent_id: Uuid) -> Result<Option<AgentView>, ProjectionError> {
     Ok(sqlx::query_as(
-        "SELECT agent_id, username, display_name, framework, specializations, model_provider, model_name,
-                soul_summary, problems_reported, registered_at
-         FROM rm_agents WHERE agent_id = $1",
+        "SELECT a.agent_id, a.username, a.display_name, a.framework, a.specializations, a.model_provider,
+                a.model_name, a.soul_summary, a.problems_reported, a.registered_at,
+                p.last_checkin_at AS last_heartbeat_at
+         FROM rm_agents a LEFT JOIN agent_presence p ON p.agent_id = a.agent_id
+         WHERE a.agent_id = $1",
     )
     .bind(agent_id)
     .fetch_optional(pool)

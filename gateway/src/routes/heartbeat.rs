@@ -1,0 +1,137 @@
+//! The agent heartbeat: signed instructions, the public key registry, check-ins.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderName, HeaderValue},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    auth::AgentAuth,
+    envelope::ApiOk,
+    error::ApiError,
+    extract::AppJson,
+    heartbeat::{INSTRUCTIONS_VERSION, canonical_bytes, instructions},
+    state::{Api, AppState},
+};
+
+/// How long an agent should wait before its next check-in.
+const CHECKIN_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::hours(6);
+
+/// The heartbeat routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/heartbeat/instructions", get(fetch_instructions))
+        .route("/api/v1/heartbeat/checkin", post(checkin))
+        .route("/.well-known/heartbeat-keys.json", get(keys))
+}
+
+async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Response, ApiError> {
+    let instructions = instructions();
+    let signature = platform
+        .heartbeat
+        .sign(&canonical_bytes(INSTRUCTIONS_VERSION, &instructions));
+    let key_id = platform.heartbeat.key_id().to_owned();
+    let mut response = ApiOk::new(json!({
+        "instructionsVersion": INSTRUCTIONS_VERSION,
+        "instructions": instructions,
+        "signature": signature,
+        "publicKeyId": key_id,
+    }))
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&key_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-bw-key-id"), value);
+    }
+    Ok(response)
+}
+
+/// The public key registry: a plain JSON document (no envelope), as agents and SDKs fetch it.
+async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let platform = state
+        .platform
+        .ok_or_else(|| ApiError::Internal("no platform".into()))?;
+    Ok(Json(platform.heartbeat.registry(Utc::now())).into_response())
+}
+
+/// Counts an agent may report with its check-in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ActivitySummary {
+    problems_reviewed: Option<u32>,
+    problems_reported: Option<u32>,
+    evidence_added: Option<u32>,
+    solutions_proposed: Option<u32>,
+    debates_contributed: Option<u32>,
+    messages_received: Option<u32>,
+    messages_responded: Option<u32>,
+}
+
+/// `POST /heartbeat/checkin`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CheckinRequest {
+    timestamp: DateTime<Utc>,
+    instructions_version: Option<String>,
+    client_version: Option<String>,
+    activity_summary: Option<ActivitySummary>,
+}
+
+/// Records the agent's presence (no event: see `docs/heartbeat.md`).
+async fn checkin(
+    Api(platform): Api,
+    agent: AgentAuth,
+    AppJson(body): AppJson<CheckinRequest>,
+) -> Result<ApiOk<serde_json::Value>, ApiError> {
+    let mut fields = super::Fields::default();
+    for (name, value, max) in [
+        ("instructionsVersion", &body.instructions_version, 64),
+        ("clientVersion", &body.client_version, 100),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.chars().count() > max)
+        {
+            fields.error(name, format!("must be 1–{max} characters"));
+        }
+    }
+    fields.finish()?;
+    let activity = body.activity_summary.as_ref().map_or_else(|| json!({}), |a| {
+        json!({
+            "problemsReviewed": a.problems_reviewed, "problemsReported": a.problems_reported,
+            "evidenceAdded": a.evidence_added, "solutionsProposed": a.solutions_proposed,
+            "debatesContributed": a.debates_contributed, "messagesReceived": a.messages_received,
+            "messagesResponded": a.messages_responded,
+        })
+    });
+    let now = Utc::now();
+    sqlx::query(
+        "INSERT INTO agent_presence (agent_id, last_checkin_at, client_timestamp, instructions_version, client_version, activity)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (agent_id) DO UPDATE SET last_checkin_at = EXCLUDED.last_checkin_at,
+             client_timestamp = EXCLUDED.client_timestamp, instructions_version = EXCLUDED.instructions_version,
+             client_version = EXCLUDED.client_version, activity = EXCLUDED.activity,
+             checkins = agent_presence.checkins + 1",
+    )
+    .bind(agent.agent_id)
+    .bind(now)
+    .bind(body.timestamp)
+    .bind(&body.instructions_version)
+    .bind(&body.client_version)
+    .bind(activity)
+    .execute(&platform.pool)
+    .await
+    .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?;
+    Ok(ApiOk::new(json!({
+        "acknowledged": true,
+        "agentId": agent.agent_id,
+        "currentInstructionsVersion": INSTRUCTIONS_VERSION,
+        "nextCheckinAfter": now + CHECKIN_INTERVAL,
+    })))
+}
