@@ -653,3 +653,144 @@ async fn a_heartbeat_checkin_records_presence_without_an_event() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_rotated_key_works_for_its_grace_period_and_says_it_is_deprecated() {
+    let p = Platform::spawn().await;
+    let agent = register(&p, "rotator").await;
+    let (status, headers, body) = send(
+        p.http
+            .post(p.url("/auth/agents/rotate-key"))
+            .bearer_auth(&agent.key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let new_key = body["data"]["apiKey"].as_str().expect("new key").to_owned();
+    assert_ne!(new_key, agent.key);
+    assert_eq!(body["data"]["previousKeyValidForHours"], 24);
+
+    let (status, headers_new, _) = send(
+        p.http
+            .get(p.url("/agents/me"))
+            .bearer_auth(&new_key)
+            .header("bw-min-position", position(&headers).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers_new.get("x-bw-key-deprecated").is_none());
+    let (status, headers_old, _) =
+        send(p.http.get(p.url("/agents/me")).bearer_auth(&agent.key)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the old key works during its grace period"
+    );
+    assert_eq!(headers_old["x-bw-key-deprecated"], "true");
+
+    // After the grace period the old key is refused (time moved by editing the credential's expiry).
+    sqlx::query("UPDATE agent_credentials SET expires_at = now() - interval '1 second' WHERE expires_at IS NOT NULL").execute(&p.pipeline.pool).await.expect("expire");
+    let (status, _, body) = send(p.http.get(p.url("/agents/me")).bearer_auth(&agent.key)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("API_KEY_INVALID"))
+    );
+
+    // A second rotation ends the first key's grace at once.
+    let (_, _, body) = send(
+        p.http
+            .post(p.url("/auth/agents/rotate-key"))
+            .bearer_auth(&new_key),
+    )
+    .await;
+    let third = body["data"]["apiKey"]
+        .as_str()
+        .expect("third key")
+        .to_owned();
+    let (status, _, _) = send(p.http.get(p.url("/agents/me")).bearer_auth(&third)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        send(p.http.post(p.url("/auth/agents/rotate-key"))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn agents_update_their_profile_and_the_directory_filters_sorts_and_pages() {
+    let p = Platform::spawn().await;
+    let first = register(&p, "directory_one").await;
+    let second = register(&p, "directory_two").await;
+    let (status, headers, body) = send(
+        p.http
+            .patch(p.url("/agents/me"))
+            .bearer_auth(&second.key)
+            .json(&json!({"displayName": "Second", "specializations": ["elder_care"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, _, body) = send(
+        p.http
+            .patch(p.url("/agents/me"))
+            .bearer_auth(&second.key)
+            .json(&json!({"specializations": []})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        send(
+            p.http
+                .patch(p.url("/agents/me"))
+                .bearer_auth(&second.key)
+                .json(&json!({"username": "renamed"}))
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    report(&p, &first, 1).await;
+    let (_, at) = report(&p, &first, 2).await;
+
+    let wait = position(&headers).max(at).to_string();
+    let (_, _, body) = send(
+        p.http
+            .get(p.url("/agents?specialization=elder_care"))
+            .header("bw-min-position", &wait),
+    )
+    .await;
+    let names: Vec<&str> = body["data"]
+        .as_array()
+        .expect("page")
+        .iter()
+        .filter_map(|a| a["username"].as_str())
+        .collect();
+    assert_eq!(names, vec!["directory_two"]);
+    assert_eq!(body["data"][0]["displayName"], "Second");
+    let (_, _, body) = send(
+        p.http
+            .get(p.url("/agents?sort=problems&limit=1"))
+            .header("bw-min-position", &wait),
+    )
+    .await;
+    assert_eq!(body["data"][0]["username"], "directory_one");
+    assert_eq!(body["data"][0]["problemsReported"], 2);
+    let next = body["meta"]["nextCursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/agents?sort=problems&limit=1&cursor={next}"))),
+    )
+    .await;
+    assert_eq!(body["data"][0]["username"], "directory_two");
+    assert!(body["meta"]["nextCursor"].is_null());
+    let (status, _, body) = send(p.http.get(p.url("/agents?framework=skynet&sort=fame"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["framework"].is_array()
+            && body["error"]["details"]["fields"]["sort"].is_array()
+    );
+    assert_eq!(
+        send(p.http.get(p.url("/agents?cursor=zz"))).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -5,7 +5,8 @@
 //! appending `AgentRegistered` also inserts the username into `agent_usernames` (primary key): of two
 //! concurrent registrations of one name, exactly one commits; the other gets `USERNAME_TAKEN` and
 //! appends nothing. The API key's hash goes to `agent_credentials` in the same way, so an agent can
-//! authenticate the moment its registration is acknowledged.
+//! authenticate the moment its registration is acknowledged; a key rotation adds the new key and
+//! gives the previous one its 24-hour grace in the same way.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -19,6 +20,11 @@ pub(crate) async fn apply(
     events: &[NewEvent],
 ) -> Result<(), CommandError> {
     for event in events {
+        if (event.aggregate_type.as_str(), event.event_type.as_str())
+            == ("Agent", "AgentKeyRotated")
+        {
+            rotate_key(conn, event).await?;
+        }
         if (event.aggregate_type.as_str(), event.event_type.as_str())
             == ("Agent", "AgentRegistered")
         {
@@ -62,5 +68,52 @@ pub(crate) async fn apply(
                 .await?;
         }
     }
+    Ok(())
+}
+
+/// A rotation: the new key works at once; the previous one until its grace period ends.
+async fn rotate_key(conn: &mut PgConnection, event: &NewEvent) -> Result<(), CommandError> {
+    let data = &event.payload["data"];
+    let text = |name: &str| {
+        data[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| CommandError::Corrupt(format!("AgentKeyRotated without {name}")))
+    };
+    let agent_id: Uuid = text("agentId")?
+        .parse()
+        .map_err(|e| CommandError::Corrupt(format!("agentId: {e}")))?;
+    let key = hex::decode(text("apiKeySha256")?)
+        .map_err(|e| CommandError::Corrupt(format!("apiKeySha256: {e}")))?;
+    let previous = hex::decode(text("previousApiKeySha256")?)
+        .map_err(|e| CommandError::Corrupt(format!("previousApiKeySha256: {e}")))?;
+    let until: DateTime<Utc> = text("previousKeyValidUntil")?
+        .parse()
+        .map_err(|e| CommandError::Corrupt(format!("previousKeyValidUntil: {e}")))?;
+    let rotated_at: DateTime<Utc> = text("rotatedAt")?
+        .parse()
+        .map_err(|e| CommandError::Corrupt(format!("rotatedAt: {e}")))?;
+    sqlx::query(
+        "UPDATE agent_credentials SET expires_at = $3 WHERE key_sha256 = $1 AND agent_id = $2",
+    )
+    .bind(previous)
+    .bind(agent_id)
+    .bind(until)
+    .execute(&mut *conn)
+    .await?;
+    // Keys older than the previous one stop now: only one key is ever in its grace period.
+    sqlx::query("UPDATE agent_credentials SET expires_at = LEAST(expires_at, $2) WHERE agent_id = $1 AND expires_at IS NOT NULL AND expires_at <> $3")
+        .bind(agent_id)
+        .bind(rotated_at)
+        .bind(until)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO agent_credentials (key_sha256, agent_id, key_prefix, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(key)
+        .bind(agent_id)
+        .bind(text("apiKeyPrefix")?)
+        .bind(rotated_at)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

@@ -62,11 +62,42 @@ pub struct RegisterAgent {
     pub at: DateTime<Utc>,
 }
 
+/// Profile fields an agent may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileChanges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<DisplayName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soul_summary: Option<SoulSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_provider: Option<ModelProvider>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_name: Option<ModelName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub specializations: Option<Specializations>,
+}
+
+/// How long a rotated-out API key keeps working.
+pub const KEY_ROTATION_GRACE_HOURS: i64 = 24;
+
 /// Commands of the `Agent` aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCommand {
     /// See [`RegisterAgent`].
     Register(Box<RegisterAgent>),
+    /// The agent changes its profile.
+    UpdateProfile {
+        changes: Box<ProfileChanges>,
+        at: DateTime<Utc>,
+    },
+    /// The agent replaces its API key; the old one keeps working for
+    /// [`KEY_ROTATION_GRACE_HOURS`].
+    RotateKey {
+        api_key_sha256: String,
+        api_key_prefix: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of the `Agent` aggregate.
@@ -88,12 +119,32 @@ pub enum AgentEvent {
         api_key_prefix: String,
         registered_at: DateTime<Utc>,
     },
+    /// The agent changed its profile. Version 1.
+    #[serde(rename_all = "camelCase")]
+    AgentProfileUpdated {
+        agent_id: Uuid,
+        changes: Box<ProfileChanges>,
+        updated_at: DateTime<Utc>,
+    },
+    /// The agent rotated its API key; the previous key works until `previousKeyValidUntil`.
+    /// Version 1.
+    #[serde(rename_all = "camelCase")]
+    AgentKeyRotated {
+        agent_id: Uuid,
+        api_key_sha256: String,
+        api_key_prefix: String,
+        previous_api_key_sha256: String,
+        previous_key_valid_until: DateTime<Utc>,
+        rotated_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AgentEvent {
     fn event_type(&self) -> String {
         match self {
             Self::AgentRegistered { .. } => "AgentRegistered".to_owned(),
+            Self::AgentProfileUpdated { .. } => "AgentProfileUpdated".to_owned(),
+            Self::AgentKeyRotated { .. } => "AgentKeyRotated".to_owned(),
         }
     }
 
@@ -106,6 +157,7 @@ impl DomainEvent for AgentEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
     id: Option<Uuid>,
+    key_sha256: Option<String>,
 }
 
 impl Aggregate for Agent {
@@ -155,12 +207,70 @@ impl Aggregate for Agent {
                 sink.write(event, self).await;
                 Ok(())
             }
+            AgentCommand::UpdateProfile { changes, at } => {
+                let agent_id = self.id.ok_or(DomainError::NotFound("agent"))?;
+                if *changes == ProfileChanges::default() {
+                    return Err(DomainError::invalid(
+                        "body",
+                        "an update must change at least one field",
+                    ));
+                }
+                sink.write(
+                    AgentEvent::AgentProfileUpdated {
+                        agent_id,
+                        changes,
+                        updated_at: at,
+                    },
+                    self,
+                )
+                .await;
+                Ok(())
+            }
+            AgentCommand::RotateKey {
+                api_key_sha256,
+                api_key_prefix,
+                at,
+            } => {
+                let agent_id = self.id.ok_or(DomainError::NotFound("agent"))?;
+                let previous = self
+                    .key_sha256
+                    .clone()
+                    .ok_or(DomainError::NotFound("agent key"))?;
+                if previous == api_key_sha256 {
+                    return Err(DomainError::invalid(
+                        "apiKey",
+                        "the new key must differ from the current one",
+                    ));
+                }
+                let event = AgentEvent::AgentKeyRotated {
+                    agent_id,
+                    api_key_sha256,
+                    api_key_prefix,
+                    previous_api_key_sha256: previous,
+                    previous_key_valid_until: at
+                        + chrono::TimeDelta::hours(KEY_ROTATION_GRACE_HOURS),
+                    rotated_at: at,
+                };
+                sink.write(event, self).await;
+                Ok(())
+            }
         }
     }
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            AgentEvent::AgentRegistered { agent_id, .. } => self.id = Some(agent_id),
+            AgentEvent::AgentRegistered {
+                agent_id,
+                api_key_sha256,
+                ..
+            } => {
+                self.id = Some(agent_id);
+                self.key_sha256 = Some(api_key_sha256);
+            }
+            AgentEvent::AgentProfileUpdated { .. } => {}
+            AgentEvent::AgentKeyRotated { api_key_sha256, .. } => {
+                self.key_sha256 = Some(api_key_sha256)
+            }
         }
     }
 }
@@ -220,6 +330,75 @@ mod tests {
             .given(vec![registered(&cmd)])
             .when(AgentCommand::Register(Box::new(cmd)))
             .then_expect_error(DomainError::AlreadyExists("agent"));
+    }
+
+    #[test]
+    fn given_an_agent_when_rotating_its_key_then_the_old_key_has_a_24_hour_grace() {
+        let cmd = register();
+        let at = cmd.at + chrono::TimeDelta::days(3);
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(AgentCommand::RotateKey {
+                api_key_sha256: "cd".repeat(32),
+                api_key_prefix: "fedcba987654".into(),
+                at,
+            })
+            .then_expect_events(vec![AgentEvent::AgentKeyRotated {
+                agent_id: cmd.agent_id,
+                api_key_sha256: "cd".repeat(32),
+                api_key_prefix: "fedcba987654".into(),
+                previous_api_key_sha256: cmd.api_key_sha256.clone(),
+                previous_key_valid_until: at + chrono::TimeDelta::hours(24),
+                rotated_at: at,
+            }]);
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(AgentCommand::RotateKey {
+                api_key_sha256: cmd.api_key_sha256.clone(),
+                api_key_prefix: "x".into(),
+                at,
+            })
+            .then_expect_error(DomainError::invalid(
+                "apiKey",
+                "the new key must differ from the current one",
+            ));
+    }
+
+    #[test]
+    fn given_an_agent_when_updating_its_profile_then_updated_unless_empty() {
+        let cmd = register();
+        let changes = Box::new(ProfileChanges {
+            display_name: Some(DisplayName::parse("River Watch 2").expect("valid")),
+            ..Default::default()
+        });
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(AgentCommand::UpdateProfile {
+                changes: changes.clone(),
+                at: cmd.at,
+            })
+            .then_expect_events(vec![AgentEvent::AgentProfileUpdated {
+                agent_id: cmd.agent_id,
+                changes,
+                updated_at: cmd.at,
+            }]);
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(AgentCommand::UpdateProfile {
+                changes: Box::default(),
+                at: cmd.at,
+            })
+            .then_expect_error(DomainError::invalid(
+                "body",
+                "an update must change at least one field",
+            ));
+        TestFramework::<Agent>::with(())
+            .given_no_previous_events()
+            .when(AgentCommand::UpdateProfile {
+                changes: Box::default(),
+                at: cmd.at,
+            })
+            .then_expect_error(DomainError::NotFound("agent"));
     }
 
     #[test]

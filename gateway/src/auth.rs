@@ -3,7 +3,8 @@
 //! Agents send `Authorization: Bearer <API key>` (64 hex characters). The key's SHA-256 is looked
 //! up in `agent_credentials`, written in the registration's own transaction, so a key works the
 //! moment registration is acknowledged. A fast hash is enough: keys are 256-bit random values, not
-//! passwords. [`AgentAuth`] rejects a missing or unknown key; [`MaybeAgent`] accepts no credentials
+//! passwords. A rotated-out key works for 24 hours and marks its responses with
+//! `X-BW-Key-Deprecated: true`. [`AgentAuth`] rejects a missing or unknown key; [`MaybeAgent`] accepts no credentials
 //! but still rejects a wrong one (never an `Option<AgentAuth>`, which would swallow the error).
 
 use axum::{
@@ -55,15 +56,20 @@ async fn authenticate(platform: &Platform, key: &str) -> Result<AgentAuth, ApiEr
         return Err(invalid());
     }
     let digest = Sha256::digest(key.to_ascii_lowercase().as_bytes());
-    let agent: Option<Uuid> =
-        sqlx::query_scalar("SELECT agent_id FROM agent_credentials WHERE key_sha256 = $1")
-            .bind(digest.as_slice())
-            .fetch_optional(&platform.pool)
-            .await
-            .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?;
-    agent
-        .map(|agent_id| AgentAuth { agent_id })
-        .ok_or_else(invalid)
+    let found: Option<(Uuid, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+        "SELECT agent_id, expires_at FROM agent_credentials
+         WHERE key_sha256 = $1 AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(digest.as_slice())
+    .fetch_optional(&platform.pool)
+    .await
+    .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?;
+    let (agent_id, expires_at) = found.ok_or_else(invalid)?;
+    if expires_at.is_some() {
+        // A rotated-out key in its grace period: it works, and the response says so.
+        crate::envelope::mark_key_deprecated();
+    }
+    Ok(AgentAuth { agent_id })
 }
 
 fn platform(state: &AppState) -> Result<&Platform, ApiError> {

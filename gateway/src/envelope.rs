@@ -13,6 +13,28 @@ use serde::Serialize;
 
 tokio::task_local! {
     static REQUEST_ID: String;
+    static KEY_DEPRECATED: std::cell::Cell<bool>;
+}
+
+/// Runs `f` noting whether it authenticated with a deprecated (rotated-out) API key; returns its
+/// output and that flag, which the request middleware turns into `X-BW-Key-Deprecated: true`.
+pub async fn noting_deprecated_key<F: Future>(f: F) -> (F::Output, bool) {
+    KEY_DEPRECATED
+        .scope(std::cell::Cell::new(false), async move {
+            let output = f.await;
+            (
+                output,
+                KEY_DEPRECATED
+                    .try_with(std::cell::Cell::get)
+                    .unwrap_or(false),
+            )
+        })
+        .await
+}
+
+/// Records that the request authenticated with a key in its rotation grace period.
+pub fn mark_key_deprecated() {
+    let _ = KEY_DEPRECATED.try_with(|flag| flag.set(true));
 }
 
 /// Runs `f` with `id` as the current request id.

@@ -26,7 +26,7 @@ use bw_infra::{
 use tracing::Instrument;
 
 use crate::{
-    envelope::with_request_id,
+    envelope::{noting_deprecated_key, with_request_id},
     error::{ErrorCode, error_response},
     extract::BodyLimit,
     state::AppState,
@@ -79,7 +79,14 @@ pub async fn request_context(
         ensure_envelope(response)
     }
     .instrument(span.clone());
-    let mut response = with_request_id(request_id.clone(), handled).await;
+    let (mut response, key_deprecated) =
+        with_request_id(request_id.clone(), noting_deprecated_key(handled)).await;
+    if key_deprecated {
+        response.headers_mut().insert(
+            HeaderName::from_static("x-bw-key-deprecated"),
+            HeaderValue::from_static("true"),
+        );
+    }
     let elapsed = started.elapsed();
 
     let status = response.status();

@@ -2,17 +2,19 @@
 
 use axum::{
     Router,
-    extract::Path,
+    extract::{Path, Query},
     routing::{get, post},
 };
 use bw_commands::{Outcome, idempotency::StoredResponse};
 use bw_domain::{
-    agent::{Agent, AgentCommand, RegisterAgent, Specializations},
+    agent::{Agent, AgentCommand, ProfileChanges, RegisterAgent, Specializations},
     meta::Actor,
     taxonomy::{AgentFramework, ProblemDomain},
     values::{DisplayName, ModelName, ModelProvider, SoulSummary, Username},
 };
-use bw_projections::models::agents::{self, AgentView};
+use bw_projections::models::agents::{
+    self, AgentView, DirectoryCursor, DirectoryFilter, DirectorySort,
+};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,7 +35,9 @@ use crate::{
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/agents/register", post(register))
-        .route("/api/v1/agents/me", get(me))
+        .route("/api/v1/auth/agents/rotate-key", post(rotate_key))
+        .route("/api/v1/agents", get(directory))
+        .route("/api/v1/agents/me", get(me).patch(update_me))
         .route("/api/v1/agents/{id}", get(by_id))
 }
 
@@ -77,18 +81,7 @@ fn parse_registration(
     let mut fields = Fields::default();
     let username = fields.check(Username::parse(&req.username));
     let framework = fields.check(req.framework.parse::<AgentFramework>());
-    let domains: Vec<ProblemDomain> = req
-        .specializations
-        .iter()
-        .filter_map(|d| {
-            fields.check(d.parse::<ProblemDomain>().map_err(|e| match e {
-                bw_domain::DomainError::InvalidValue { message, .. } => {
-                    bw_domain::DomainError::invalid("specializations", message)
-                }
-                other => other,
-            }))
-        })
-        .collect();
+    let domains = parse_domains(&mut fields, &req.specializations);
     let specializations = fields.check(Specializations::parse(domains));
     let display_name = fields.optional(req.display_name.as_deref(), DisplayName::parse);
     let soul_summary = fields.optional(req.soul_summary.as_deref(), SoulSummary::parse);
@@ -139,7 +132,18 @@ async fn register(
             },
         )
         .await?;
-    // The key is added to the response, never to the stored copy.
+    reveal_key(&platform, outcome, agent_id, &key).await
+}
+
+/// Adds the API key to the response (never to the stored copy). On a replay the key is derived
+/// again from the same idempotency key; if the server's key secret changed since, it cannot be, and
+/// the response says so instead of showing a key that would not work.
+async fn reveal_key(
+    platform: &Platform,
+    outcome: Outcome,
+    agent_id: Uuid,
+    key: &str,
+) -> Result<CommandResponse, ApiError> {
     let (mut response, stored_agent) = match outcome {
         Outcome::Executed { response, .. } => (response, agent_id),
         Outcome::Replayed(response) => {
@@ -166,10 +170,164 @@ async fn register(
     };
     if !matches {
         response.body["apiKeyNote"] = json!(
-            "the key of this completed registration cannot be shown again (the server's key secret changed); rotate the key"
+            "the key of this completed request cannot be shown again (the server's key secret changed); rotate the key"
         );
     }
     Ok(CommandResponse(response))
+}
+
+async fn rotate_key(
+    Api(platform): Api,
+    agent: AgentAuth,
+    headers: axum::http::HeaderMap,
+) -> Result<CommandResponse, ApiError> {
+    let ctx = crate::command::context_without_body(
+        &headers,
+        "POST",
+        "/api/v1/auth/agents/rotate-key",
+        Actor::Agent(agent.agent_id),
+    )?;
+    let scope = ctx.idempotency.as_ref().map(|k| k.scope_hex());
+    let key = api_key(&platform, scope.as_deref());
+    let prefix = key[..12].to_owned();
+    let command = AgentCommand::RotateKey {
+        api_key_sha256: hex::encode(Sha256::digest(key.as_bytes())),
+        api_key_prefix: prefix.clone(),
+        at: chrono::Utc::now(),
+    };
+    let agent_id = agent.agent_id;
+    let outcome = platform
+        .bus
+        .execute::<Agent>(&agent_id.to_string(), command, &ctx, |position| {
+            StoredResponse {
+                status: 201,
+                body: json!({
+                    "agentId": agent_id,
+                    "apiKeyPrefix": prefix,
+                    "previousKeyValidForHours": bw_domain::agent::KEY_ROTATION_GRACE_HOURS,
+                }),
+                position,
+            }
+        })
+        .await?;
+    reveal_key(&platform, outcome, agent_id, &key).await
+}
+
+/// `PATCH /agents/me`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProfileRequest {
+    display_name: Option<String>,
+    soul_summary: Option<String>,
+    model_provider: Option<String>,
+    model_name: Option<String>,
+    specializations: Option<Vec<String>>,
+}
+
+fn parse_domains(fields: &mut Fields, raw: &[String]) -> Vec<ProblemDomain> {
+    raw.iter()
+        .filter_map(|d| {
+            fields.check(d.parse::<ProblemDomain>().map_err(|e| match e {
+                bw_domain::DomainError::InvalidValue { message, .. } => {
+                    bw_domain::DomainError::invalid("specializations", message)
+                }
+                other => other,
+            }))
+        })
+        .collect()
+}
+
+async fn update_me(
+    Api(platform): Api,
+    agent: AgentAuth,
+    body: CommandBody<ProfileRequest>,
+) -> Result<CommandResponse, ApiError> {
+    let mut f = Fields::default();
+    let req = &body.body;
+    let changes = ProfileChanges {
+        display_name: f.optional(req.display_name.as_deref(), DisplayName::parse),
+        soul_summary: f.optional(req.soul_summary.as_deref(), SoulSummary::parse),
+        model_provider: f.optional(req.model_provider.as_deref(), ModelProvider::parse),
+        model_name: f.optional(req.model_name.as_deref(), ModelName::parse),
+        specializations: match &req.specializations {
+            None => None,
+            Some(raw) => {
+                let domains = parse_domains(&mut f, raw);
+                f.check(Specializations::parse(domains))
+            }
+        },
+    };
+    f.finish()?;
+    let command = AgentCommand::UpdateProfile {
+        changes: Box::new(changes),
+        at: chrono::Utc::now(),
+    };
+    let agent_id = agent.agent_id;
+    let respond = move |position| StoredResponse {
+        status: 202,
+        body: json!({ "agentId": agent_id }),
+        position,
+    };
+    crate::command::execute::<Agent, _>(
+        &platform,
+        Actor::Agent(agent_id),
+        agent_id,
+        command,
+        &body,
+        respond,
+    )
+    .await
+}
+
+/// Query parameters of `GET /agents`.
+#[derive(Debug, Deserialize)]
+pub struct DirectoryParams {
+    framework: Option<String>,
+    specialization: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+async fn directory(
+    Api(platform): Api,
+    min: MinPosition,
+    Query(params): Query<DirectoryParams>,
+) -> Result<ApiOk<Vec<AgentView>>, ApiError> {
+    let mut f = Fields::default();
+    let framework = f.optional(params.framework.as_deref(), str::parse::<AgentFramework>);
+    let specialization = f.optional(
+        params.specialization.as_deref(),
+        str::parse::<ProblemDomain>,
+    );
+    let sort = match params.sort.as_deref() {
+        None | Some("recent") => DirectorySort::Recent,
+        Some("problems") => DirectorySort::Problems,
+        Some(_) => {
+            f.error("sort", "must be recent or problems");
+            DirectorySort::Recent
+        }
+    };
+    let limit = super::page_limit(&mut f, params.limit.as_deref());
+    f.finish()?;
+    let cursor = match params.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(DirectoryCursor::decode(raw).ok_or_else(|| {
+            ApiError::refused(
+                ErrorCode::InvalidCursor,
+                "the cursor is not one this API issued",
+            )
+        })?),
+    };
+    min.wait(&platform, &agents::AgentDirectory).await?;
+    let filter = DirectoryFilter {
+        framework: framework.map(|f| f.as_str().to_owned()),
+        specialization: specialization.map(|d| d.as_str().to_owned()),
+        sort,
+    };
+    let (rows, next) = agents::list(&platform.pool, &filter, cursor, limit).await?;
+    let meta = json!({ "hasMore": next.is_some(), "nextCursor": next.map(|c| c.encode()), "count": rows.len() });
+    Ok(ApiOk::new(rows).with_meta(meta))
 }
 
 async fn me(

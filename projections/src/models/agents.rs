@@ -39,6 +39,36 @@ impl Projection for AgentDirectory {
         Box::pin(async move {
             match (event.aggregate_type.as_str(), event.event_type.as_str()) {
                 ("Agent", _) => match decode::<AgentEvent>(event)? {
+                    AgentEvent::AgentProfileUpdated {
+                        agent_id, changes, ..
+                    } => {
+                        let domains: Option<Vec<&str>> = changes
+                            .specializations
+                            .as_ref()
+                            .map(|s| s.domains().iter().map(|d| d.as_str()).collect());
+                        let updated = sqlx::query(
+                            "UPDATE rm_agents SET display_name = COALESCE($2, display_name), soul_summary = COALESCE($3, soul_summary),
+                                 model_provider = COALESCE($4, model_provider), model_name = COALESCE($5, model_name),
+                                 specializations = COALESCE($6, specializations), position = $7
+                             WHERE agent_id = $1",
+                        )
+                        .bind(agent_id)
+                        .bind(changes.display_name.as_ref().map(|d| d.as_str()))
+                        .bind(changes.soul_summary.as_ref().map(|s| s.as_str()))
+                        .bind(changes.model_provider.as_ref().map(|m| m.as_str()))
+                        .bind(changes.model_name.as_ref().map(|m| m.as_str()))
+                        .bind(domains)
+                        .bind(event.global_position)
+                        .execute(&mut *conn)
+                        .await?;
+                        if updated.rows_affected() != 1 {
+                            return Err(apply_error(
+                                event,
+                                format!("agent {agent_id} is not in the directory"),
+                            ));
+                        }
+                    }
+                    AgentEvent::AgentKeyRotated { .. } => {}
                     AgentEvent::AgentRegistered {
                         agent_id,
                         username,
@@ -135,4 +165,117 @@ pub async fn get(pool: &PgPool, agent_id: Uuid) -> Result<Option<AgentView>, Pro
     .bind(agent_id)
     .fetch_optional(pool)
     .await?)
+}
+
+/// How the directory is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectorySort {
+    /// Newest registrations first.
+    #[default]
+    Recent,
+    /// Most problems reported first.
+    Problems,
+}
+
+/// Filters of the directory.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryFilter {
+    pub framework: Option<String>,
+    pub specialization: Option<String>,
+    pub sort: DirectorySort,
+}
+
+/// Where a directory page starts: after this agent in the chosen order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectoryCursor {
+    pub problems_reported: i32,
+    pub registered_at: DateTime<Utc>,
+    pub agent_id: Uuid,
+}
+
+impl DirectoryCursor {
+    /// The opaque text form.
+    pub fn encode(&self) -> String {
+        format!(
+            "{:x}.{:x}.{}",
+            self.problems_reported,
+            self.registered_at.timestamp_micros(),
+            self.agent_id.simple()
+        )
+    }
+
+    /// Parses the opaque text form.
+    pub fn decode(raw: &str) -> Option<Self> {
+        let mut parts = raw.split('.');
+        let problems_reported = i32::from_str_radix(parts.next()?, 16).ok()?;
+        let registered_at =
+            DateTime::from_timestamp_micros(i64::from_str_radix(parts.next()?, 16).ok()?)?;
+        let agent_id = Uuid::parse_str(parts.next()?).ok()?;
+        parts.next().is_none().then_some(Self {
+            problems_reported,
+            registered_at,
+            agent_id,
+        })
+    }
+}
+
+/// One page of the directory and the cursor of the next.
+pub async fn list(
+    pool: &PgPool,
+    filter: &DirectoryFilter,
+    after: Option<DirectoryCursor>,
+    limit: i64,
+) -> Result<(Vec<AgentView>, Option<DirectoryCursor>), ProjectionError> {
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT a.agent_id, a.username, a.display_name, a.framework, a.specializations, a.model_provider,
+                a.model_name, a.soul_summary, a.problems_reported, a.registered_at,
+                p.last_checkin_at AS last_heartbeat_at
+         FROM rm_agents a LEFT JOIN agent_presence p ON p.agent_id = a.agent_id WHERE true",
+    );
+    if let Some(framework) = &filter.framework {
+        q.push(" AND a.framework = ").push_bind(framework.clone());
+    }
+    if let Some(domain) = &filter.specialization {
+        q.push(" AND ")
+            .push_bind(domain.clone())
+            .push(" = ANY(a.specializations)");
+    }
+    match (filter.sort, after) {
+        (DirectorySort::Recent, Some(c)) => {
+            q.push(" AND (a.registered_at, a.agent_id) < (")
+                .push_bind(c.registered_at)
+                .push(", ")
+                .push_bind(c.agent_id)
+                .push(")");
+        }
+        (DirectorySort::Problems, Some(c)) => {
+            q.push(" AND (a.problems_reported, a.registered_at, a.agent_id) < (")
+                .push_bind(c.problems_reported)
+                .push(", ")
+                .push_bind(c.registered_at)
+                .push(", ")
+                .push_bind(c.agent_id)
+                .push(")");
+        }
+        (_, None) => {}
+    }
+    q.push(match filter.sort {
+        DirectorySort::Recent => " ORDER BY a.registered_at DESC, a.agent_id DESC LIMIT ",
+        DirectorySort::Problems => {
+            " ORDER BY a.problems_reported DESC, a.registered_at DESC, a.agent_id DESC LIMIT "
+        }
+    })
+    .push_bind(limit + 1);
+    let mut rows: Vec<AgentView> = q.build_query_as().fetch_all(pool).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last().map(|a| DirectoryCursor {
+            problems_reported: a.problems_reported,
+            registered_at: a.registered_at,
+            agent_id: a.agent_id,
+        })
+    } else {
+        None
+    };
+    Ok((rows, next))
 }
