@@ -31,6 +31,16 @@ pub enum Command {
     /// Inspect and operate the projections (read models).
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Load demo data (agents, problems, solutions, debates) through the command bus.
+    Seed(SeedArgs),
+}
+
+/// `seed`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Do nothing when the demo agents already exist (for `scripts/bw up`).
+    #[arg(long = "if-empty")]
+    pub if_empty: bool,
 }
 
 /// `projections …`.

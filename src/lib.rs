@@ -5,9 +5,11 @@
 //!
 //! - [`cli`]: the subcommands and their flags (all also environment variables).
 //! - [`roles`]: connecting a role's dependencies, serving, draining on shutdown.
+//! - [`seed`]: demo data for a local stack.
 
 pub mod cli;
 pub mod roles;
+pub mod seed;
 
 /// Installs ring as the process-wide rustls provider. reqwest (trace export) and sqlx/async-nats
 /// would otherwise disagree on it, and async-nats panics on TLS connections when none is chosen.

@@ -51,6 +51,7 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Dev(args) => dev(common, args, shutdown).await,
         Command::Migrate(args) => migrate(common, args).await,
         Command::Projections(command) => projections_command(common, command).await,
+        Command::Seed(args) => crate::seed::run(common, args).await,
     }
 }
 

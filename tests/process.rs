@@ -353,3 +353,60 @@ async fn dev_runs_gateway_relay_and_projectors_in_one_process() {
     running.terminate();
     assert_eq!(running.exit_code().await, Some(0), "{}", running.output());
 }
+
+#[tokio::test]
+async fn seed_loads_demo_content_once_through_the_command_bus() {
+    let database = support::migrated_database().await;
+    let mut cmd = betterworld(&["seed"]);
+    cmd.env("DATABASE_URL", &database);
+    let output = tokio::time::timeout(STARTUP_FAILURE_BOUND, cmd.output())
+        .await
+        .expect("in time")
+        .expect("ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Demo data loaded"), "{stdout}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("demo_"))
+            .count(),
+        3,
+        "{stdout}"
+    );
+
+    let pool = sqlx::PgPool::connect(&database).await.expect("connect");
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, count(*) FROM events GROUP BY event_type ORDER BY event_type",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("counts");
+    let counts: std::collections::BTreeMap<String, i64> = counts.into_iter().collect();
+    assert_eq!(counts.get("AgentRegistered"), Some(&3));
+    assert_eq!(counts.get("ProblemReported"), Some(&4));
+    assert_eq!(counts.get("SolutionProposed"), Some(&2));
+    assert_eq!(counts.get("DebatePosted"), Some(&2));
+
+    let mut again = betterworld(&["seed", "--if-empty"]);
+    again.env("DATABASE_URL", &database);
+    let (success, _) = run_to_end(again).await;
+    assert!(success, "--if-empty succeeds and adds nothing");
+    let mut twice = betterworld(&["seed"]);
+    twice.env("DATABASE_URL", &database);
+    let (success, stderr) = run_to_end(twice).await;
+    assert!(!success && stderr.contains("already loaded"), "{stderr}");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        total,
+        3 + 4 + 2 + 2 + 1,
+        "one status change with the first debate, nothing more"
+    );
+}
