@@ -128,11 +128,13 @@ impl Deps {
             .with(PostgresCheck::new(pg_options.clone()))
             .with(NatsCheck::new(nats.clone()))
             .with_gauge(metrics.ready.clone());
+        let rate_limiter = bw_gateway::ratelimit::RateLimiter::new(limits.rate_limit_scale);
         let state = AppState {
             metrics,
             readiness,
             limits,
             platform: None,
+            rate_limiter,
         };
         Ok(Self {
             pool,
@@ -219,6 +221,8 @@ pub fn limits(http: &HttpConfig) -> Limits {
     Limits {
         body_bytes: http.body_limit,
         request_timeout: http.request_timeout,
+        trust_forwarded_for: http.trust_forwarded_for,
+        rate_limit_scale: http.rate_limit_scale,
     }
 }
 

@@ -430,3 +430,104 @@ async fn only_the_proposer_edits_a_solution_and_an_edit_resets_its_scores() {
     assert_eq!(body["data"]["editCount"], 1);
     assert_eq!(body["data"]["compositeScore"], 0.0);
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_and_report_the_budget() {
+    let p = Platform::spawn_rate_limited().await;
+    // Registration: 5 per hour per client address.
+    let mut last = None;
+    for n in 0..5 {
+        let body = json!({ "username": format!("limited_{n}"), "framework": "custom", "specializations": ["food_security"] });
+        let response = p
+            .http
+            .post(p.url("/auth/agents/register"))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(
+            response
+                .headers()
+                .get("x-ratelimit-limit")
+                .map(|v| v.to_str().unwrap_or_default().to_owned()),
+            Some("5".to_owned()),
+            "{:?}",
+            response.headers()
+        );
+        assert_eq!(
+            response.headers()["x-ratelimit-remaining"],
+            (4 - n).to_string().as_str()
+        );
+        last = Some(response.json::<Value>().await.expect("json"));
+    }
+    let body = json!({ "username": "limited_6", "framework": "custom", "specializations": ["food_security"] });
+    let (status, headers, body) =
+        send(p.http.post(p.url("/auth/agents/register")).json(&body)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"))
+    );
+    assert_eq!(
+        headers[header::RETRY_AFTER],
+        "720",
+        "one registration every 12 minutes refills"
+    );
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    let registered: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    assert_eq!(registered, 5, "the refused request appended nothing");
+
+    // Problems: 10 per minute per agent, on top of the agent's 60 per minute.
+    let key = last.expect("an agent")["data"]["apiKey"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let agent = Agent { key };
+    let body = json!({
+        "title": "Food bank shelves empty by Wednesday",
+        "description": "The neighbourhood food bank runs out mid-week; 120 families are turned away every Thursday and Friday.",
+        "domain": "food_security", "severity": "high"
+    });
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(
+            p.http
+                .post(p.url("/problems"))
+                .bearer_auth(&agent.key)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::ACCEPTED)
+            .count(),
+        10
+    );
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
+    // Reads are not held back by the write limit.
+    let response = p
+        .http
+        .get(p.url("/problems?mine=true"))
+        .bearer_auth(&agent.key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-ratelimit-limit"], "60");
+    // Operations endpoints are never limited.
+    let ready = p
+        .http
+        .get(p.root_url("/healthz"))
+        .send()
+        .await
+        .expect("send");
+    assert!(ready.headers().get("x-ratelimit-limit").is_none());
+}

@@ -331,6 +331,7 @@ async fn every_kind_of_bad_input_gets_the_error_envelope() {
     let limits = Limits {
         body_bytes: 1024,
         request_timeout: Duration::from_millis(300),
+        ..Limits::default()
     };
     let app = TestApp::spawn(limits).await;
     let url = format!("{}/api/v1/_probe/json", app.base);

@@ -33,14 +33,15 @@ fn with_middleware(state: AppState, routes: Router<AppState>) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Innermost first: body limit, timeout, panic guard, then the request context outermost, so
-        // the envelope guard and metrics see timeouts and panics too.
+        // Innermost first: body limit, timeout, panic guard, rate limits, then the request context
+        // outermost, so the envelope guard and metrics see timeouts, panics and 429s too.
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .layer(from_fn_with_state(
             state.clone(),
             middleware::request_context,
@@ -80,8 +81,12 @@ impl Application {
     ) -> io::Result<()> {
         let connections = self.state.metrics.http.active_connections.clone();
         let listener = CountingListener::new(self.listener, connections);
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<crate::listener::ClientAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }

@@ -114,3 +114,15 @@ impl AsyncWrite for CountedStream {
         self.inner.is_write_vectored()
     }
 }
+
+/// The client's address, attached to each request (`ConnectInfo<ClientAddr>`) for rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}

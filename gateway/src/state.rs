@@ -20,6 +20,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The command and query side; absent in roles that serve only operations endpoints.
     pub platform: Option<Platform>,
+    /// Per-instance rate limits of the API routes.
+    pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 /// The command bus, the read models, and the settings of the API routes.
@@ -45,6 +47,11 @@ pub struct Limits {
     pub body_bytes: usize,
     /// Longest time a request may take before it is answered with 503.
     pub request_timeout: Duration,
+    /// Whether the client address for rate limiting may come from `X-Forwarded-For` (only behind a
+    /// proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Multiplies every rate limit (0 turns limiting off).
+    pub rate_limit_scale: f64,
 }
 
 impl Default for Limits {
@@ -52,6 +59,8 @@ impl Default for Limits {
         Self {
             body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            trust_forwarded_for: false,
+            rate_limit_scale: 1.0,
         }
     }
 }

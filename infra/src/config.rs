@@ -178,6 +178,22 @@ pub struct HttpConfig {
     /// Largest accepted request body in bytes (uploads have their own limit).
     #[arg(id = "body_limit", long = "body-limit", env = "BW_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+    /// Multiplies every rate limit (per gateway instance; 0 turns limiting off). With N gateways
+    /// behind a balancer that does not pin callers, use 1/N.
+    #[arg(
+        id = "rate_limit_scale",
+        long = "rate-limit-scale",
+        env = "BW_RATE_LIMIT_SCALE",
+        default_value_t = 1.0
+    )]
+    pub rate_limit_scale: f64,
+    /// Take the client address for rate limits from `X-Forwarded-For` (only behind a proxy that sets it).
+    #[arg(
+        id = "trust_forwarded_for",
+        long = "trust-forwarded-for",
+        env = "BW_TRUST_FORWARDED_FOR"
+    )]
+    pub trust_forwarded_for: bool,
 }
 
 /// The operations listener (`/healthz`, `/readyz`, `/metrics`) of roles without a public API.

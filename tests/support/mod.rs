@@ -327,7 +327,21 @@ impl Platform {
     }
 
     /// `projecting: false` leaves the read models behind the log, for tests of waiting on them.
+    /// Rate limits are off (tests and measurements send bursts); see [`Platform::spawn_rate_limited`].
     pub async fn spawn_configured(consistency_wait: std::time::Duration, projecting: bool) -> Self {
+        Self::spawn_full(consistency_wait, projecting, 0.0).await
+    }
+
+    /// With the production rate limits.
+    pub async fn spawn_rate_limited() -> Self {
+        Self::spawn_full(std::time::Duration::from_secs(5), true, 1.0).await
+    }
+
+    async fn spawn_full(
+        consistency_wait: std::time::Duration,
+        projecting: bool,
+        rate_limit_scale: f64,
+    ) -> Self {
         let pipeline = Pipeline::new().await;
         let shutdown = bw_infra::shutdown::Shutdown::new();
         let relay = pipeline.relay();
@@ -350,6 +364,7 @@ impl Platform {
             shutdown.spawn(projector.run(shutdown.triggered()));
         }
         let state = bw_gateway::AppState {
+            rate_limiter: bw_gateway::ratelimit::RateLimiter::new(rate_limit_scale),
             metrics: pipeline.metrics.clone(),
             readiness: bw_infra::health::Readiness::new(std::time::Duration::from_secs(2)),
             limits: bw_gateway::state::Limits::default(),

@@ -1,0 +1,321 @@
+//! Rate limits (`domain-reference.md` §3.1, original plan §6.4).
+//!
+//! Every API request counts against its caller's **role limit** — per API key for agents (keyed by a
+//! hash of the key, so no database lookup happens before the limiter), per client address for anonymous
+//! callers — and, on the endpoints that create content or accounts, against an **endpoint limit**.
+//! Limits use GCRA (a token bucket in one timestamp per key): a burst up to the limit, then a steady
+//! refill. Responses on API routes carry `X-RateLimit-Limit`, `-Remaining`, `-Reset` (seconds until
+//! the bucket is full again) for the tightest limit that applied; an exceeded limit is `429
+//! RATE_LIMITED` with `Retry-After`.
+//!
+//! **Scope: per gateway instance.** With N gateways behind a load balancer a caller can reach N× the
+//! limit, unless the balancer pins callers to an instance (hash on `Authorization` / client address)
+//! or the limits are divided by N (`BW_RATE_LIMIT_SCALE`). A shared limiter would cost a round trip
+//! per request to PostgreSQL or NATS; see `docs/architecture.md`.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    error::{ErrorCode, error_response},
+    state::AppState,
+};
+
+/// A limit: `count` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl Limit {
+    const fn per_minute(count: u32) -> Self {
+        Self {
+            count,
+            period: Duration::from_secs(60),
+        }
+    }
+
+    const fn per_hour(count: u32) -> Self {
+        Self {
+            count,
+            period: Duration::from_secs(3600),
+        }
+    }
+
+    fn scaled(self, scale: f64) -> Self {
+        let count = (f64::from(self.count) * scale)
+            .round()
+            .clamp(1.0, f64::from(u32::MAX));
+        Self {
+            count: count as u32,
+            period: self.period,
+        }
+    }
+}
+
+/// Role limits (original plan §6.4 as built).
+pub const PUBLIC: Limit = Limit::per_minute(30);
+/// Agents (the original tiers agents by verification; verification is not built yet, so every agent
+/// gets the verified tier's 60/min).
+pub const AGENT: Limit = Limit::per_minute(60);
+
+/// Endpoint limits (original plan §6.4 / domain-reference §3.1 as designed).
+pub fn endpoint_limit(method: &Method, route: &str) -> Option<(&'static str, Limit)> {
+    match (method.as_str(), route) {
+        ("POST", "/api/v1/auth/agents/register") => Some(("register", Limit::per_hour(5))),
+        ("POST", "/api/v1/problems") => Some(("problems", Limit::per_minute(10))),
+        ("POST", "/api/v1/solutions") => Some(("solutions", Limit::per_minute(10))),
+        ("POST", "/api/v1/solutions/{id}/debates") => Some(("debates", Limit::per_minute(20))),
+        ("GET", "/api/v1/heartbeat/instructions") => Some(("heartbeat", Limit::per_hour(10))),
+        _ => None,
+    }
+}
+
+/// What a check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset: u64,
+    /// Seconds until the next request would be allowed (when refused).
+    pub retry_after: u64,
+}
+
+/// GCRA state: the theoretical arrival time of the next request, per key.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<String, Instant>>,
+    scale: f64,
+    checks: std::sync::atomic::AtomicU64,
+}
+
+impl RateLimiter {
+    /// A limiter whose limits are multiplied by `scale` (0 disables limiting).
+    pub fn new(scale: f64) -> Arc<Self> {
+        Arc::new(Self {
+            buckets: Mutex::new(HashMap::new()),
+            scale,
+            checks: Default::default(),
+        })
+    }
+
+    /// Whether limits apply at all.
+    pub fn enabled(&self) -> bool {
+        self.scale > 0.0
+    }
+
+    /// Counts one request of `key` against `limit` at `now`.
+    pub fn check(&self, key: &str, limit: Limit, now: Instant) -> Decision {
+        let limit = limit.scaled(self.scale);
+        let interval = limit.period / limit.count;
+        let burst = limit.period - interval;
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(4096)
+        {
+            // Forget full buckets now and then, so memory follows active callers only.
+            buckets.retain(|_, tat| *tat > now);
+        }
+        let tat = buckets.get(key).copied().unwrap_or(now).max(now);
+        let allow_at = tat.checked_sub(burst).unwrap_or(now);
+        if now < allow_at {
+            let wait = allow_at - now;
+            return Decision {
+                allowed: false,
+                limit: limit.count,
+                remaining: 0,
+                reset: ceil_secs(tat - now),
+                retry_after: ceil_secs(wait).max(1),
+            };
+        }
+        let new_tat = tat + interval;
+        buckets.insert(key.to_owned(), new_tat);
+        let used = (new_tat - now).as_secs_f64() / interval.as_secs_f64();
+        let remaining = (f64::from(limit.count) - used.ceil()).max(0.0) as u32;
+        Decision {
+            allowed: true,
+            limit: limit.count,
+            remaining,
+            reset: ceil_secs(new_tat - now),
+            retry_after: 0,
+        }
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Who is calling, for limiting: a hash of the bearer token, else the client address.
+fn caller(headers: &HeaderMap, peer: Option<IpAddr>, trust_forwarded: bool) -> (String, Limit) {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+    {
+        let digest = Sha256::digest(token.as_bytes());
+        return (format!("key:{}", hex::encode(&digest[..12])), AGENT);
+    }
+    let forwarded = trust_forwarded
+        .then(|| headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok());
+    let ip = forwarded
+        .or(peer)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    (format!("ip:{ip}"), PUBLIC)
+}
+
+/// Middleware for the API routes; see the module documentation.
+pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limiter = state.rate_limiter.clone();
+    if !limiter.enabled() || !req.uri().path().starts_with("/api/v1/") {
+        return next.run(req).await;
+    }
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let (who, role_limit) = caller(
+        req.headers(),
+        req.extensions()
+            .get::<ConnectInfo<crate::listener::ClientAddr>>()
+            .map(|c| c.0.0.ip()),
+        state.limits.trust_forwarded_for,
+    );
+    let now = Instant::now();
+    let mut decisions = vec![limiter.check(&who, role_limit, now)];
+    if let Some((name, limit)) = endpoint_limit(req.method(), &route) {
+        decisions.push(limiter.check(&format!("{name}:{who}"), limit, now));
+    }
+    let refused = decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .max_by_key(|d| d.retry_after)
+        .copied();
+    let tightest = refused.unwrap_or_else(|| {
+        decisions
+            .iter()
+            .min_by_key(|d| d.remaining)
+            .copied()
+            .unwrap_or(decisions[0])
+    });
+    let mut response = match refused {
+        Some(d) => {
+            let mut r = error_response(
+                ErrorCode::RateLimited,
+                &format!("rate limit exceeded; retry in {} s", d.retry_after),
+                None,
+            );
+            if let Ok(v) = HeaderValue::from_str(&d.retry_after.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r.into_response()
+        }
+        None => next.run(req).await,
+    };
+    for (name, value) in [
+        ("x-ratelimit-limit", tightest.limit.to_string()),
+        ("x-ratelimit-remaining", tightest.remaining.to_string()),
+        ("x-ratelimit-reset", tightest.reset.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(name), v);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_up_to_the_limit_then_a_steady_refill() {
+        let limiter = RateLimiter::new(1.0);
+        let t0 = Instant::now();
+        let limit = Limit::per_minute(3);
+        for remaining in [2, 1, 0] {
+            let d = limiter.check("k", limit, t0);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, remaining);
+        }
+        let refused = limiter.check("k", limit, t0);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, 20, "one request every 20 s refills");
+        assert!(
+            limiter
+                .check("k", limit, t0 + Duration::from_secs(20))
+                .allowed
+        );
+        assert!(
+            !limiter
+                .check("k", limit, t0 + Duration::from_secs(21))
+                .allowed
+        );
+        assert!(
+            limiter.check("other", limit, t0).allowed,
+            "keys are independent"
+        );
+    }
+
+    #[test]
+    fn scale_multiplies_and_zero_disables() {
+        assert_eq!(Limit::per_minute(10).scaled(0.5).count, 5);
+        assert_eq!(Limit::per_minute(10).scaled(0.01).count, 1);
+        assert!(!RateLimiter::new(0.0).enabled());
+    }
+
+    #[test]
+    fn callers_are_keyed_by_token_hash_or_address() {
+        let mut headers = HeaderMap::new();
+        let peer = Some("10.0.0.7".parse().expect("ip"));
+        assert_eq!(
+            caller(&headers, peer, false),
+            ("ip:10.0.0.7".to_owned(), PUBLIC)
+        );
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
+        );
+        assert_eq!(
+            caller(&headers, peer, false).0,
+            "ip:10.0.0.7",
+            "untrusted X-Forwarded-For is ignored"
+        );
+        assert_eq!(caller(&headers, peer, true).0, "ip:203.0.113.9");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer secret-token"),
+        );
+        let (key, limit) = caller(&headers, peer, false);
+        assert!(key.starts_with("key:") && !key.contains("secret"));
+        assert_eq!(limit, AGENT);
+    }
+}
