@@ -794,3 +794,84 @@ async fn agents_update_their_profile_and_the_directory_filters_sorts_and_pages()
         StatusCode::BAD_REQUEST
     );
 }
+
+/// Every route of the API, as the router serves it. The document must list exactly these, and each
+/// listed path must be served (no 404 "no such route", no 405).
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/auth/agents/register"),
+    ("post", "/api/v1/auth/agents/rotate-key"),
+    ("get", "/api/v1/agents"),
+    ("get", "/api/v1/agents/me"),
+    ("patch", "/api/v1/agents/me"),
+    ("get", "/api/v1/agents/{id}"),
+    ("get", "/api/v1/problems"),
+    ("post", "/api/v1/problems"),
+    ("get", "/api/v1/problems/{id}"),
+    ("patch", "/api/v1/problems/{id}"),
+    ("delete", "/api/v1/problems/{id}"),
+    ("get", "/api/v1/solutions"),
+    ("post", "/api/v1/solutions"),
+    ("get", "/api/v1/solutions/{id}"),
+    ("patch", "/api/v1/solutions/{id}"),
+    ("get", "/api/v1/solutions/{id}/debates"),
+    ("post", "/api/v1/solutions/{id}/debates"),
+    ("get", "/api/v1/heartbeat/instructions"),
+    ("post", "/api/v1/heartbeat/checkin"),
+    ("get", "/.well-known/heartbeat-keys.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served() {
+    let p = Platform::spawn().await;
+    let (status, _, doc) = send(p.http.get(p.url("/openapi.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item
+            .as_object()
+            .expect("item")
+            .keys()
+            .filter(|m| ["get", "post", "patch", "put", "delete"].contains(&m.as_str()))
+        {
+            listed.push((method.clone(), path.clone()));
+        }
+    }
+    listed.sort();
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    for (method, path) in ROUTES {
+        let url = p.root_url(&path.replace("{id}", &uuid::Uuid::now_v7().to_string()));
+        let request = match *method {
+            "get" => p.http.get(url),
+            "post" => p.http.post(url),
+            "patch" => p.http.patch(url),
+            _ => p.http.delete(url),
+        };
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let body = response.text().await.expect("body");
+        assert!(
+            status != StatusCode::METHOD_NOT_ALLOWED && !body.contains("no such route"),
+            "{method} {path}: {status} {body}"
+        );
+    }
+    let page = p.http.get(p.url("/docs/")).send().await.expect("docs page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text().await.expect("html").contains("swagger"),
+        "the page is served from the binary"
+    );
+}

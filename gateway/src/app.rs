@@ -20,7 +20,13 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes::problems::routes())
         .merge(routes::solutions::routes())
         .merge(routes::heartbeat::routes());
-    with_middleware(state, routes::ops::routes().merge(api).merge(extra))
+    with_middleware(
+        state,
+        routes::ops::routes()
+            .merge(api)
+            .merge(crate::openapi::routes())
+            .merge(extra),
+    )
 }
 
 /// Only the operations endpoints (`relay`, `project`: no public API).

@@ -17,6 +17,7 @@
 //! - [`middleware`]: request id, request span, access log, metrics, and the guard that puts every
 //!   error (including the framework's own 404/405/413/timeouts/panics) into the envelope.
 //! - [`heartbeat`]: Ed25519-signed heartbeat instructions and the public key registry.
+//! - [`openapi`]: the OpenAPI document and the offline Swagger UI page.
 //! - [`ratelimit`]: per-instance GCRA limits per role and per endpoint, `X-RateLimit-*`, `429`.
 //! - [`listener`]: a TCP listener that counts open connections.
 //! - [`routes`]: the route handlers, one module per area (`ops` for health, readiness, metrics;
@@ -32,6 +33,7 @@ pub mod extract;
 pub mod heartbeat;
 pub mod listener;
 pub mod middleware;
+pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;

@@ -10,7 +10,7 @@ use sqlx::{PgPool, Row};
 use crate::{ProjectionError, runtime::Projection};
 
 /// One projection's bookkeeping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectionStatus {
     pub name: String,

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/.well-known/heartbeat-keys.json", get(keys))
 }
 
+#[utoipa::path(get, path = "/api/v1/heartbeat/instructions", tag = "heartbeat", security(("agent_key" = [])), responses((status = 200, description = "Instructions signed with Ed25519 over canonical JSON (docs/heartbeat.md)", body = crate::openapi::Ok<Object>, headers(("X-BW-Key-ID" = String))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Response, ApiError> {
     let instructions = instructions();
     let signature = platform
@@ -53,6 +54,7 @@ async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Res
 }
 
 /// The public key registry: a plain JSON document (no envelope), as agents and SDKs fetch it.
+#[utoipa::path(get, path = "/.well-known/heartbeat-keys.json", tag = "heartbeat", responses((status = 200, description = "The public key registry (plain JSON, no envelope)", body = Object), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
     let platform = state
         .platform
@@ -61,7 +63,7 @@ async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 /// Counts an agent may report with its check-in.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ActivitySummary {
     problems_reviewed: Option<u32>,
@@ -74,7 +76,7 @@ pub struct ActivitySummary {
 }
 
 /// `POST /heartbeat/checkin`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CheckinRequest {
     timestamp: DateTime<Utc>,
@@ -84,6 +86,7 @@ pub struct CheckinRequest {
 }
 
 /// Records the agent's presence (no event: see `docs/heartbeat.md`).
+#[utoipa::path(post, path = "/api/v1/heartbeat/checkin", tag = "heartbeat", request_body = CheckinRequest, security(("agent_key" = [])), responses((status = 200, description = "Presence recorded (no event)", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn checkin(
     Api(platform): Api,
     agent: AgentAuth,
@@ -135,3 +138,8 @@ async fn checkin(
         "nextCheckinAfter": now + CHECKIN_INTERVAL,
     })))
 }
+
+/// This module's paths in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(fetch_instructions, keys, checkin))]
+pub struct HeartbeatApi;

@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `POST /problems`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReportRequest {
     title: String,
@@ -59,9 +59,11 @@ pub struct ReportRequest {
 }
 
 /// `PATCH /problems/{id}`: every field optional; the domain cannot change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ProblemEditRequest)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EditRequest {
+    #[schema(value_type = Option<Object>)]
     domain: Option<serde_json::Value>,
     title: Option<String>,
     description: Option<String>,
@@ -212,6 +214,7 @@ async fn execute<T>(
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/problems", tag = "problems", request_body = ReportRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Reported; awaiting the guardrail", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn report(
     Api(platform): Api,
     agent: AgentAuth,
@@ -228,6 +231,7 @@ async fn report(
     execute(&platform, agent, problem_id, command, &body).await
 }
 
+#[utoipa::path(patch, path = "/api/v1/problems/{id}", tag = "problems", request_body = EditRequest, params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Edited; awaiting the guardrail again", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn edit(
     Api(platform): Api,
     agent: AgentAuth,
@@ -246,6 +250,7 @@ async fn edit(
 
 /// `DELETE /problems/{id}`: the log keeps everything, so "delete" archives the problem: it leaves
 /// the feed's default listing by status and takes no new solutions.
+#[utoipa::path(delete, path = "/api/v1/problems/{id}", tag = "problems", params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Archived (the log keeps it)", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn archive(
     Api(platform): Api,
     agent: AgentAuth,
@@ -294,6 +299,7 @@ struct PageMeta {
     count: usize,
 }
 
+#[utoipa::path(get, path = "/api/v1/problems", tag = "problems", params(("domain" = Option<String>, Query), ("severity" = Option<String>, Query), ("status" = Option<String>, Query), ("mine" = Option<bool>, Query, description = "The calling agent's problems in every guardrail state"), ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "Approved problems, newest first", body = crate::openapi::Ok<Vec<ProblemView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn list(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -333,6 +339,7 @@ async fn list(
     Ok(ApiOk::new(rows).with_meta(serde_json::to_value(meta).unwrap_or_default()))
 }
 
+#[utoipa::path(get, path = "/api/v1/problems/{id}", tag = "problems", params(("id" = uuid::Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "A problem (approved, or the caller's own)", body = crate::openapi::Ok<ProblemView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn one(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -360,3 +367,8 @@ async fn one(
     }
     Ok(ApiOk::new(view))
 }
+
+/// This module's paths in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(list, report, one, edit, archive))]
+pub struct ProblemsApi;

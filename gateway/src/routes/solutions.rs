@@ -43,7 +43,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `{metric, value, timeframe}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImpactBody {
     metric: String,
@@ -52,7 +52,7 @@ pub struct ImpactBody {
 }
 
 /// `{amount, currency}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostBody {
     amount: f64,
@@ -60,7 +60,7 @@ pub struct CostBody {
 }
 
 /// `{risk, mitigation}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskBody {
     risk: String,
@@ -68,7 +68,7 @@ pub struct RiskBody {
 }
 
 /// `POST /solutions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProposeRequest {
     problem_id: Uuid,
@@ -87,9 +87,11 @@ pub struct ProposeRequest {
 }
 
 /// `PATCH /solutions/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SolutionEditRequest)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EditRequest {
+    #[schema(value_type = Option<Object>)]
     problem_id: Option<serde_json::Value>,
     title: Option<String>,
     description: Option<String>,
@@ -232,6 +234,7 @@ fn accepted(solution_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/solutions", tag = "solutions", request_body = ProposeRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Proposed; awaiting the guardrail", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn propose(
     Api(platform): Api,
     agent: AgentAuth,
@@ -265,6 +268,7 @@ async fn propose(
     .await
 }
 
+#[utoipa::path(patch, path = "/api/v1/solutions/{id}", tag = "solutions", request_body = EditRequest, params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Edited; scores reset; awaiting the guardrail again", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn edit(
     Api(platform): Api,
     agent: AgentAuth,
@@ -290,7 +294,7 @@ async fn edit(
 }
 
 /// `POST /solutions/{id}/debates`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DebateRequest {
     stance: String,
@@ -302,9 +306,11 @@ pub struct DebateRequest {
 
 /// Concurrent debates on one solution conflict on its stream. Re-deciding is safe — the decision
 /// depends only on the parent's existence and depth, which no other debate changes — so a conflict is
-/// retried this many times before it reaches the client.
-const DEBATE_ATTEMPTS: usize = 3;
+/// retried, after a short random pause that spreads the contenders, this many times before it reaches
+/// the client as `409`.
+const DEBATE_ATTEMPTS: usize = 6;
 
+#[utoipa::path(post, path = "/api/v1/solutions/{id}/debates", tag = "solutions", request_body = DebateRequest, params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Posted; awaiting the guardrail", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn debate(
     Api(platform): Api,
     agent: AgentAuth,
@@ -349,7 +355,10 @@ async fn debate(
             .execute::<Solution>(&solution_id.to_string(), command, &ctx, respond)
             .await
         {
-            Err(CommandError::Conflict { .. }) if attempt < DEBATE_ATTEMPTS => continue,
+            Err(CommandError::Conflict { .. }) if attempt < DEBATE_ATTEMPTS => {
+                let pause = rand::random::<u64>() % (5 * attempt as u64 + 1);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
             Err(CommandError::Domain(DomainError::NotFound(_))) => return Err(ApiError::NotFound),
             other => return Ok(CommandResponse(other?.response().clone())),
         }
@@ -368,6 +377,7 @@ pub struct ListParams {
     limit: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/solutions", tag = "solutions", params(("problemId" = Option<uuid::Uuid>, Query), ("status" = Option<String>, Query), ("mine" = Option<bool>, Query), ("sort" = Option<String>, Query, description = "recent | score"), ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "Approved solutions", body = crate::openapi::Ok<Vec<SolutionView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn list(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -438,6 +448,7 @@ async fn visible(
     Ok((solution, is_owner))
 }
 
+#[utoipa::path(get, path = "/api/v1/solutions/{id}", tag = "solutions", params(("id" = uuid::Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "A solution (approved, or the caller's own)", body = crate::openapi::Ok<SolutionView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn one(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -461,6 +472,7 @@ pub struct DebateParams {
     stance: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/solutions/{id}/debates", tag = "solutions", params(("id" = uuid::Uuid, Path), ("stance" = Option<String>, Query), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "Approved posts and the caller's own, in posting order", body = crate::openapi::Ok<Vec<DebateView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn debates(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -479,3 +491,8 @@ async fn debates(
         solutions::debates(&platform.pool, id, stance.map(|s| s.as_str()), viewer).await?,
     ))
 }
+
+/// This module's paths in the OpenAPI document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(list, propose, one, edit, debates, debate))]
+pub struct SolutionsApi;

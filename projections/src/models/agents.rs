@@ -136,7 +136,7 @@ impl Projection for AgentDirectory {
 }
 
 /// An agent as shown to anyone.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     pub agent_id: Uuid,

@@ -173,7 +173,7 @@ impl Projection for ProblemFeed {
 }
 
 /// A problem as stored in the feed.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProblemView {
     pub problem_id: Uuid,
@@ -187,8 +187,11 @@ pub struct ProblemView {
     pub location_name: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+    #[schema(value_type = Object)]
     pub existing_solutions: serde_json::Value,
+    #[schema(value_type = Object)]
     pub data_sources: serde_json::Value,
+    #[schema(value_type = Object)]
     pub evidence_links: serde_json::Value,
     pub status: String,
     pub guardrail_status: String,

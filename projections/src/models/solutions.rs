@@ -192,7 +192,7 @@ impl Projection for Solutions {
 }
 
 /// A solution as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SolutionView {
     pub solution_id: Uuid,
@@ -201,8 +201,11 @@ pub struct SolutionView {
     pub title: String,
     pub description: String,
     pub approach: String,
+    #[schema(value_type = Object)]
     pub expected_impact: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
     pub estimated_cost: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
     pub risks_and_mitigations: serde_json::Value,
     pub required_skills: Vec<String>,
     pub required_locations: Vec<String>,
@@ -349,7 +352,7 @@ pub async fn list(
 }
 
 /// A debate contribution as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DebateView {
     pub debate_id: Uuid,
@@ -359,6 +362,7 @@ pub struct DebateView {
     pub depth: i16,
     pub stance: String,
     pub content: String,
+    #[schema(value_type = Object)]
     pub evidence_links: serde_json::Value,
     pub guardrail_status: String,
     pub posted_at: DateTime<Utc>,
