@@ -875,3 +875,142 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
         "the page is served from the binary"
     );
 }
+
+/// Who calls, in the authorization matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Anonymous,
+    /// A syntactically valid key that belongs to nobody.
+    WrongKey,
+    /// An agent acting on another agent's content.
+    OtherAgent,
+    /// The agent that owns the content.
+    Owner,
+}
+
+/// Expected status per caller, in the order anonymous, wrong key, other agent, owner (owner last,
+/// because some owner actions — archiving — change the resource).
+fn expected(method: &str, path: &str) -> Option<[u16; 4]> {
+    Some(match (method, path) {
+        ("post", "/api/v1/auth/agents/register") => [201, 201, 201, 201],
+        ("post", "/api/v1/auth/agents/rotate-key") => [401, 401, 201, 201],
+        ("get", "/api/v1/agents") => [200, 401, 200, 200],
+        ("get", "/api/v1/agents/me") => [401, 401, 200, 200],
+        ("patch", "/api/v1/agents/me") => [401, 401, 202, 202],
+        ("get", "/api/v1/agents/{id}") => [200, 401, 200, 200],
+        ("get", "/api/v1/problems") => [200, 401, 200, 200],
+        ("post", "/api/v1/problems") => [401, 401, 202, 202],
+        ("get", "/api/v1/problems/{id}") => [403, 401, 403, 200],
+        ("patch", "/api/v1/problems/{id}") => [401, 401, 403, 202],
+        ("delete", "/api/v1/problems/{id}") => [401, 401, 403, 202],
+        ("get", "/api/v1/solutions") => [200, 401, 200, 200],
+        ("post", "/api/v1/solutions") => [401, 401, 202, 202],
+        ("get", "/api/v1/solutions/{id}") => [403, 401, 403, 200],
+        ("patch", "/api/v1/solutions/{id}") => [401, 401, 403, 202],
+        ("get", "/api/v1/solutions/{id}/debates") => [403, 401, 403, 200],
+        ("post", "/api/v1/solutions/{id}/debates") => [401, 401, 202, 202],
+        ("get", "/api/v1/heartbeat/instructions") => [401, 401, 200, 200],
+        ("post", "/api/v1/heartbeat/checkin") => [401, 401, 200, 200],
+        ("get", "/.well-known/heartbeat-keys.json")
+        | ("get", "/healthz")
+        | ("get", "/readyz")
+        | ("get", "/metrics") => [200, 200, 200, 200],
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_route_allows_exactly_what_each_caller_may_do() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "matrix_owner").await;
+    let other = register(&p, "matrix_other").await;
+    let (problem_id, _) = report(&p, &owner, 1).await;
+    let (open_problem, _) = report(&p, &owner, 2).await;
+    let proposal = |problem: &str| {
+        json!({
+            "problemId": problem,
+            "title": "Mobile water testing kits",
+            "description": "Give each street a water testing kit and a volunteer who posts results weekly to the ward office.",
+            "approach": "Buy twenty kits, train twenty volunteers in an afternoon, publish results on the ward noticeboard.",
+            "expectedImpact": { "metric": "streets testing weekly", "value": 20, "timeframe": "2 months" }
+        })
+    };
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/solutions"))
+            .bearer_auth(&owner.key)
+            .json(&proposal(&problem_id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let solution = body["data"]["solutionId"].as_str().expect("id").to_owned();
+
+    let debate = json!({ "stance": "question", "content": "Who pays for replacement reagents after the first two months of weekly testing?" });
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for (method, path) in ROUTES {
+        let Some(statuses) = expected(method, path) else {
+            failures.push(format!("{method} {path}: not in the authorization matrix"));
+            continue;
+        };
+        for (caller, want) in [
+            Caller::Anonymous,
+            Caller::WrongKey,
+            Caller::OtherAgent,
+            Caller::Owner,
+        ]
+        .into_iter()
+        .zip(statuses)
+        {
+            n += 1;
+            let id = match *path {
+                p if p.starts_with("/api/v1/problems/") => problem_id.clone(),
+                p if p.starts_with("/api/v1/solutions/") => solution.clone(),
+                _ => owner.id.clone(),
+            };
+            let url = p.root_url(&path.replace("{id}", &id));
+            let body = match (*method, *path) {
+                ("post", "/api/v1/auth/agents/register") => {
+                    registration(&format!("matrix_new_{n}"))
+                }
+                ("post", "/api/v1/problems") => problem(n),
+                ("patch", "/api/v1/problems/{id}") => json!({ "severity": "critical" }),
+                ("post", "/api/v1/solutions") => proposal(&open_problem),
+                ("patch", "/api/v1/solutions/{id}") => json!({ "timelineEstimate": "2 months" }),
+                ("post", "/api/v1/solutions/{id}/debates") => debate.clone(),
+                ("patch", "/api/v1/agents/me") => json!({ "displayName": format!("Matrix {n}") }),
+                ("post", "/api/v1/heartbeat/checkin") => json!({ "timestamp": chrono::Utc::now() }),
+                _ => Value::Null,
+            };
+            let mut request = match *method {
+                "get" => p.http.get(&url),
+                "post" => p.http.post(&url),
+                "patch" => p.http.patch(&url),
+                _ => p.http.delete(&url),
+            };
+            if !body.is_null() {
+                request = request.json(&body);
+            }
+            request = match caller {
+                Caller::Anonymous => request,
+                Caller::WrongKey => request.bearer_auth("ab".repeat(32)),
+                Caller::OtherAgent => request.bearer_auth(&other.key),
+                Caller::Owner => request.bearer_auth(&owner.key),
+            };
+            let response = request.send().await.expect("send");
+            let got = response.status().as_u16();
+            if got != want {
+                let text = response.text().await.unwrap_or_default();
+                failures.push(format!(
+                    "{method} {path} as {caller:?}: expected {want}, got {got}: {text}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{Fields, parse_path_id};
 use crate::{
-    auth::AgentAuth,
+    auth::{AgentAuth, MaybeAgent},
     command::{CommandBody, CommandResponse},
     consistency::MinPosition,
     envelope::ApiOk,
@@ -295,6 +295,8 @@ pub struct DirectoryParams {
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(("framework" = Option<String>, Query), ("specialization" = Option<String>, Query, description = "An approved domain"), ("sort" = Option<String>, Query, description = "recent | problems"), ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "A page of the directory", body = crate::openapi::Ok<Vec<AgentView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn directory(
     Api(platform): Api,
+    // Public, but a wrong key is still refused rather than ignored.
+    _caller: MaybeAgent,
     min: MinPosition,
     Query(params): Query<DirectoryParams>,
 ) -> Result<ApiOk<Vec<AgentView>>, ApiError> {
@@ -350,6 +352,7 @@ async fn me(
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = uuid::Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "An agent", body = crate::openapi::Ok<AgentView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn by_id(
     Api(platform): Api,
+    _caller: MaybeAgent,
     Path(id): Path<String>,
     min: MinPosition,
 ) -> Result<ApiOk<AgentView>, ApiError> {
