@@ -833,3 +833,64 @@ async fn idempotency_records_expire_after_24_hours_and_are_purged() {
         .expect("count");
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn with_nats_away_commands_keep_succeeding_and_the_pipeline_catches_up_after() {
+    let p = Pipeline::new().await;
+    // The relay and the projector talk to NATS through a proxy that can cut them off.
+    let proxy =
+        support::proxy::Proxy::start(support::socket_addr_of(&support::nats_url(), 4222).await)
+            .await;
+    let nats = async_nats::ConnectOptions::new()
+        .max_reconnects(None)
+        .connect(format!("nats://{}", proxy.addr()))
+        .await
+        .expect("nats via proxy");
+    let js = async_nats::jetstream::new(nats);
+    let relay = bw_infra::relay::Relay::new(
+        p.pool.clone(),
+        p.pg_options.clone(),
+        js.clone(),
+        bw_infra::relay::RelayConfig {
+            stream: p.stream.clone(),
+            poll_interval: std::time::Duration::from_millis(20),
+            ..Default::default()
+        },
+        p.metrics.relay.clone(),
+    );
+    let shutdown = Shutdown::new();
+    let relay_task = tokio::spawn(relay.clone().run(shutdown.triggered()));
+    let agent = fixtures::register(&p.bus, "offline_reporter").await;
+    eventually("the registration is published", || async {
+        p.published().await.len() == 1
+    })
+    .await;
+
+    proxy.sever();
+    // Commands never touch NATS: they keep succeeding while it is away.
+    for n in 0..20 {
+        fixtures::report(&p.bus, agent, n)
+            .await
+            .expect("a command succeeds without NATS");
+    }
+    assert_eq!(
+        p.published().await.len(),
+        1,
+        "nothing could be published meanwhile"
+    );
+
+    proxy.restore();
+    eventually("the relay catches up after NATS returns", || async {
+        p.published().await.len() == 21
+    })
+    .await;
+    shutdown.trigger();
+    relay_task
+        .await
+        .expect("task")
+        .expect("relay stopped cleanly");
+    assert_published_equals_log(&p).await;
+
+    let feed = p.projector(Arc::new(ProblemFeed)).await;
+    assert_eq!(feed.process_pending().await.expect("projected"), 20);
+}
