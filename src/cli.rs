@@ -85,7 +85,8 @@ pub struct ApiArgs {
     #[arg(
         long = "api-key-secret",
         env = "BW_API_KEY_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
     pub api_key_secret: Option<bw_infra::Secret<String>>,
     /// Id of the heartbeat signing key, as agents see it in `publicKeyId` and the key registry.
@@ -172,6 +173,14 @@ pub struct MigrateArgs {
     pub no_create_database: bool,
 }
 
+/// `BW_API_KEY_SECRET`: at least 32 characters, so derived keys are as strong as random ones.
+fn parse_secret(raw: &str) -> Result<bw_infra::Secret<String>, String> {
+    if raw.chars().count() < 32 {
+        return Err("must be at least 32 characters".to_owned());
+    }
+    Ok(bw_infra::Secret::new(raw.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -181,6 +190,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_short_api_key_secret_is_refused() {
+        let short = Cli::try_parse_from(["betterworld", "serve", "--api-key-secret", "short"]);
+        assert!(short.is_err());
+        let long =
+            Cli::try_parse_from(["betterworld", "serve", "--api-key-secret", &"x".repeat(32)]);
+        assert!(long.is_ok());
     }
 
     #[test]

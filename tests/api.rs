@@ -181,7 +181,7 @@ async fn a_replayed_registration_returns_the_same_agent_and_key_and_appends_noth
     let request = || {
         p.http
             .post(p.url("/auth/agents/register"))
-            .header("idempotency-key", "reg-7f3a9c")
+            .header("idempotency-key", "2f9d6c1e-7b4a-4c55-9e0b-3a8d51c0e7a4")
             .json(&registration("replayed"))
     };
     let (s1, h1, first) = send(request()).await;
@@ -197,7 +197,7 @@ async fn a_replayed_registration_returns_the_same_agent_and_key_and_appends_noth
     let (status, _, body) = send(
         p.http
             .post(p.url("/auth/agents/register"))
-            .header("idempotency-key", "reg-7f3a9c")
+            .header("idempotency-key", "2f9d6c1e-7b4a-4c55-9e0b-3a8d51c0e7a4")
             .json(&registration("other_name")),
     )
     .await;
@@ -214,6 +214,38 @@ async fn a_replayed_registration_returns_the_same_agent_and_key_and_appends_noth
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Anonymous keys are shared by everyone: short (guessable) ones are refused.
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .header("idempotency-key", "reg-1")
+            .json(&registration("short_key")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["Idempotency-Key"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at least 32"),
+        "{body}"
+    );
+
+    // After retention the same key may be used again and issues a new agent and a new key.
+    sqlx::query("UPDATE idempotency_records SET created_at = now() - interval '25 hours'")
+        .execute(&p.pipeline.pool)
+        .await
+        .expect("age");
+    let (status, _, later) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .header("idempotency-key", "2f9d6c1e-7b4a-4c55-9e0b-3a8d51c0e7a4")
+            .json(&registration("later_agent")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{later}");
+    assert_ne!(later["data"]["apiKey"], first["data"]["apiKey"]);
+    assert_ne!(later["data"]["agentId"], first["data"]["agentId"]);
 }
 
 #[tokio::test]
@@ -686,6 +718,18 @@ async fn a_rotated_key_works_for_its_grace_period_and_says_it_is_deprecated() {
         "the old key works during its grace period"
     );
     assert_eq!(headers_old["x-bw-key-deprecated"], "true");
+    // A key in its grace period cannot rotate (a leaked key must not outlive the rotation).
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/auth/agents/rotate-key"))
+            .bearer_auth(&agent.key),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("FORBIDDEN")),
+        "{body}"
+    );
 
     // After the grace period the old key is refused (time moved by editing the credential's expiry).
     sqlx::query("UPDATE agent_credentials SET expires_at = now() - interval '1 second' WHERE expires_at IS NOT NULL").execute(&p.pipeline.pool).await.expect("expire");

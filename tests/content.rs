@@ -480,6 +480,16 @@ async fn rate_limits_answer_429_with_retry_after_and_report_the_budget() {
         "one registration every 12 minutes refills"
     );
     assert_eq!(headers["x-ratelimit-remaining"], "0");
+    // A made-up token does not buy a fresh registration budget.
+    let body = json!({ "username": "limited_7", "framework": "custom", "specializations": ["food_security"] });
+    let (status, _, _) = send(
+        p.http
+            .post(p.url("/auth/agents/register"))
+            .bearer_auth("ff".repeat(32))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     let registered: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&p.pipeline.pool)
         .await

@@ -24,6 +24,8 @@ use crate::{
 pub struct AgentAuth {
     /// The agent's id.
     pub agent_id: Uuid,
+    /// Whether the key used is a rotated-out one in its grace period.
+    pub deprecated_key: bool,
 }
 
 /// An agent if credentials were sent, else anonymous.
@@ -69,7 +71,10 @@ async fn authenticate(platform: &Platform, key: &str) -> Result<AgentAuth, ApiEr
         // A rotated-out key in its grace period: it works, and the response says so.
         crate::envelope::mark_key_deprecated();
     }
-    Ok(AgentAuth { agent_id })
+    Ok(AgentAuth {
+        agent_id,
+        deprecated_key: expires_at.is_some(),
+    })
 }
 
 fn platform(state: &AppState) -> Result<&Platform, ApiError> {

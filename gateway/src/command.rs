@@ -80,6 +80,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 impl<T> CommandBody<T> {
+    /// The `Idempotency-Key` the client sent, if any.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// The command context for `actor`, scoping the idempotency key to it.
     pub fn context(&self, actor: Actor) -> CommandContext {
         let idempotency = self

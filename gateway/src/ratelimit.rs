@@ -166,27 +166,35 @@ fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// Who is calling, for limiting: a hash of the bearer token, else the client address.
+/// The client address, from the connection (or `X-Forwarded-For` when trusted).
+fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trust_forwarded: bool) -> String {
+    let forwarded = trust_forwarded
+        .then(|| headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok());
+    forwarded
+        .or(peer)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Who is calling, for the role limit: a hash of the bearer token when it has the shape of an API
+/// key (64 hex characters), else the client address — so made-up tokens cannot mint fresh buckets.
 fn caller(headers: &HeaderMap, peer: Option<IpAddr>, trust_forwarded: bool) -> (String, Limit) {
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .map(|(_, t)| t.trim())
-        .filter(|t| !t.is_empty())
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
     {
-        let digest = Sha256::digest(token.as_bytes());
+        let digest = Sha256::digest(token.to_ascii_lowercase().as_bytes());
         return (format!("key:{}", hex::encode(&digest[..12])), AGENT);
     }
-    let forwarded = trust_forwarded
-        .then(|| headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
-        .flatten()
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse::<IpAddr>().ok());
-    let ip = forwarded
-        .or(peer)
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    (format!("ip:{ip}"), PUBLIC)
+    (
+        format!("ip:{}", client_ip(headers, peer, trust_forwarded)),
+        PUBLIC,
+    )
 }
 
 /// Middleware for the API routes; see the module documentation.
@@ -200,17 +208,22 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let (who, role_limit) = caller(
-        req.headers(),
-        req.extensions()
-            .get::<ConnectInfo<crate::listener::ClientAddr>>()
-            .map(|c| c.0.0.ip()),
-        state.limits.trust_forwarded_for,
-    );
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<crate::listener::ClientAddr>>()
+        .map(|c| c.0.0.ip());
+    let trust = state.limits.trust_forwarded_for;
+    let (who, role_limit) = caller(req.headers(), peer, trust);
     let now = Instant::now();
     let mut decisions = vec![limiter.check(&who, role_limit, now)];
     if let Some((name, limit)) = endpoint_limit(req.method(), &route) {
-        decisions.push(limiter.check(&format!("{name}:{who}"), limit, now));
+        // Registration is anonymous: whatever token is sent, it is counted per client address.
+        let key = if name == "register" {
+            format!("ip:{}", client_ip(req.headers(), peer, trust))
+        } else {
+            who.clone()
+        };
+        decisions.push(limiter.check(&format!("{name}:{key}"), limit, now));
     }
     let refused = decisions
         .iter()
@@ -312,10 +325,20 @@ mod tests {
         assert_eq!(caller(&headers, peer, true).0, "ip:203.0.113.9");
         headers.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer secret-token"),
+            HeaderValue::from_static("Bearer made-up-token"),
         );
-        let (key, limit) = caller(&headers, peer, false);
-        assert!(key.starts_with("key:") && !key.contains("secret"));
+        assert_eq!(
+            caller(&headers, peer, false).0,
+            "ip:10.0.0.7",
+            "a token not shaped like a key counts by address"
+        );
+        let key = "ab".repeat(32);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
+        );
+        let (who, limit) = caller(&headers, peer, false);
+        assert!(who.starts_with("key:") && !who.contains(&key));
         assert_eq!(limit, AGENT);
     }
 }

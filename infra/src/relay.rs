@@ -338,6 +338,10 @@ impl Relay {
                 tracing::debug!(error = %e, "relay: cannot measure lag");
             }
             if published as i64 >= self.config.batch_size {
+                // More is waiting; still honour a stop between passes.
+                if futures::FutureExt::now_or_never(&mut *stop).is_some() {
+                    return Ok(true);
+                }
                 continue;
             }
             tokio::select! {

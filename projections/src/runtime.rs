@@ -123,6 +123,19 @@ impl Projector {
             .bind(projection.version())
             .execute(&pool)
             .await?;
+        let stored: i32 =
+            sqlx::query_scalar("SELECT version FROM projection_checkpoints WHERE projection = $1")
+                .bind(name)
+                .fetch_one(&pool)
+                .await?;
+        if stored != projection.version() {
+            tracing::warn!(
+                projection = name,
+                stored,
+                code = projection.version(),
+                "the read model was built by another version of this projection; it needs a rebuild (not automated yet)"
+            );
+        }
         let projector = Self {
             projection,
             pool,
@@ -353,12 +366,17 @@ impl Projector {
             .bind(self.name())
             .fetch_one(&mut *tx)
             .await?;
-            for e in prefix {
+            // Another instance may have moved the checkpoint meanwhile: apply only what is above it.
+            let pending: Vec<&EventEnvelope> = prefix
+                .iter()
+                .filter(|e| e.global_position > checkpoint)
+                .collect();
+            for e in &pending {
                 self.projection.apply(&mut tx, e).await?;
             }
             Self::set_checkpoint(&mut tx, self.name(), checkpoint, last.global_position).await?;
             tx.commit().await?;
-            self.applied(prefix.len(), last.global_position, started);
+            self.applied(pending.len(), last.global_position.max(checkpoint), started);
         }
         self.fail(&error, event).await?;
         Err(error)
@@ -383,12 +401,21 @@ impl Projector {
         let mut upto = checkpoint;
         let mut delivered = Vec::with_capacity(messages.len());
         for message in messages {
-            let event = EventEnvelope::from_message(message.headers.as_ref(), &message.payload)
-                .map_err(|e| ProjectionError::Apply {
-                    position: -1,
-                    event_type: "?".into(),
-                    reason: e.to_string(),
-                })?;
+            let event = match EventEnvelope::from_message(
+                message.headers.as_ref(),
+                &message.payload,
+            ) {
+                Ok(event) => event,
+                Err(e) => {
+                    // Not an event of ours (only the relay should publish on these subjects). The
+                    // log is the source of truth and gaps are filled from it, so drop the message
+                    // for good rather than stop the projection on it.
+                    tracing::error!(projection = self.name(), subject = %message.subject, error = %e, "malformed message on the event stream; terminated");
+                    self.metrics.failures.get_or_create(&self.labels()).inc();
+                    let _ = message.ack_with(jetstream::AckKind::Term).await;
+                    continue;
+                }
+            };
             upto = upto.max(event.global_position);
             if event.global_position > checkpoint
                 && (types.is_empty() || types.contains(&event.aggregate_type.as_str()))
@@ -516,10 +543,12 @@ impl Projector {
             if !leadership.still_leading().await {
                 return false;
             }
-            let step = tokio::select! {
-                () = &mut *stop => return true,
-                step = self.process_batch(Some(self.config.fetch_wait)) => step,
-            };
+            // A batch in progress is never cancelled (its transaction and acks finish); the stop
+            // signal is checked between batches, so shutdown waits at most one fetch wait + batch.
+            if futures::FutureExt::now_or_never(&mut *stop).is_some() {
+                return true;
+            }
+            let step = self.process_batch(Some(self.config.fetch_wait)).await;
             // Lag is measured when idle, after a failure, and at most once a second under load.
             let due = measured.is_none_or(|m| m.elapsed() >= Duration::from_secs(1));
             if !matches!(step, Ok((n, _)) if n > 0) || due {

@@ -54,24 +54,48 @@ pub struct RegisterRequest {
     model_name: Option<String>,
 }
 
-/// An API key: 32 random bytes as 64 hex characters — or, when the registration carries an
-/// `Idempotency-Key`, derived from it with the server's secret, so that a replayed registration can
-/// show the same key again without any copy of it being stored.
-fn api_key(platform: &Platform, scope: Option<&str>) -> String {
+/// An API key issued by one execution of a command: 32 random bytes as 64 hex characters — or,
+/// when the request carries an `Idempotency-Key`, `HMAC-SHA256(secret, scope ‖ nonce)` with a fresh
+/// random nonce that is stored with the response (never the key), so a replay can derive the same key
+/// again while no key is ever stored, and a key reused after retention gets a new key.
+#[derive(Debug)]
+struct IssuedKey {
+    key: String,
+    nonce: Option<String>,
+}
+
+fn derive_key(platform: &Platform, scope: &str, nonce: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(platform.key_secret.expose())
+        .unwrap_or_else(|_| {
+            <Hmac<Sha256> as Mac>::new_from_slice(&[0])
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+        });
+    mac.update(b"bw-agent-api-key\0");
+    mac.update(scope.as_bytes());
+    mac.update(b"\0");
+    mac.update(nonce.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn issue_key(platform: &Platform, scope: Option<&str>) -> IssuedKey {
     match scope {
         Some(scope) => {
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(platform.key_secret.expose())
-                .unwrap_or_else(|_| {
-                    // HMAC takes keys of any length; this branch cannot be reached.
-                    <Hmac<Sha256> as Mac>::new_from_slice(&[0]).unwrap_or_else(|_| unreachable!())
-                });
-            mac.update(b"bw-agent-api-key\0");
-            mac.update(scope.as_bytes());
-            hex::encode(mac.finalize().into_bytes())
+            let nonce = hex::encode(rand::random::<[u8; 16]>());
+            IssuedKey {
+                key: derive_key(platform, scope, &nonce),
+                nonce: Some(nonce),
+            }
         }
-        None => hex::encode(rand::random::<[u8; 32]>()),
+        None => IssuedKey {
+            key: hex::encode(rand::random::<[u8; 32]>()),
+            nonce: None,
+        },
     }
 }
+
+/// Registration is anonymous, so its idempotency scope is shared by everyone: a guessable key would
+/// let another client replay the response. Keys must be long enough to be random (a UUID is 36).
+const MIN_REGISTRATION_KEY_LEN: usize = 32;
 
 fn parse_registration(
     req: &RegisterRequest,
@@ -113,65 +137,81 @@ async fn register(
     Api(platform): Api,
     body: CommandBody<RegisterRequest>,
 ) -> Result<CommandResponse, ApiError> {
+    if body
+        .idempotency_key()
+        .is_some_and(|k| k.len() < MIN_REGISTRATION_KEY_LEN)
+    {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            format!(
+                "registration keys must be at least {MIN_REGISTRATION_KEY_LEN} random characters (use a UUID)"
+            ),
+        ));
+    }
     let ctx = body.context(Actor::Anonymous);
     let scope = ctx.idempotency.as_ref().map(|k| k.scope_hex());
-    let key = api_key(&platform, scope.as_deref());
+    let issued = issue_key(&platform, scope.as_deref());
     let agent_id = Uuid::now_v7();
-    let command = parse_registration(&body.body, agent_id, &key)?;
+    let command = parse_registration(&body.body, agent_id, &issued.key)?;
     let username = command.username.to_string();
     let prefix = command.api_key_prefix.clone();
+    let nonce = issued.nonce.clone();
     let outcome = platform
         .bus
-        .execute::<Agent>(
-            &agent_id.to_string(),
-            AgentCommand::Register(Box::new(command)),
-            &ctx,
-            |position| StoredResponse {
-                status: 201,
-                body: json!({ "agentId": agent_id, "username": username, "apiKeyPrefix": prefix }),
-                position,
-            },
-        )
+        .execute::<Agent>(&agent_id.to_string(), AgentCommand::Register(Box::new(command)), &ctx, |position| StoredResponse {
+            status: 201,
+            body: json!({ "agentId": agent_id, "username": username, "apiKeyPrefix": prefix, "keyNonce": nonce }),
+            position,
+        })
         .await?;
-    reveal_key(&platform, outcome, agent_id, &key).await
+    reveal_key(&platform, outcome, agent_id, &issued.key, scope.as_deref()).await
 }
 
 /// Adds the API key to the response (never to the stored copy). On a replay the key is derived
-/// again from the same idempotency key; if the server's key secret changed since, it cannot be, and
-/// the response says so instead of showing a key that would not work.
+/// again from the stored nonce; if the server's key secret changed since, or the key was rotated out
+/// meanwhile, it is not shown, and the response says so instead of showing a key that would not work.
 async fn reveal_key(
     platform: &Platform,
     outcome: Outcome,
     agent_id: Uuid,
-    key: &str,
+    fresh: &str,
+    scope: Option<&str>,
 ) -> Result<CommandResponse, ApiError> {
-    let (mut response, stored_agent) = match outcome {
-        Outcome::Executed { response, .. } => (response, agent_id),
+    let (mut response, key, agent) = match outcome {
+        Outcome::Executed { response, .. } => (response, Some(fresh.to_owned()), agent_id),
         Outcome::Replayed(response) => {
-            let stored_agent = response.body["agentId"]
+            let agent = response.body["agentId"]
                 .as_str()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(agent_id);
-            (response, stored_agent)
+            let key = match (scope, response.body["keyNonce"].as_str()) {
+                (Some(scope), Some(nonce)) => Some(derive_key(platform, scope, nonce)),
+                _ => None,
+            };
+            (response, key, agent)
         }
     };
-    let digest = Sha256::digest(key.as_bytes());
-    let matches: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM agent_credentials WHERE key_sha256 = $1 AND agent_id = $2)",
-    )
-    .bind(digest.as_slice())
-    .bind(stored_agent)
-    .fetch_one(&platform.pool)
-    .await
-    .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?;
-    response.body["apiKey"] = if matches {
-        json!(key)
-    } else {
-        serde_json::Value::Null
+    if let Some(body) = response.body.as_object_mut() {
+        body.remove("keyNonce");
+    }
+    let usable = match &key {
+        None => false,
+        Some(key) => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM agent_credentials
+             WHERE key_sha256 = $1 AND agent_id = $2 AND (expires_at IS NULL OR expires_at > now()))",
+        )
+        .bind(Sha256::digest(key.as_bytes()).as_slice())
+        .bind(agent)
+        .fetch_one(&platform.pool)
+        .await
+        .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?,
     };
-    if !matches {
+    if usable {
+        response.body["apiKey"] = json!(key);
+    } else {
+        response.body["apiKey"] = serde_json::Value::Null;
         response.body["apiKeyNote"] = json!(
-            "the key of this completed request cannot be shown again (the server's key secret changed); rotate the key"
+            "this key cannot be shown again (it was rotated out, or the server's key secret changed); rotate the key"
         );
     }
     Ok(CommandResponse(response))
@@ -183,6 +223,13 @@ async fn rotate_key(
     agent: AgentAuth,
     headers: axum::http::HeaderMap,
 ) -> Result<CommandResponse, ApiError> {
+    if agent.deprecated_key {
+        // Otherwise a leaked key could outlive the rotation meant to retire it.
+        return Err(ApiError::refused(
+            ErrorCode::Forbidden,
+            "a rotated-out key cannot rotate keys; use the current key",
+        ));
+    }
     let ctx = crate::command::context_without_body(
         &headers,
         "POST",
@@ -190,14 +237,15 @@ async fn rotate_key(
         Actor::Agent(agent.agent_id),
     )?;
     let scope = ctx.idempotency.as_ref().map(|k| k.scope_hex());
-    let key = api_key(&platform, scope.as_deref());
-    let prefix = key[..12].to_owned();
+    let issued = issue_key(&platform, scope.as_deref());
+    let prefix = issued.key[..12].to_owned();
     let command = AgentCommand::RotateKey {
-        api_key_sha256: hex::encode(Sha256::digest(key.as_bytes())),
+        api_key_sha256: hex::encode(Sha256::digest(issued.key.as_bytes())),
         api_key_prefix: prefix.clone(),
         at: chrono::Utc::now(),
     };
     let agent_id = agent.agent_id;
+    let nonce = issued.nonce.clone();
     let outcome = platform
         .bus
         .execute::<Agent>(&agent_id.to_string(), command, &ctx, |position| {
@@ -207,12 +255,13 @@ async fn rotate_key(
                     "agentId": agent_id,
                     "apiKeyPrefix": prefix,
                     "previousKeyValidForHours": bw_domain::agent::KEY_ROTATION_GRACE_HOURS,
+                    "keyNonce": nonce,
                 }),
                 position,
             }
         })
         .await?;
-    reveal_key(&platform, outcome, agent_id, &key).await
+    reveal_key(&platform, outcome, agent_id, &issued.key, scope.as_deref()).await
 }
 
 /// `PATCH /agents/me`.

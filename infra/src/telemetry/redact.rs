@@ -27,6 +27,7 @@ const SENSITIVE: &[&str] = &[
     "otp",
     "email",
     "e_mail",
+    "idempotency",
 ];
 
 /// Whether a field, header or query-parameter name marks its value as sensitive.
@@ -173,13 +174,11 @@ mod tests {
         ] {
             assert!(is_sensitive_name(name), "{name}");
         }
-        for name in [
-            "user-agent",
-            "request_id",
-            "status",
-            "route",
-            "idempotency-key",
-        ] {
+        assert!(
+            is_sensitive_name("Idempotency-Key"),
+            "replayable registrations make the key a secret"
+        );
+        for name in ["user-agent", "request_id", "status", "route"] {
             assert!(!is_sensitive_name(name), "{name}");
         }
     }
