@@ -197,6 +197,7 @@ impl Pipeline {
         let pg_options: sqlx::postgres::PgConnectOptions = database_url.parse().expect("options");
         let nats = async_nats::connect(nats_url()).await.expect("nats");
         let js = async_nats::jetstream::new(nats.clone());
+        delete_stale_test_streams(&js).await;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let stream = bw_infra::nats::EventsStream {
             name: format!("BWT_{id}"),
@@ -415,5 +416,30 @@ impl Platform {
 impl Drop for Platform {
     fn drop(&mut self) {
         self.shutdown.trigger();
+    }
+}
+
+/// Deletes the streams of earlier test runs (created by `Pipeline::new` and the process tests) that are
+/// more than an hour old, so the shared NATS server does not accumulate them. Streams of tests running
+/// now are younger and stay.
+pub async fn delete_stale_test_streams(js: &async_nats::jetstream::Context) {
+    use futures::StreamExt;
+    let cutoff = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+        - 3600;
+    let mut streams = js.streams();
+    let mut stale = Vec::new();
+    while let Some(info) = streams.next().await {
+        let Ok(info) = info else { return };
+        let name = &info.config.name;
+        if (name.starts_with("BWT_") || name.starts_with("BWP_"))
+            && info.created.unix_timestamp() < cutoff
+        {
+            stale.push(name.clone());
+        }
+    }
+    for name in stale {
+        let _ = js.delete_stream(&name).await;
     }
 }
