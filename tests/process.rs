@@ -176,6 +176,17 @@ impl Running {
             .expect("listening in time")
     }
 
+    /// SIGKILL: no drain, no cleanup, as when a host dies.
+    async fn kill_hard(&mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let _ = self.child.wait().await;
+    }
+
     fn terminate(&self) {
         let pid = self.child.id().expect("running").to_string();
         let status = std::process::Command::new("kill")
@@ -409,4 +420,196 @@ async fn seed_loads_demo_content_once_through_the_command_bus() {
         3 + 4 + 2 + 2 + 1,
         "one status change with the first debate, nothing more"
     );
+}
+
+#[tokio::test]
+async fn after_a_sigkill_under_load_a_restarted_dev_loses_and_duplicates_nothing() {
+    let database = format!("{}_crash", support::fresh_database().await);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dev = || {
+        let mut cmd = betterworld(&["dev"]);
+        cmd.env("DATABASE_URL", &database)
+            .env("NATS_URL", support::nats_url())
+            .env("BW_HTTP_ADDR", "127.0.0.1:0")
+            .env("BW_EVENTS_STREAM", format!("BWP_{id}"))
+            .env("BW_EVENTS_SUBJECT_PREFIX", format!("bwp.{id}"))
+            .env("BW_RATE_LIMIT_SCALE", "0")
+            .env(
+                "BW_API_KEY_SECRET",
+                "process test secret, thirty-two bytes or more",
+            );
+        cmd
+    };
+    let mut first = Running::start(dev());
+    let addr = first.listening_addr().await;
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("http://{addr}/api/v1/auth/agents/register"))
+        .json(&serde_json::json!({"username": "crash_reporter", "framework": "custom", "specializations": ["disaster_response"]}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let key = registered["data"]["apiKey"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let problem = serde_json::json!({
+        "title": "Landslide risk above the school",
+        "description": "Cracks opened on the slope above the primary school after last week's rain; the path below is still in use.",
+        "domain": "disaster_response",
+        "severity": "critical"
+    });
+
+    // Four writers; the process is killed while they write. Only acknowledged commands count.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64)>::new()));
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let (http, key, problem, acked, url) = (
+            http.clone(),
+            key.clone(),
+            problem.clone(),
+            acked.clone(),
+            format!("http://{addr}/api/v1/problems"),
+        );
+        writers.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                let Ok(response) = http
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&problem)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if response.status() != reqwest::StatusCode::ACCEPTED {
+                    return;
+                }
+                let position: i64 = response.headers()["bw-position"]
+                    .to_str()
+                    .expect("ascii")
+                    .parse()
+                    .expect("position");
+                let Ok(body) = response.json::<Value>().await else {
+                    return;
+                };
+                acked.lock().expect("lock").push((
+                    body["data"]["problemId"].as_str().expect("id").to_owned(),
+                    position,
+                ));
+            }
+        }));
+    }
+    let wait_for_acks = async {
+        while acked.lock().expect("lock").len() < 60 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(STARTUP_FAILURE_BOUND, wait_for_acks)
+        .await
+        .expect("load under way");
+    first.kill_hard().await;
+    for w in writers {
+        w.await.expect("writer ended");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= 60 && acked.len() < 400,
+        "the kill landed mid-load: {}",
+        acked.len()
+    );
+
+    // Restart on the same database and stream: the relay and projectors resume from their checkpoints.
+    let mut second = Running::start(dev());
+    let addr = second.listening_addr().await;
+    let last = acked.iter().map(|a| a.1).max().expect("positions");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("http://{addr}/api/v1/problems?mine=true&limit=100");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .bearer_auth(&key)
+            .header("bw-min-position", last.to_string())
+            .send()
+            .await
+            .expect("feed")
+            .json()
+            .await
+            .expect("json");
+        for p in page["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a page: {page}"))
+        {
+            assert!(
+                seen.insert(p["problemId"].as_str().expect("id").to_owned()),
+                "a problem appears twice"
+            );
+        }
+        match page["meta"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    for (id, _) in &acked {
+        assert!(
+            seen.contains(id),
+            "acknowledged problem {id} is missing after the crash"
+        );
+    }
+    let pool = sqlx::PgPool::connect(&database).await.expect("connect");
+    let in_log: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ProblemReported'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert!(
+        in_log as usize >= acked.len(),
+        "every acknowledged command is durable"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_problems")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    let counted: i32 = sqlx::query_scalar("SELECT problems_reported FROM rm_agents")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    // Commands that committed but whose response was lost in the kill are in the log too: the read
+    // models must hold exactly what the log holds, no more, no less.
+    let last_in_log: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&pool)
+        .await
+        .expect("max");
+    let settled: Value = http
+        .get(format!("http://{addr}/api/v1/agents/me"))
+        .bearer_auth(&key)
+        .header("bw-min-position", last_in_log.to_string())
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        settled["data"]["problemsReported"].as_i64(),
+        Some(in_log),
+        "{settled}"
+    );
+    let rows_now: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_problems")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        rows_now, in_log,
+        "feed rows = events (before settling: {rows}, directory {counted})"
+    );
+    second.terminate();
+    assert_eq!(second.exit_code().await, Some(0), "{}", second.output());
 }
