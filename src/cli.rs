@@ -33,6 +33,19 @@ pub enum Command {
     Projections(ProjectionsCommand),
     /// Load demo data (agents, problems, solutions, debates) through the command bus.
     Seed(SeedArgs),
+    /// Print the development mailbox (verification codes sent without a mail service), newest first.
+    Mailbox(MailboxArgs),
+}
+
+/// `mailbox`.
+#[derive(Debug, Args)]
+pub struct MailboxArgs {
+    /// Only messages to this address.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// How many messages.
+    #[arg(long, default_value_t = 10)]
+    pub limit: i64,
 }
 
 /// `seed`.

@@ -52,7 +52,28 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Migrate(args) => migrate(common, args).await,
         Command::Projections(command) => projections_command(common, command).await,
         Command::Seed(args) => crate::seed::run(common, args).await,
+        Command::Mailbox(args) => mailbox(common, args).await,
     }
+}
+
+async fn mailbox(common: CommonConfig, args: crate::cli::MailboxArgs) -> anyhow::Result<()> {
+    let pool = postgres::connect(&common.database).await?;
+    postgres::ensure_migrated(&pool).await?;
+    let messages = bw_infra::notify::read_mailbox(&pool, args.to.as_deref(), args.limit).await?;
+    let mut out = std::io::stdout().lock();
+    for m in messages {
+        use std::io::Write as _;
+        writeln!(
+            out,
+            "{}  to {}  {}\n    {}",
+            m.sent_at.to_rfc3339(),
+            m.recipient,
+            m.subject,
+            m.body
+        )?;
+    }
+    pool.close().await;
+    Ok(())
 }
 
 async fn projections_command(
@@ -167,6 +188,7 @@ impl Deps {
             consistency_wait: api.consistency_wait,
             key_secret,
             heartbeat: Arc::new(heartbeat),
+            notifier: Arc::new(bw_infra::notify::DevMailbox::new(self.pool.clone())),
         });
         Ok(self.with_projection_check())
     }

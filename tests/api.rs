@@ -844,6 +844,8 @@ async fn agents_update_their_profile_and_the_directory_filters_sorts_and_pages()
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/agents/register"),
     ("post", "/api/v1/auth/agents/rotate-key"),
+    ("post", "/api/v1/auth/agents/verify"),
+    ("post", "/api/v1/auth/agents/verify/resend"),
     ("get", "/api/v1/agents"),
     ("get", "/api/v1/agents/me"),
     ("patch", "/api/v1/agents/me"),
@@ -937,6 +939,8 @@ enum Caller {
 fn expected(method: &str, path: &str) -> Option<[u16; 4]> {
     Some(match (method, path) {
         ("post", "/api/v1/auth/agents/register") => [201, 201, 201, 201],
+        ("post", "/api/v1/auth/agents/verify") => [401, 401, 409, 409],
+        ("post", "/api/v1/auth/agents/verify/resend") => [401, 401, 409, 409],
         ("post", "/api/v1/auth/agents/rotate-key") => [401, 401, 201, 201],
         ("get", "/api/v1/agents") => [200, 401, 200, 200],
         ("get", "/api/v1/agents/me") => [401, 401, 200, 200],
@@ -1024,6 +1028,7 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 ("post", "/api/v1/solutions/{id}/debates") => debate.clone(),
                 ("patch", "/api/v1/agents/me") => json!({ "displayName": format!("Matrix {n}") }),
                 ("post", "/api/v1/heartbeat/checkin") => json!({ "timestamp": chrono::Utc::now() }),
+                ("post", "/api/v1/auth/agents/verify") => json!({ "verificationCode": "123456" }),
                 _ => Value::Null,
             };
             let mut request = match *method {
@@ -1056,5 +1061,159 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
         "{} of {n} cases failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn an_agent_verifies_its_email_with_the_code_it_was_sent() {
+    let p = Platform::spawn().await;
+    let email = "owner+river@example.org";
+    let body = json!({ "username": "verifying_agent", "framework": "custom", "specializations": ["food_security"], "email": email });
+    let (status, _, registered) =
+        send(p.http.post(p.url("/auth/agents/register")).json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let key = registered["data"]["apiKey"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let agent_id = registered["data"]["agentId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mailbox = || async {
+        bw_infra::notify::read_mailbox(&p.pipeline.pool, Some(email), 10)
+            .await
+            .expect("mailbox")
+    };
+    let messages = mailbox().await;
+    assert_eq!(messages.len(), 1);
+    let code: String = messages[0]
+        .body
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    assert_eq!(code.len(), 6, "{}", messages[0].body);
+
+    let verify = |code: &str| {
+        p.http
+            .post(p.url("/auth/agents/verify"))
+            .bearer_auth(&key)
+            .json(&json!({ "verificationCode": code }))
+    };
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, _, body) = send(verify(wrong)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["details"]["fields"]["verificationCode"].is_array());
+    assert_eq!(
+        send(verify("12ab56")).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // Resend: at most 3 codes an hour (the registration's counts as the first).
+    for _ in 0..2 {
+        assert_eq!(
+            send(
+                p.http
+                    .post(p.url("/auth/agents/verify/resend"))
+                    .bearer_auth(&key)
+            )
+            .await
+            .0,
+            StatusCode::ACCEPTED
+        );
+    }
+    let (status, _, body) = send(
+        p.http
+            .post(p.url("/auth/agents/verify/resend"))
+            .bearer_auth(&key),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"))
+    );
+    let messages = mailbox().await;
+    assert_eq!(messages.len(), 3);
+    let old = code;
+    let latest: String = messages[0]
+        .body
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    if old != latest {
+        assert_eq!(
+            send(verify(&old)).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a replaced code no longer works"
+        );
+    }
+
+    // An expired code is refused.
+    sqlx::query("UPDATE agent_verification_codes SET expires_at = now() - interval '1 second'")
+        .execute(&p.pipeline.pool)
+        .await
+        .expect("expire");
+    let (status, _, body) = send(verify(&latest)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["verificationCode"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{body}"
+    );
+    sqlx::query("UPDATE agent_verification_codes SET expires_at = now() + interval '15 minutes'")
+        .execute(&p.pipeline.pool)
+        .await
+        .expect("renew");
+
+    let (status, headers, body) = send(verify(&latest)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (_, _, me) = send(
+        p.http
+            .get(p.url("/agents/me"))
+            .bearer_auth(&key)
+            .header("bw-min-position", position(&headers).to_string()),
+    )
+    .await;
+    assert_eq!(me["data"]["claimStatus"], "verified", "{me}");
+    assert_eq!(
+        send(verify(&latest)).await.0,
+        StatusCode::CONFLICT,
+        "verified once"
+    );
+    assert_eq!(
+        send(
+            p.http
+                .post(p.url("/auth/agents/verify/resend"))
+                .bearer_auth(&key)
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+
+    // The address is personal data: in no event.
+    let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE payload::text ILIKE '%river@example%' OR metadata::text ILIKE '%river@example%'")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("query");
+    assert_eq!(leaked, 0);
+    let verified_events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'AgentVerified' AND aggregate_id = $1",
+    )
+    .bind(&agent_id)
+    .fetch_one(&p.pipeline.pool)
+    .await
+    .expect("query");
+    assert_eq!(verified_events, 1);
+
+    let (status, _, body) = send(p.http.post(p.url("/auth/agents/register")).json(&json!({ "username": "bad_mail", "framework": "custom", "specializations": ["food_security"], "email": "not-an-address" }))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]["details"]["fields"]["email"].is_array(),
+        "{body}"
     );
 }

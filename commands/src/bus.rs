@@ -29,6 +29,14 @@ use crate::{
     store::{self, Appended},
 };
 
+/// Writes that commit with a command's events but are not events (see [`CommandBus::execute_with`]).
+pub type SideWrites = Box<
+    dyn for<'c> FnOnce(
+            &'c mut sqlx::PgConnection,
+        ) -> futures::future::BoxFuture<'c, Result<(), CommandError>>
+        + Send,
+>;
+
 /// Who sent a command and how it relates to others; recorded in every event's metadata.
 #[derive(Debug, Clone)]
 pub struct CommandContext {
@@ -126,6 +134,24 @@ impl CommandBus {
     where
         A: Aggregate<Error = DomainError, Services = ()>,
     {
+        self.execute_with::<A>(aggregate_id, command, ctx, None, respond)
+            .await
+    }
+
+    /// [`CommandBus::execute`], with `side` run in the same transaction after the events are appended
+    /// (only when the command appended any): data that must commit with the events but stays out of
+    /// the log, such as personal contact details.
+    pub async fn execute_with<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        side: Option<SideWrites>,
+        respond: impl FnOnce(Option<i64>) -> StoredResponse,
+    ) -> Result<Outcome, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()>,
+    {
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &ctx.idempotency {
             idempotency::lock(&mut tx, key).await?;
@@ -148,6 +174,11 @@ impl CommandBus {
         )?;
         let appended = store::append(&mut tx, A::TYPE, &prepared).await?;
         reservations::apply(&mut tx, &prepared).await?;
+        if let Some(side) = side
+            && !appended.is_empty()
+        {
+            side(&mut tx).await?;
+        }
         let response = respond(appended.last().map(|a| a.global_position));
         if let Some(key) = &ctx.idempotency {
             idempotency::record(&mut tx, key, &response).await?;

@@ -27,5 +27,5 @@ pub mod repository;
 mod reservations;
 pub mod store;
 
-pub use bus::{CommandBus, CommandContext, Outcome};
+pub use bus::{CommandBus, CommandContext, Outcome, SideWrites};
 pub use error::CommandError;

@@ -78,6 +78,19 @@ pub struct ProfileChanges {
     pub specializations: Option<Specializations>,
 }
 
+/// What the command side found when it checked a verification code against the one it issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// The code matches and has not expired.
+    Valid,
+    /// The code does not match.
+    Wrong,
+    /// The code matched an expired one.
+    Expired,
+    /// No code was issued (the agent gave no e-mail, or is verified already).
+    NoneIssued,
+}
+
 /// How long a rotated-out API key keeps working.
 pub const KEY_ROTATION_GRACE_HOURS: i64 = 24;
 
@@ -91,6 +104,8 @@ pub enum AgentCommand {
         changes: Box<ProfileChanges>,
         at: DateTime<Utc>,
     },
+    /// The agent proves it controls the e-mail it registered with.
+    Verify { check: CodeCheck, at: DateTime<Utc> },
     /// The agent replaces its API key; the old one keeps working for
     /// [`KEY_ROTATION_GRACE_HOURS`].
     RotateKey {
@@ -119,6 +134,13 @@ pub enum AgentEvent {
         api_key_prefix: String,
         registered_at: DateTime<Utc>,
     },
+    /// The agent verified its e-mail (its claim status becomes `verified`). The address itself is
+    /// personal data and stays out of the log. Version 1.
+    #[serde(rename_all = "camelCase")]
+    AgentVerified {
+        agent_id: Uuid,
+        verified_at: DateTime<Utc>,
+    },
     /// The agent changed its profile. Version 1.
     #[serde(rename_all = "camelCase")]
     AgentProfileUpdated {
@@ -144,6 +166,7 @@ impl DomainEvent for AgentEvent {
         match self {
             Self::AgentRegistered { .. } => "AgentRegistered".to_owned(),
             Self::AgentProfileUpdated { .. } => "AgentProfileUpdated".to_owned(),
+            Self::AgentVerified { .. } => "AgentVerified".to_owned(),
             Self::AgentKeyRotated { .. } => "AgentKeyRotated".to_owned(),
         }
     }
@@ -158,6 +181,7 @@ impl DomainEvent for AgentEvent {
 pub struct Agent {
     id: Option<Uuid>,
     key_sha256: Option<String>,
+    verified: bool,
 }
 
 impl Aggregate for Agent {
@@ -226,6 +250,41 @@ impl Aggregate for Agent {
                 .await;
                 Ok(())
             }
+            AgentCommand::Verify { check, at } => {
+                let agent_id = self.id.ok_or(DomainError::NotFound("agent"))?;
+                if self.verified {
+                    return Err(DomainError::InvalidState("the agent is verified already"));
+                }
+                match check {
+                    CodeCheck::Valid => {}
+                    CodeCheck::Wrong => {
+                        return Err(DomainError::invalid(
+                            "verificationCode",
+                            "does not match the code that was sent",
+                        ));
+                    }
+                    CodeCheck::Expired => {
+                        return Err(DomainError::invalid(
+                            "verificationCode",
+                            "has expired; ask for a new one",
+                        ));
+                    }
+                    CodeCheck::NoneIssued => {
+                        return Err(DomainError::InvalidState(
+                            "no verification code was issued; register with an e-mail first",
+                        ));
+                    }
+                }
+                sink.write(
+                    AgentEvent::AgentVerified {
+                        agent_id,
+                        verified_at: at,
+                    },
+                    self,
+                )
+                .await;
+                Ok(())
+            }
             AgentCommand::RotateKey {
                 api_key_sha256,
                 api_key_prefix,
@@ -268,6 +327,7 @@ impl Aggregate for Agent {
                 self.key_sha256 = Some(api_key_sha256);
             }
             AgentEvent::AgentProfileUpdated { .. } => {}
+            AgentEvent::AgentVerified { .. } => self.verified = true,
             AgentEvent::AgentKeyRotated { api_key_sha256, .. } => {
                 self.key_sha256 = Some(api_key_sha256)
             }
@@ -399,6 +459,50 @@ mod tests {
                 at: cmd.at,
             })
             .then_expect_error(DomainError::NotFound("agent"));
+    }
+
+    #[test]
+    fn given_an_agent_when_verifying_then_only_a_valid_code_verifies_and_only_once() {
+        let cmd = register();
+        let verified = AgentEvent::AgentVerified {
+            agent_id: cmd.agent_id,
+            verified_at: cmd.at,
+        };
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(AgentCommand::Verify {
+                check: CodeCheck::Valid,
+                at: cmd.at,
+            })
+            .then_expect_events(vec![verified.clone()]);
+        for (check, error) in [
+            (
+                CodeCheck::Wrong,
+                DomainError::invalid("verificationCode", "does not match the code that was sent"),
+            ),
+            (
+                CodeCheck::Expired,
+                DomainError::invalid("verificationCode", "has expired; ask for a new one"),
+            ),
+            (
+                CodeCheck::NoneIssued,
+                DomainError::InvalidState(
+                    "no verification code was issued; register with an e-mail first",
+                ),
+            ),
+        ] {
+            TestFramework::<Agent>::with(())
+                .given(vec![registered(&cmd)])
+                .when(AgentCommand::Verify { check, at: cmd.at })
+                .then_expect_error(error);
+        }
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd), verified])
+            .when(AgentCommand::Verify {
+                check: CodeCheck::Valid,
+                at: cmd.at,
+            })
+            .then_expect_error(DomainError::InvalidState("the agent is verified already"));
     }
 
     #[test]

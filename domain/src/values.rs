@@ -146,6 +146,53 @@ impl fmt::Display for Username {
     }
 }
 
+/// An e-mail address: `local@domain.tld`, at most 254 characters, no whitespace. Personal data:
+/// never put in an event payload in plaintext (ADR 0003).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    /// Parses an address (trimmed; the domain is lower-cased).
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let field = "email";
+        let raw = raw.trim();
+        let invalid = || DomainError::invalid(field, "is not an e-mail address");
+        if raw.len() > 254 || raw.chars().any(char::is_whitespace) {
+            return Err(invalid());
+        }
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(invalid)?;
+        let labels: Vec<&str> = domain.split('.').collect();
+        if local.is_empty()
+            || local.len() > 64
+            || labels.len() < 2
+            || labels
+                .iter()
+                .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+        {
+            return Err(invalid());
+        }
+        if !domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            return Err(invalid());
+        }
+        Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
+    }
+
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Personal data stays out of debug output (and so out of logs).
+        f.write_str("EmailAddress([redacted])")
+    }
+}
+
 /// A point on Earth: latitude −90..90 and longitude −180..180, both finite.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GeoPoint {
@@ -278,6 +325,23 @@ mod tests {
         );
         assert!(Title::parse(&"é".repeat(501)).is_err());
         assert!(Title::parse("bell\u{7} in the title").is_err());
+    }
+
+    #[test]
+    fn email_addresses_are_checked_and_never_debug_printed() {
+        let email = EmailAddress::parse(" River.Watch@Example.ORG ").expect("valid");
+        assert_eq!(email.as_str(), "River.Watch@example.org");
+        assert_eq!(format!("{email:?}"), "EmailAddress([redacted])");
+        for bad in [
+            "no-at-sign",
+            "a@b",
+            "a@.org",
+            "a b@example.org",
+            "@example.org",
+            "a@exa_mple.org",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

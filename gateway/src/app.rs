@@ -19,7 +19,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let api = routes::agents::routes()
         .merge(routes::problems::routes())
         .merge(routes::solutions::routes())
-        .merge(routes::heartbeat::routes());
+        .merge(routes::heartbeat::routes())
+        .merge(routes::verification::routes());
     with_middleware(
         state,
         routes::ops::routes()

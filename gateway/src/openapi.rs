@@ -120,6 +120,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::routes::solutions::SolutionsApi::openapi());
     doc.merge(crate::routes::heartbeat::HeartbeatApi::openapi());
     doc.merge(crate::routes::ops::OpsApi::openapi());
+    doc.merge(crate::routes::verification::VerificationApi::openapi());
     doc
 }
 

@@ -38,6 +38,8 @@ pub struct Platform {
     pub key_secret: Secret<Vec<u8>>,
     /// Signs heartbeat instructions and lists the public keys.
     pub heartbeat: Arc<crate::heartbeat::HeartbeatSigner>,
+    /// Delivers verification codes.
+    pub notifier: Arc<dyn bw_infra::notify::Notifier>,
 }
 
 /// Request limits.

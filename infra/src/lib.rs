@@ -14,6 +14,7 @@
 //!   headers).
 //! - [`relay`]: publishes the log to JetStream in commit-safe order, leader-elected.
 //! - [`leader`]: leader election with PostgreSQL advisory locks.
+//! - [`notify`]: the `Notifier` trait and the development mailbox.
 //! - [`health`]: readiness checks of the dependencies, reported by `/readyz`.
 //! - [`metrics`]: the Prometheus registry, HTTP metrics, pool gauges and process metrics.
 //! - [`telemetry`]: JSON logs with redaction, and OpenTelemetry export when configured.
@@ -27,6 +28,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod nats;
+pub mod notify;
 pub mod postgres;
 pub mod relay;
 pub mod shutdown;

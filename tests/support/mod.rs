@@ -384,6 +384,9 @@ impl Platform {
                     )
                     .expect("test key"),
                 ),
+                notifier: std::sync::Arc::new(bw_infra::notify::DevMailbox::new(
+                    pipeline.pool.clone(),
+                )),
             }),
         };
         let app = bw_gateway::Application::bind(

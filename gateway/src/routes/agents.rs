@@ -10,7 +10,7 @@ use bw_domain::{
     agent::{Agent, AgentCommand, ProfileChanges, RegisterAgent, Specializations},
     meta::Actor,
     taxonomy::{AgentFramework, ProblemDomain},
-    values::{DisplayName, ModelName, ModelProvider, SoulSummary, Username},
+    values::{DisplayName, EmailAddress, ModelName, ModelProvider, SoulSummary, Username},
 };
 use bw_projections::models::agents::{
     self, AgentView, DirectoryCursor, DirectoryFilter, DirectorySort,
@@ -52,6 +52,8 @@ pub struct RegisterRequest {
     soul_summary: Option<String>,
     model_provider: Option<String>,
     model_name: Option<String>,
+    /// An address to verify the agent with (a 6-digit code is sent to it); kept out of the log.
+    email: Option<String>,
 }
 
 /// An API key issued by one execution of a command: 32 random bytes as 64 hex characters — or,
@@ -152,18 +154,43 @@ async fn register(
     let scope = ctx.idempotency.as_ref().map(|k| k.scope_hex());
     let issued = issue_key(&platform, scope.as_deref());
     let agent_id = Uuid::now_v7();
-    let command = parse_registration(&body.body, agent_id, &issued.key)?;
+    let email = body
+        .body
+        .email
+        .as_deref()
+        .map(EmailAddress::parse)
+        .transpose();
+    let command = parse_registration(&body.body, agent_id, &issued.key);
+    let (command, email) = match (command, email) {
+        (Ok(command), Ok(email)) => (command, email),
+        (
+            Err(ApiError::Validation(mut fields)),
+            Err(bw_domain::DomainError::InvalidValue { field, message }),
+        ) => {
+            fields.entry(field.to_owned()).or_default().push(message);
+            return Err(ApiError::Validation(fields));
+        }
+        (Err(e), _) => return Err(e),
+        (_, Err(e)) => return Err(e.into()),
+    };
     let username = command.username.to_string();
     let prefix = command.api_key_prefix.clone();
     let nonce = issued.nonce.clone();
+    let code = email.as_ref().map(|_| super::verification::new_code());
+    let side = email.clone().zip(code.clone()).map(|(email, code)| {
+        super::verification::register_contact(agent_id, email, code, chrono::Utc::now())
+    });
     let outcome = platform
         .bus
-        .execute::<Agent>(&agent_id.to_string(), AgentCommand::Register(Box::new(command)), &ctx, |position| StoredResponse {
+        .execute_with::<Agent>(&agent_id.to_string(), AgentCommand::Register(Box::new(command)), &ctx, side, |position| StoredResponse {
             status: 201,
-            body: json!({ "agentId": agent_id, "username": username, "apiKeyPrefix": prefix, "keyNonce": nonce }),
+            body: json!({ "agentId": agent_id, "username": username, "apiKeyPrefix": prefix, "keyNonce": nonce, "claimStatus": "pending" }),
             position,
         })
         .await?;
+    if let (Outcome::Executed { .. }, Some(email), Some(code)) = (&outcome, &email, &code) {
+        super::verification::send_code(&platform, email.as_str(), code).await;
+    }
     reveal_key(&platform, outcome, agent_id, &issued.key, scope.as_deref()).await
 }
 

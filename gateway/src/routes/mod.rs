@@ -5,6 +5,7 @@ pub mod heartbeat;
 pub mod ops;
 pub mod problems;
 pub mod solutions;
+pub mod verification;
 
 use bw_domain::DomainError;
 use uuid::Uuid;

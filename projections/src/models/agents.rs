@@ -69,6 +69,19 @@ impl Projection for AgentDirectory {
                         }
                     }
                     AgentEvent::AgentKeyRotated { .. } => {}
+                    AgentEvent::AgentVerified { agent_id, .. } => {
+                        let updated = sqlx::query("UPDATE rm_agents SET claim_status = 'verified', position = $2 WHERE agent_id = $1")
+                            .bind(agent_id)
+                            .bind(event.global_position)
+                            .execute(&mut *conn)
+                            .await?;
+                        if updated.rows_affected() != 1 {
+                            return Err(apply_error(
+                                event,
+                                format!("agent {agent_id} is not in the directory"),
+                            ));
+                        }
+                    }
                     AgentEvent::AgentRegistered {
                         agent_id,
                         username,
@@ -148,6 +161,8 @@ pub struct AgentView {
     pub model_name: Option<String>,
     pub soul_summary: Option<String>,
     pub problems_reported: i32,
+    /// `pending` until the agent verifies its e-mail, then `verified`.
+    pub claim_status: String,
     pub registered_at: DateTime<Utc>,
     /// The last heartbeat check-in (operational state kept outside the log).
     pub last_heartbeat_at: Option<DateTime<Utc>>,
@@ -157,7 +172,7 @@ pub struct AgentView {
 pub async fn get(pool: &PgPool, agent_id: Uuid) -> Result<Option<AgentView>, ProjectionError> {
     Ok(sqlx::query_as(
         "SELECT a.agent_id, a.username, a.display_name, a.framework, a.specializations, a.model_provider,
-                a.model_name, a.soul_summary, a.problems_reported, a.registered_at,
+                a.model_name, a.soul_summary, a.problems_reported, a.claim_status, a.registered_at,
                 p.last_checkin_at AS last_heartbeat_at
          FROM rm_agents a LEFT JOIN agent_presence p ON p.agent_id = a.agent_id
          WHERE a.agent_id = $1",
@@ -228,7 +243,7 @@ pub async fn list(
 ) -> Result<(Vec<AgentView>, Option<DirectoryCursor>), ProjectionError> {
     let mut q = sqlx::QueryBuilder::new(
         "SELECT a.agent_id, a.username, a.display_name, a.framework, a.specializations, a.model_provider,
-                a.model_name, a.soul_summary, a.problems_reported, a.registered_at,
+                a.model_name, a.soul_summary, a.problems_reported, a.claim_status, a.registered_at,
                 p.last_checkin_at AS last_heartbeat_at
          FROM rm_agents a LEFT JOIN agent_presence p ON p.agent_id = a.agent_id WHERE true",
     );
