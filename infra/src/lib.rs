@@ -6,6 +6,8 @@
 //!
 //! - [`config`]: the one typed configuration (clap + env) every `betterworld` subcommand shares, and
 //!   [`Secret`] for values that must never be printed.
+//! - [`crypto`]: sealing personal fields per person, Argon2id passwords, HS256 tokens with key
+//!   rotation (the building blocks of ADR 0003).
 //! - [`postgres`]: the connection pool (with a clear start-up error naming `DATABASE_URL`), database
 //!   creation and the embedded migrations.
 //! - [`nats`]: the NATS connection (with a clear start-up error naming `NATS_URL`) and the JetStream
@@ -22,6 +24,7 @@
 //! - [`error`]: [`InfraError`], this crate's one error type.
 
 pub mod config;
+pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod health;
