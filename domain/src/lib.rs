@@ -12,12 +12,14 @@
 //! - [`values`]: parsed value types (username, title, description, links, points…).
 //! - [`agent`]: the `Agent` aggregate (registration).
 //! - [`problem`]: the `Problem` aggregate (report, edit by its owner).
+//! - [`human`]: the `Human` aggregate (register, profile, forget; personal fields sealed).
 //! - [`solution`]: the `Solution` aggregate (propose, edit, threaded debate).
 //! - [`meta`]: who and when a command comes from ([`meta::Actor`]).
 //! - [`error`]: [`DomainError`], this crate's one error type.
 
 pub mod agent;
 pub mod error;
+pub mod human;
 pub mod meta;
 pub mod problem;
 pub mod solution;

@@ -166,6 +166,15 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a human may do: `human` (the default), `admin`, `auditor` (both created by the CLI only).
+    Role, "role" {
+        Human => "human",
+        Admin => "admin",
+        Auditor => "auditor",
+    }
+);
+
+string_enum!(
     /// The framework an agent runs on.
     AgentFramework, "framework" {
         Openclaw => "openclaw",

@@ -72,6 +72,8 @@ text_type!(/// A debate contribution, 50–10,000 characters.
     DebateContent, "content", 50, 10_000);
 text_type!(/// A rough timeline, at most 100 characters.
     TimelineEstimate, "timelineEstimate", 1, 100);
+text_type!(/// A human's display name, 2–200 characters.
+    HumanName, "displayName", 2, 200);
 text_type!(/// An agent's display name, at most 200 characters.
     DisplayName, "displayName", 1, 200);
 text_type!(/// An agent's self-description, at most 2,000 characters.
@@ -190,6 +192,65 @@ impl fmt::Debug for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Personal data stays out of debug output (and so out of logs).
         f.write_str("EmailAddress([redacted])")
+    }
+}
+
+/// A human's password, checked against the policy (8–128 characters with an upper-case letter, a
+/// lower-case letter and a digit). Never printed; read it deliberately with [`Password::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Parses a chosen password.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let field = "password";
+        let len = raw.chars().count();
+        if !(8..=128).contains(&len) {
+            return Err(DomainError::invalid(
+                field,
+                format!("must be 8–128 characters, got {len}"),
+            ));
+        }
+        let has = |f: fn(&char) -> bool| raw.chars().any(|c| f(&c));
+        if !has(char::is_ascii_uppercase)
+            || !has(char::is_ascii_lowercase)
+            || !has(char::is_ascii_digit)
+        {
+            return Err(DomainError::invalid(
+                field,
+                "needs an upper-case letter, a lower-case letter and a digit",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The password, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// A personal field sealed by the command side with its owner's key (ADR 0003). The domain never
+/// looks inside: it only carries the value into events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedField(serde_json::Value);
+
+impl SealedField {
+    /// Wraps a sealed value produced by the command side.
+    pub fn new(sealed: serde_json::Value) -> Self {
+        Self(sealed)
+    }
+
+    /// The sealed value, for the projector that opens it.
+    pub fn value(&self) -> &serde_json::Value {
+        &self.0
     }
 }
 
@@ -342,6 +403,24 @@ mod tests {
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn passwords_follow_the_policy_and_never_print() {
+        assert!(Password::parse("Correct9horse").is_ok());
+        for (bad, why) in [
+            ("Sh0rt", "8–128"),
+            ("alllowercase9", "upper-case"),
+            ("ALLUPPER9X", "upper-case"),
+            ("NoDigitsHere", "digit"),
+        ] {
+            let err = Password::parse(bad).expect_err(bad);
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
+        assert_eq!(
+            format!("{:?}", Password::parse("Correct9horse").expect("valid")),
+            "Password([redacted])"
+        );
     }
 
     #[test]
