@@ -64,8 +64,7 @@ async fn authenticate(platform: &Platform, key: &str) -> Result<AgentAuth, ApiEr
     )
     .bind(digest.as_slice())
     .fetch_optional(&platform.pool)
-    .await
-    .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?;
+    .await?;
     let (agent_id, expires_at) = found.ok_or_else(invalid)?;
     if expires_at.is_some() {
         // A rotated-out key in its grace period: it works, and the response says so.

@@ -198,6 +198,12 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
     )
 }
 
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        database(error)
+    }
+}
+
 fn database(error: sqlx::Error) -> ApiError {
     if is_unavailable(&error) {
         ApiError::Unavailable {

@@ -72,14 +72,43 @@ pub const PUBLIC: Limit = Limit::per_minute(30);
 /// gets the verified tier's 60/min).
 pub const AGENT: Limit = Limit::per_minute(60);
 
+/// Whom an endpoint limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The caller: the API key when one is sent, else the client address.
+    Caller,
+    /// The client address whatever credentials are sent (anonymous endpoints).
+    Address,
+}
+
+/// An endpoint limit: its name (part of the bucket key), whom it counts, and the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointLimit {
+    pub name: &'static str,
+    pub scope: Scope,
+    pub limit: Limit,
+}
+
+const fn endpoint(name: &'static str, scope: Scope, limit: Limit) -> Option<EndpointLimit> {
+    Some(EndpointLimit { name, scope, limit })
+}
+
 /// Endpoint limits (original plan §6.4 / domain-reference §3.1 as designed).
-pub fn endpoint_limit(method: &Method, route: &str) -> Option<(&'static str, Limit)> {
+pub fn endpoint_limit(method: &Method, route: &str) -> Option<EndpointLimit> {
     match (method.as_str(), route) {
-        ("POST", "/api/v1/auth/agents/register") => Some(("register", Limit::per_hour(5))),
-        ("POST", "/api/v1/problems") => Some(("problems", Limit::per_minute(10))),
-        ("POST", "/api/v1/solutions") => Some(("solutions", Limit::per_minute(10))),
-        ("POST", "/api/v1/solutions/{id}/debates") => Some(("debates", Limit::per_minute(20))),
-        ("GET", "/api/v1/heartbeat/instructions") => Some(("heartbeat", Limit::per_hour(10))),
+        ("POST", "/api/v1/auth/agents/register") => {
+            endpoint("register", Scope::Address, Limit::per_hour(5))
+        }
+        ("POST", "/api/v1/problems") => endpoint("problems", Scope::Caller, Limit::per_minute(10)),
+        ("POST", "/api/v1/solutions") => {
+            endpoint("solutions", Scope::Caller, Limit::per_minute(10))
+        }
+        ("POST", "/api/v1/solutions/{id}/debates") => {
+            endpoint("debates", Scope::Caller, Limit::per_minute(20))
+        }
+        ("GET", "/api/v1/heartbeat/instructions") => {
+            endpoint("heartbeat", Scope::Caller, Limit::per_hour(10))
+        }
         _ => None,
     }
 }
@@ -216,14 +245,12 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     let (who, role_limit) = caller(req.headers(), peer, trust);
     let now = Instant::now();
     let mut decisions = vec![limiter.check(&who, role_limit, now)];
-    if let Some((name, limit)) = endpoint_limit(req.method(), &route) {
-        // Registration is anonymous: whatever token is sent, it is counted per client address.
-        let key = if name == "register" {
-            format!("ip:{}", client_ip(req.headers(), peer, trust))
-        } else {
-            who.clone()
+    if let Some(endpoint) = endpoint_limit(req.method(), &route) {
+        let key = match endpoint.scope {
+            Scope::Caller => who.clone(),
+            Scope::Address => format!("ip:{}", client_ip(req.headers(), peer, trust)),
         };
-        decisions.push(limiter.check(&format!("{name}:{key}"), limit, now));
+        decisions.push(limiter.check(&format!("{}:{key}", endpoint.name), endpoint.limit, now));
     }
     let refused = decisions
         .iter()

@@ -15,7 +15,6 @@ use bw_domain::{
 use bw_projections::models::agents::{
     self, AgentView, DirectoryCursor, DirectoryFilter, DirectorySort,
 };
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -67,16 +66,16 @@ struct IssuedKey {
 }
 
 fn derive_key(platform: &Platform, scope: &str, nonce: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(platform.key_secret.expose())
-        .unwrap_or_else(|_| {
-            <Hmac<Sha256> as Mac>::new_from_slice(&[0])
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
-        });
-    mac.update(b"bw-agent-api-key\0");
-    mac.update(scope.as_bytes());
-    mac.update(b"\0");
-    mac.update(nonce.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    let parts: [&[u8]; 4] = [
+        b"bw-agent-api-key\0",
+        scope.as_bytes(),
+        b"\0",
+        nonce.as_bytes(),
+    ];
+    hex::encode(bw_infra::crypto::hmac_sha256(
+        platform.key_secret.expose(),
+        &parts,
+    ))
 }
 
 fn issue_key(platform: &Platform, scope: Option<&str>) -> IssuedKey {
@@ -230,8 +229,7 @@ async fn reveal_key(
         .bind(Sha256::digest(key.as_bytes()).as_slice())
         .bind(agent)
         .fetch_one(&platform.pool)
-        .await
-        .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?,
+        .await?,
     };
     if usable {
         response.body["apiKey"] = json!(key);
@@ -392,15 +390,7 @@ async fn directory(
     };
     let limit = super::page_limit(&mut f, params.limit.as_deref());
     f.finish()?;
-    let cursor = match params.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(DirectoryCursor::decode(raw).ok_or_else(|| {
-            ApiError::refused(
-                ErrorCode::InvalidCursor,
-                "the cursor is not one this API issued",
-            )
-        })?),
-    };
+    let cursor = super::cursor(params.cursor.as_deref(), DirectoryCursor::decode)?;
     min.wait(&platform, &agents::AgentDirectory).await?;
     let filter = DirectoryFilter {
         framework: framework.map(|f| f.as_str().to_owned()),
@@ -408,7 +398,7 @@ async fn directory(
         sort,
     };
     let (rows, next) = agents::list(&platform.pool, &filter, cursor, limit).await?;
-    let meta = json!({ "hasMore": next.is_some(), "nextCursor": next.map(|c| c.encode()), "count": rows.len() });
+    let meta = super::page_meta(next.map(|c| c.encode()), rows.len());
     Ok(ApiOk::new(rows).with_meta(meta))
 }
 

@@ -129,8 +129,7 @@ async fn checkin(
     .bind(&body.client_version)
     .bind(activity)
     .execute(&platform.pool)
-    .await
-    .map_err(|e| ApiError::from(bw_commands::CommandError::Database(e)))?;
+    .await?;
     Ok(ApiOk::new(json!({
         "acknowledged": true,
         "agentId": agent.agent_id,

@@ -115,3 +115,30 @@ pub(crate) fn explanation(guardrail_status: &str) -> &'static str {
         "pending review"
     }
 }
+
+/// Parses an opaque `cursor` query parameter with the read model's `decode`; a cursor this API did
+/// not issue is `400 INVALID_CURSOR`.
+pub(crate) fn cursor<C>(
+    raw: Option<&str>,
+    decode: impl Fn(&str) -> Option<C>,
+) -> Result<Option<C>, ApiError> {
+    raw.map(|raw| {
+        decode(raw).ok_or_else(|| {
+            ApiError::refused(
+                ErrorCode::InvalidCursor,
+                "the cursor is not one this API issued",
+            )
+        })
+    })
+    .transpose()
+}
+
+/// The `meta` of a list response.
+pub(crate) fn page_meta(next_cursor: Option<String>, count: usize) -> serde_json::Value {
+    let meta = crate::openapi::PageMeta {
+        has_more: next_cursor.is_some(),
+        next_cursor,
+        count: u32::try_from(count).unwrap_or(u32::MAX),
+    };
+    serde_json::to_value(meta).unwrap_or_default()
+}

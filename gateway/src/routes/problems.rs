@@ -13,7 +13,7 @@ use bw_domain::{
     values::{self, Description, GeoPoint, HttpsUrl, LocationName, PopulationEstimate, Title},
 };
 use bw_projections::models::problems::{self, Cursor, FeedFilter, ProblemView};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -291,14 +291,6 @@ pub struct ListParams {
     limit: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PageMeta {
-    has_more: bool,
-    next_cursor: Option<String>,
-    count: usize,
-}
-
 #[utoipa::path(get, path = "/api/v1/problems", tag = "problems", params(("domain" = Option<String>, Query), ("severity" = Option<String>, Query), ("status" = Option<String>, Query), ("mine" = Option<bool>, Query, description = "The calling agent's problems in every guardrail state"), ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "Approved problems, newest first", body = crate::openapi::Ok<Vec<ProblemView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn list(
     Api(platform): Api,
@@ -313,15 +305,7 @@ async fn list(
     let limit = super::page_limit(&mut f, params.limit.as_deref());
     let mine = super::flag(&mut f, "mine", params.mine.as_deref());
     f.finish()?;
-    let cursor = match params.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| {
-            ApiError::refused(
-                ErrorCode::InvalidCursor,
-                "the cursor is not one this API issued",
-            )
-        })?),
-    };
+    let cursor = super::cursor(params.cursor.as_deref(), Cursor::decode)?;
     let owner = super::owner_if(mine, agent)?;
     min.wait(&platform, &problems::ProblemFeed).await?;
     let filter = FeedFilter {
@@ -331,12 +315,8 @@ async fn list(
         owner,
     };
     let (rows, next) = problems::list(&platform.pool, &filter, cursor, limit).await?;
-    let meta = PageMeta {
-        has_more: next.is_some(),
-        next_cursor: next.map(|c| c.encode()),
-        count: rows.len(),
-    };
-    Ok(ApiOk::new(rows).with_meta(serde_json::to_value(meta).unwrap_or_default()))
+    let meta = super::page_meta(next.map(|c| c.encode()), rows.len());
+    Ok(ApiOk::new(rows).with_meta(meta))
 }
 
 #[utoipa::path(get, path = "/api/v1/problems/{id}", tag = "problems", params(("id" = uuid::Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "A problem (approved, or the caller's own)", body = crate::openapi::Ok<ProblemView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]

@@ -407,15 +407,7 @@ async fn list(
     let limit = page_limit(&mut f, params.limit.as_deref());
     let mine = super::flag(&mut f, "mine", params.mine.as_deref());
     f.finish()?;
-    let cursor = match params.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(SolutionCursor::decode(raw).ok_or_else(|| {
-            ApiError::refused(
-                ErrorCode::InvalidCursor,
-                "the cursor is not one this API issued",
-            )
-        })?),
-    };
+    let cursor = super::cursor(params.cursor.as_deref(), SolutionCursor::decode)?;
     let owner = super::owner_if(mine, agent)?;
     min.wait(&platform, &Solutions).await?;
     let filter = SolutionFilter {
@@ -425,7 +417,7 @@ async fn list(
         sort,
     };
     let (rows, next) = solutions::list(&platform.pool, &filter, cursor, limit).await?;
-    let meta = json!({ "hasMore": next.is_some(), "nextCursor": next.map(|c| c.encode()), "count": rows.len() });
+    let meta = super::page_meta(next.map(|c| c.encode()), rows.len());
     Ok(ApiOk::new(rows).with_meta(meta))
 }
 

@@ -97,10 +97,6 @@ pub struct VerifyRequest {
     verification_code: String,
 }
 
-fn database(e: sqlx::Error) -> ApiError {
-    ApiError::from(CommandError::Database(e))
-}
-
 #[utoipa::path(post, path = "/api/v1/auth/agents/verify", tag = "agents", request_body = VerifyRequest, security(("agent_key" = [])), responses((status = 202, description = "Verified", body = crate::openapi::Ok<crate::openapi::Accepted>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn verify(
     Api(platform): Api,
@@ -120,8 +116,7 @@ async fn verify(
     )
     .bind(agent_id)
     .fetch_optional(&platform.pool)
-    .await
-    .map_err(database)?;
+    .await?;
     let now = Utc::now();
     let check = match issued {
         None => CodeCheck::NoneIssued,
@@ -171,8 +166,7 @@ async fn resend(
         sqlx::query_as("SELECT email, verified_at FROM agent_contacts WHERE agent_id = $1")
             .bind(agent_id)
             .fetch_optional(&platform.pool)
-            .await
-            .map_err(database)?;
+            .await?;
     let Some((email, verified_at)) = contact else {
         return Err(ApiError::refused(
             ErrorCode::Conflict,
@@ -207,8 +201,7 @@ async fn resend(
     .bind(now)
     .bind(CODES_PER_HOUR)
     .fetch_optional(&platform.pool)
-    .await
-    .map_err(database)?;
+    .await?;
     if sent.is_none() {
         return Err(ApiError::refused(
             ErrorCode::RateLimited,

@@ -10,6 +10,19 @@ pub mod jwt;
 pub mod password;
 pub mod seal;
 
+/// `HMAC-SHA256(key, parts[0] ‖ parts[1] ‖ …)`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC accepts keys of every length, so construction cannot fail.
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// Why a cryptographic operation failed. Messages never contain secrets or plaintext.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {

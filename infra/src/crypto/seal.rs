@@ -9,9 +9,7 @@ use chacha20poly1305::{
     XChaCha20Poly1305, XNonce,
     aead::{Aead, KeyInit, Payload},
 };
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use uuid::Uuid;
 
 use super::CryptoError;
@@ -114,12 +112,7 @@ pub fn open(
 /// A keyed fingerprint of an e-mail address (trimmed, lower-cased) for uniqueness and lookup
 /// without storing the address: `HMAC-SHA256(secret, address)`.
 pub fn email_fingerprint(secret: &[u8], email: &str) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| {
-        <Hmac<Sha256> as Mac>::new_from_slice(&[0])
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
-    });
-    mac.update(email.trim().to_lowercase().as_bytes());
-    mac.finalize().into_bytes().into()
+    super::hmac_sha256(secret, &[email.trim().to_lowercase().as_bytes()])
 }
 
 #[cfg(test)]

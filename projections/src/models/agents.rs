@@ -61,12 +61,9 @@ impl Projection for AgentDirectory {
                         .bind(event.global_position)
                         .execute(&mut *conn)
                         .await?;
-                        if updated.rows_affected() != 1 {
-                            return Err(apply_error(
-                                event,
-                                format!("agent {agent_id} is not in the directory"),
-                            ));
-                        }
+                        super::expect_one(&updated, event, || {
+                            format!("agent {agent_id} is not in the directory")
+                        })?;
                     }
                     AgentEvent::AgentKeyRotated { .. } => {}
                     AgentEvent::AgentVerified { agent_id, .. } => {
@@ -75,12 +72,9 @@ impl Projection for AgentDirectory {
                             .bind(event.global_position)
                             .execute(&mut *conn)
                             .await?;
-                        if updated.rows_affected() != 1 {
-                            return Err(apply_error(
-                                event,
-                                format!("agent {agent_id} is not in the directory"),
-                            ));
-                        }
+                        super::expect_one(&updated, event, || {
+                            format!("agent {agent_id} is not in the directory")
+                        })?;
                     }
                     AgentEvent::AgentRegistered {
                         agent_id,
@@ -134,12 +128,9 @@ impl Projection for AgentDirectory {
                     .bind(event.global_position)
                     .execute(&mut *conn)
                     .await?;
-                    if updated.rows_affected() != 1 {
-                        return Err(apply_error(
-                            event,
-                            format!("reporting agent {reported_by} is not in the directory"),
-                        ));
-                    }
+                    super::expect_one(&updated, event, || {
+                        format!("reporting agent {reported_by} is not in the directory")
+                    })?;
                 }
                 _ => {}
             }
@@ -281,16 +272,10 @@ pub async fn list(
         }
     })
     .push_bind(limit + 1);
-    let mut rows: Vec<AgentView> = q.build_query_as().fetch_all(pool).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|a| DirectoryCursor {
-            problems_reported: a.problems_reported,
-            registered_at: a.registered_at,
-            agent_id: a.agent_id,
-        })
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows: Vec<AgentView> = q.build_query_as().fetch_all(pool).await?;
+    Ok(super::page(rows, limit, |a| DirectoryCursor {
+        problems_reported: a.problems_reported,
+        registered_at: a.registered_at,
+        agent_id: a.agent_id,
+    }))
 }

@@ -27,3 +27,34 @@ pub(crate) fn apply_error(event: &EventEnvelope, reason: String) -> ProjectionEr
         reason,
     }
 }
+
+/// Fails the event unless its update touched exactly one row: what an event updates must already be
+/// in the read model, and a silent no-op would hide an out-of-order or missing event.
+pub(crate) fn expect_one(
+    result: &sqlx::postgres::PgQueryResult,
+    event: &EventEnvelope,
+    what: impl FnOnce() -> String,
+) -> Result<(), ProjectionError> {
+    if result.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(apply_error(event, what()))
+    }
+}
+
+/// A keyset page: `rows` were fetched with `limit + 1`; returns at most `limit` rows and, when
+/// there are more, the cursor of the last row returned.
+pub(crate) fn page<T, C>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> C,
+) -> (Vec<T>, Option<C>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let next = rows.last().map(cursor);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}

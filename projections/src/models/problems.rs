@@ -57,12 +57,9 @@ impl Projection for ProblemFeed {
                         .bind(event.global_position)
                         .execute(&mut *conn)
                         .await?;
-                    if updated.rows_affected() != 1 {
-                        return Err(super::apply_error(
-                            event,
-                            format!("problem {problem_id} is not in the feed"),
-                        ));
-                    }
+                    super::expect_one(&updated, event, || {
+                        format!("problem {problem_id} is not in the feed")
+                    })?;
                 }
                 return Ok(());
             }
@@ -114,12 +111,9 @@ impl Projection for ProblemFeed {
                         .bind(event.global_position)
                         .execute(&mut *conn)
                         .await?;
-                    if updated.rows_affected() != 1 {
-                        return Err(super::apply_error(
-                            event,
-                            format!("problem {problem_id} is not in the feed"),
-                        ));
-                    }
+                    super::expect_one(&updated, event, || {
+                        format!("problem {problem_id} is not in the feed")
+                    })?;
                 }
                 ProblemEvent::ProblemEdited {
                     problem_id,
@@ -159,12 +153,9 @@ impl Projection for ProblemFeed {
                     .bind(event.global_position)
                     .execute(&mut *conn)
                     .await?;
-                    if updated.rows_affected() != 1 {
-                        return Err(super::apply_error(
-                            event,
-                            format!("problem {problem_id} is not in the feed"),
-                        ));
-                    }
+                    super::expect_one(&updated, event, || {
+                        format!("problem {problem_id} is not in the feed")
+                    })?;
                 }
             }
             Ok(())
@@ -282,17 +273,11 @@ pub async fn list(
     }
     q.push(" ORDER BY reported_at DESC, problem_id DESC LIMIT ")
         .push_bind(limit + 1);
-    let mut rows: Vec<ProblemView> = q.build_query_as().fetch_all(pool).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|p| Cursor {
-            reported_at: p.reported_at,
-            problem_id: p.problem_id,
-        })
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows: Vec<ProblemView> = q.build_query_as().fetch_all(pool).await?;
+    Ok(super::page(rows, limit, |p| Cursor {
+        reported_at: p.reported_at,
+        problem_id: p.problem_id,
+    }))
 }
 
 #[cfg(test)]

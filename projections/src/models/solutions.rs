@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, QueryBuilder};
 use uuid::Uuid;
 
-use super::{apply_error, decode};
+use super::decode;
 use crate::{ProjectionError, runtime::Projection};
 
 /// The projection.
@@ -20,21 +20,6 @@ pub const NAME: &str = "solutions";
 
 fn json<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
-async fn expect_one(
-    result: sqlx::postgres::PgQueryResult,
-    event: &EventEnvelope,
-    what: String,
-) -> Result<(), ProjectionError> {
-    if result.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(apply_error(
-            event,
-            format!("{what} is not in the read model"),
-        ))
-    }
 }
 
 impl Projection for Solutions {
@@ -131,7 +116,9 @@ impl Projection for Solutions {
                     .bind(event.global_position)
                     .execute(&mut *conn)
                     .await?;
-                    expect_one(result, event, format!("solution {solution_id}")).await?;
+                    super::expect_one(&result, event, || {
+                        format!("solution {solution_id} is not in the read model")
+                    })?;
                 }
                 SolutionEvent::DebatePosted {
                     solution_id,
@@ -168,7 +155,9 @@ impl Projection for Solutions {
                         .bind(event.global_position)
                         .execute(&mut *conn)
                         .await?;
-                    expect_one(result, event, format!("solution {solution_id}")).await?;
+                    super::expect_one(&result, event, || {
+                        format!("solution {solution_id} is not in the read model")
+                    })?;
                 }
                 SolutionEvent::SolutionStatusChanged {
                     solution_id,
@@ -183,7 +172,9 @@ impl Projection for Solutions {
                         .bind(event.global_position)
                         .execute(&mut *conn)
                         .await?;
-                    expect_one(result, event, format!("solution {solution_id}")).await?;
+                    super::expect_one(&result, event, || {
+                        format!("solution {solution_id} is not in the read model")
+                    })?;
                 }
             }
             Ok(())
@@ -337,18 +328,12 @@ pub async fn list(
         }
     })
     .push_bind(limit + 1);
-    let mut rows: Vec<SolutionView> = q.build_query_as().fetch_all(pool).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|s| SolutionCursor {
-            score: s.composite_score,
-            proposed_at: s.proposed_at,
-            solution_id: s.solution_id,
-        })
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let rows: Vec<SolutionView> = q.build_query_as().fetch_all(pool).await?;
+    Ok(super::page(rows, limit, |s| SolutionCursor {
+        score: s.composite_score,
+        proposed_at: s.proposed_at,
+        solution_id: s.solution_id,
+    }))
 }
 
 /// A debate contribution as stored.
