@@ -21,7 +21,7 @@ use bw_infra::shutdown::Shutdown;
 use bw_projections::models::{agents::AgentDirectory, problems::ProblemFeed};
 use support::{
     Pipeline,
-    fixtures::{self, ctx, eventually, respond},
+    fixtures::{self, ctx, respond},
 };
 use uuid::Uuid;
 
@@ -172,6 +172,8 @@ async fn concurrent_writers_with_slow_transactions_lose_nothing_while_the_relay_
                     store::append(&mut tx, "Problem", &prepared)
                         .await
                         .expect("append");
+                    // The fault under test, not a wait: the transaction stays open while later
+                    // ones commit around it.
                     sqlx::query("SELECT pg_sleep(0.15)")
                         .execute(&mut *tx)
                         .await
@@ -245,57 +247,59 @@ async fn a_relay_that_crashes_after_publishing_and_before_its_checkpoint_loses_a
 #[tokio::test]
 async fn a_standby_relay_takes_over_when_the_leaders_connection_drops() {
     let p = Pipeline::new().await;
+    let mut published = p.follow().await;
     let agent = fixtures::register(&p.bus, "failover").await;
     let shutdown = Shutdown::new();
-    let leader = tokio::spawn(p.relay().run(shutdown.triggered()));
-    let lock_holders = || async {
-        let pids: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
-            .fetch_all(&p.pool)
-            .await
-            .expect("pg_locks");
-        pids
-    };
-    eventually("a relay leads", || async {
-        lock_holders().await.len() == 1
-    })
-    .await;
-    let first_pid = lock_holders().await[0];
-    let standby = tokio::spawn(p.relay().run(shutdown.triggered()));
+    let first = p.relay();
+    let mut first_leads = first.leadership();
+    let first_task = tokio::spawn(first.run(shutdown.triggered()));
+    support::until_leading(&mut first_leads, "the first relay leads").await;
+    let second = p.relay();
+    let second_leads = second.leadership();
+    let second_task = tokio::spawn(second.run(shutdown.triggered()));
 
     fixtures::report(&p.bus, agent, 1).await.expect("report");
-    eventually("the leader publishes", || async {
-        p.published().await.len() == 2
-    })
-    .await;
+    published.until(2, "the leader publishes").await;
 
-    // The leader's lock connection drops (as when its host dies); the standby must take over.
+    // The leader's lock connection drops (a network cut): leadership is re-established, by either.
+    let pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&p.pool)
+    .await
+    .expect("the leader's lock");
     let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-        .bind(first_pid)
+        .bind(pid)
         .fetch_one(&p.pool)
         .await
         .expect("terminate");
     assert!(terminated);
-    eventually("another connection holds the lock", || async {
-        let holders = lock_holders().await;
-        holders.len() == 1 && holders[0] != first_pid
-    })
-    .await;
-    for n in 2..6 {
+    for n in 2..5 {
         fixtures::report(&p.bus, agent, n).await.expect("report");
     }
-    eventually("events after the fail-over are published", || async {
-        p.published().await.len() == 6
-    })
-    .await;
+    published
+        .until(5, "events after the connection drop are published")
+        .await;
+
+    // The leading process dies: the standby takes over.
+    let (dying, survivor, mut standby) = if *first_leads.borrow() {
+        (first_task, second_task, second_leads)
+    } else {
+        (second_task, first_task, first_leads)
+    };
+    dying.abort();
+    let _ = dying.await;
+    support::until_leading(&mut standby, "the standby leads").await;
+    fixtures::report(&p.bus, agent, 5).await.expect("report");
+    published
+        .until(6, "events after the take-over are published")
+        .await;
     shutdown.trigger();
-    leader
+    survivor
         .await
         .expect("task")
-        .expect("first relay stopped cleanly");
-    standby
-        .await
-        .expect("task")
-        .expect("second relay stopped cleanly");
+        .expect("the standby stopped cleanly");
     assert_published_equals_log(&p).await;
 }
 
@@ -859,12 +863,10 @@ async fn with_nats_away_commands_keep_succeeding_and_the_pipeline_catches_up_aft
         p.metrics.relay.clone(),
     );
     let shutdown = Shutdown::new();
+    let mut published = p.follow().await;
     let relay_task = tokio::spawn(relay.clone().run(shutdown.triggered()));
     let agent = fixtures::register(&p.bus, "offline_reporter").await;
-    eventually("the registration is published", || async {
-        p.published().await.len() == 1
-    })
-    .await;
+    published.until(1, "the registration is published").await;
 
     proxy.sever();
     // Commands never touch NATS: they keep succeeding while it is away.
@@ -880,10 +882,9 @@ async fn with_nats_away_commands_keep_succeeding_and_the_pipeline_catches_up_aft
     );
 
     proxy.restore();
-    eventually("the relay catches up after NATS returns", || async {
-        p.published().await.len() == 21
-    })
-    .await;
+    published
+        .until(21, "the relay catches up after NATS returns")
+        .await;
     shutdown.trigger();
     relay_task
         .await

@@ -89,6 +89,8 @@ pub struct Relay {
     js: jetstream::Context,
     config: RelayConfig,
     metrics: RelayMetrics,
+    /// Whether this relay (and its clones) leads now; see [`Relay::leadership`].
+    leading: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Relay {
@@ -106,7 +108,14 @@ impl Relay {
             js,
             config,
             metrics,
+            leading: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Follows whether this relay leads (true from taking the lock until losing or releasing it), so
+    /// callers — operators' tooling, tests — can wait for a change instead of polling.
+    pub fn leadership(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leading.subscribe()
     }
 
     /// The last position JetStream acknowledged.
@@ -284,8 +293,10 @@ impl Relay {
             };
             tracing::info!(stream = %self.config.stream.name, "relay: leading");
             self.metrics.leader.set(1);
+            self.leading.send_replace(true);
             let result = self.lead(&mut leadership, &mut stop).await;
             self.metrics.leader.set(0);
+            self.leading.send_replace(false);
             match result {
                 Ok(true) => {
                     leadership.release().await;

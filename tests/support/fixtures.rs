@@ -124,20 +124,3 @@ pub async fn edit(
     )
     .await
 }
-
-/// Waits for a condition that a background task brings about (leader election), checking every
-/// 10 ms for at most 10 s. Only for conditions with no event to wait on.
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !condition().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}

@@ -268,6 +268,19 @@ impl Pipeline {
         .expect("projector starts")
     }
 
+    /// Follows the stream from its start, to wait for publications as they happen.
+    pub async fn follow(&self) -> Follower {
+        let stream = self.js.get_stream(&self.stream.name).await.expect("stream");
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .expect("ordered consumer");
+        Follower {
+            messages: consumer.messages().await.expect("messages"),
+            seen: std::collections::BTreeSet::new(),
+        }
+    }
+
     /// Every message in the stream: (global position, event id, subject), in stream order.
     pub async fn published(&self) -> Vec<(i64, uuid::Uuid, String)> {
         use futures::StreamExt;
@@ -445,4 +458,44 @@ pub async fn delete_stale_test_streams(js: &async_nats::jetstream::Context) {
     for name in stale {
         let _ = js.delete_stream(&name).await;
     }
+}
+
+/// Publications of a stream as they arrive (an ordered consumer: pushed, no polling).
+pub struct Follower {
+    messages: async_nats::jetstream::consumer::pull::Ordered,
+    seen: std::collections::BTreeSet<uuid::Uuid>,
+}
+
+impl Follower {
+    /// Waits until `n` distinct events were published (bounded: 10 s, then the test fails).
+    pub async fn until(&mut self, n: usize, what: &str) {
+        use futures::StreamExt;
+        let wait = async {
+            while self.seen.len() < n {
+                let message = self
+                    .messages
+                    .next()
+                    .await
+                    .expect("stream open")
+                    .expect("message");
+                let envelope = bw_infra::envelope::EventEnvelope::from_message(
+                    message.headers.as_ref(),
+                    &message.payload,
+                )
+                .expect("envelope");
+                self.seen.insert(envelope.event_id);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for: {what}"));
+    }
+}
+
+/// Waits until `leading` says true (bounded: 10 s, then the test fails).
+pub async fn until_leading(leading: &mut tokio::sync::watch::Receiver<bool>, what: &str) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), leading.wait_for(|l| *l))
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
+        .expect("relay alive");
 }
