@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use support::Platform;
+use support::{Platform, field_error, send};
 
 struct Agent {
     id: String,
@@ -20,18 +20,6 @@ fn position(headers: &header::HeaderMap) -> i64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .expect("Bw-Position header")
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMap, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-    )
 }
 
 fn registration(username: &str) -> Value {
@@ -167,12 +155,7 @@ async fn registration_validates_every_field_and_refuses_a_taken_username() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["error"]["details"]["fields"]["username"][0]
-            .as_str()
-            .unwrap_or_default()
-            .contains("reserved")
-    );
+    assert!(field_error(&body, "username").contains("reserved"));
 }
 
 #[tokio::test]
@@ -224,10 +207,7 @@ async fn a_replayed_registration_returns_the_same_agent_and_key_and_appends_noth
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        body["error"]["details"]["fields"]["Idempotency-Key"][0]
-            .as_str()
-            .unwrap_or_default()
-            .contains("at least 32"),
+        field_error(&body, "Idempotency-Key").contains("at least 32"),
         "{body}"
     );
 
@@ -1160,10 +1140,7 @@ async fn an_agent_verifies_its_email_with_the_code_it_was_sent() {
     let (status, _, body) = send(verify(&latest)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        body["error"]["details"]["fields"]["verificationCode"][0]
-            .as_str()
-            .unwrap_or_default()
-            .contains("expired"),
+        field_error(&body, "verificationCode").contains("expired"),
         "{body}"
     );
     sqlx::query("UPDATE agent_verification_codes SET expires_at = now() + interval '15 minutes'")

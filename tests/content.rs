@@ -4,22 +4,10 @@ mod support;
 
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use support::Platform;
+use support::{Platform, field_error, send};
 
 struct Agent {
     key: String,
-}
-
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMap, Value) {
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-    )
 }
 
 fn position(headers: &header::HeaderMap) -> String {
@@ -257,10 +245,7 @@ async fn debates_thread_five_deep_and_the_first_moves_the_solution_to_debating()
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        body["error"]["details"]["fields"]["parentDebateId"][0]
-            .as_str()
-            .unwrap_or_default()
-            .contains("5 deep"),
+        field_error(&body, "parentDebateId").contains("5 deep"),
         "{body}"
     );
     let stranger = uuid::Uuid::now_v7().to_string();

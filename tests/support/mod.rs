@@ -499,3 +499,30 @@ pub async fn until_leading(leading: &mut tokio::sync::watch::Receiver<bool>, wha
         .unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
         .expect("relay alive");
 }
+
+/// Sends a request and reads its status, headers and JSON body (panicking, with the text, on a
+/// body that is not JSON).
+pub async fn send(
+    request: reqwest::RequestBuilder,
+) -> (
+    reqwest::StatusCode,
+    reqwest::header::HeaderMap,
+    serde_json::Value,
+) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+    )
+}
+
+/// The first message a 422 gives for `field`, or "" when it names none.
+pub fn field_error<'b>(body: &'b serde_json::Value, field: &str) -> &'b str {
+    body["error"]["details"]["fields"][field][0]
+        .as_str()
+        .unwrap_or_default()
+}

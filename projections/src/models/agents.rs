@@ -246,32 +246,17 @@ pub async fn list(
             .push_bind(domain.clone())
             .push(" = ANY(a.specializations)");
     }
-    match (filter.sort, after) {
-        (DirectorySort::Recent, Some(c)) => {
-            q.push(" AND (a.registered_at, a.agent_id) < (")
-                .push_bind(c.registered_at)
-                .push(", ")
-                .push_bind(c.agent_id)
-                .push(")");
-        }
-        (DirectorySort::Problems, Some(c)) => {
-            q.push(" AND (a.problems_reported, a.registered_at, a.agent_id) < (")
-                .push_bind(c.problems_reported)
-                .push(", ")
-                .push_bind(c.registered_at)
-                .push(", ")
-                .push_bind(c.agent_id)
-                .push(")");
-        }
-        (_, None) => {}
-    }
-    q.push(match filter.sort {
-        DirectorySort::Recent => " ORDER BY a.registered_at DESC, a.agent_id DESC LIMIT ",
-        DirectorySort::Problems => {
-            " ORDER BY a.problems_reported DESC, a.registered_at DESC, a.agent_id DESC LIMIT "
-        }
-    })
-    .push_bind(limit + 1);
+    let rank = match filter.sort {
+        DirectorySort::Recent => None,
+        DirectorySort::Problems => Some("a.problems_reported"),
+    };
+    super::push_newest_first(
+        &mut q,
+        rank,
+        ["a.registered_at", "a.agent_id"],
+        after.map(|c| (Some(c.problems_reported), c.registered_at, c.agent_id)),
+        limit,
+    );
     let rows: Vec<AgentView> = q.build_query_as().fetch_all(pool).await?;
     Ok(super::page(rows, limit, |a| DirectoryCursor {
         problems_reported: a.problems_reported,

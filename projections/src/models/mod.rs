@@ -5,7 +5,10 @@ pub mod problems;
 pub mod solutions;
 
 use bw_infra::envelope::EventEnvelope;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
 
 use crate::ProjectionError;
 
@@ -57,4 +60,34 @@ pub(crate) fn page<T, C>(
     } else {
         (rows, None)
     }
+}
+
+/// Ends a newest-first keyset query: appends "after the cursor" and `ORDER BY … LIMIT limit + 1`
+/// for rows ordered by an optional ranking column, then a time column, then an id column, all
+/// descending. `after` holds the cursor's values in that order; its rank is bound only when
+/// `rank_column` names a column.
+pub(crate) fn push_newest_first<'a, R>(
+    q: &mut QueryBuilder<'a, Postgres>,
+    rank_column: Option<&str>,
+    [time_column, id_column]: [&str; 2],
+    after: Option<(Option<R>, DateTime<Utc>, Uuid)>,
+    limit: i64,
+) where
+    R: 'a + sqlx::Encode<'a, Postgres> + sqlx::Type<Postgres> + Send,
+{
+    let columns: Vec<&str> = rank_column
+        .into_iter()
+        .chain([time_column, id_column])
+        .collect();
+    if let Some((rank, at, id)) = after {
+        q.push(format_args!(" AND ({}) < (", columns.join(", ")));
+        let mut values = q.separated(", ");
+        if rank_column.is_some() {
+            values.push_bind(rank);
+        }
+        values.push_bind(at).push_bind(id).push_unseparated(")");
+    }
+    let order: Vec<String> = columns.iter().map(|c| format!("{c} DESC")).collect();
+    q.push(format_args!(" ORDER BY {} LIMIT ", order.join(", ")))
+        .push_bind(limit + 1);
 }

@@ -264,15 +264,13 @@ pub async fn list(
     if let Some(status) = &filter.status {
         q.push(" AND status = ").push_bind(status.clone());
     }
-    if let Some(cursor) = after {
-        q.push(" AND (reported_at, problem_id) < (")
-            .push_bind(cursor.reported_at)
-            .push(", ")
-            .push_bind(cursor.problem_id)
-            .push(")");
-    }
-    q.push(" ORDER BY reported_at DESC, problem_id DESC LIMIT ")
-        .push_bind(limit + 1);
+    super::push_newest_first(
+        &mut q,
+        None,
+        ["reported_at", "problem_id"],
+        after.map(|c| (None::<i64>, c.reported_at, c.problem_id)),
+        limit,
+    );
     let rows: Vec<ProblemView> = q.build_query_as().fetch_all(pool).await?;
     Ok(super::page(rows, limit, |p| Cursor {
         reported_at: p.reported_at,

@@ -302,32 +302,17 @@ pub async fn list(
     if let Some(status) = &filter.status {
         q.push(" AND status = ").push_bind(status.clone());
     }
-    match (filter.sort, after) {
-        (SolutionSort::Recent, Some(c)) => {
-            q.push(" AND (proposed_at, solution_id) < (")
-                .push_bind(c.proposed_at)
-                .push(", ")
-                .push_bind(c.solution_id)
-                .push(")");
-        }
-        (SolutionSort::Score, Some(c)) => {
-            q.push(" AND (composite_score, proposed_at, solution_id) < (")
-                .push_bind(c.score)
-                .push(", ")
-                .push_bind(c.proposed_at)
-                .push(", ")
-                .push_bind(c.solution_id)
-                .push(")");
-        }
-        (_, None) => {}
-    }
-    q.push(match filter.sort {
-        SolutionSort::Recent => " ORDER BY proposed_at DESC, solution_id DESC LIMIT ",
-        SolutionSort::Score => {
-            " ORDER BY composite_score DESC, proposed_at DESC, solution_id DESC LIMIT "
-        }
-    })
-    .push_bind(limit + 1);
+    let rank = match filter.sort {
+        SolutionSort::Recent => None,
+        SolutionSort::Score => Some("composite_score"),
+    };
+    super::push_newest_first(
+        &mut q,
+        rank,
+        ["proposed_at", "solution_id"],
+        after.map(|c| (Some(c.score), c.proposed_at, c.solution_id)),
+        limit,
+    );
     let rows: Vec<SolutionView> = q.build_query_as().fetch_all(pool).await?;
     Ok(super::page(rows, limit, |s| SolutionCursor {
         score: s.composite_score,
