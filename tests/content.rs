@@ -532,3 +532,35 @@ async fn rate_limits_answer_429_with_retry_after_and_report_the_budget() {
         .expect("send");
     assert!(ready.headers().get("x-ratelimit-limit").is_none());
 }
+
+#[tokio::test]
+async fn solutions_page_by_score_with_ties_broken_newest_first() {
+    let p = Platform::spawn().await;
+    let owner = register(&p, "score_pager").await;
+    let problem = report(&p, &owner).await;
+    let (older, _) = propose(&p, &owner, &problem).await;
+    let (newer, at) = propose(&p, &owner, &problem).await;
+    let list = |cursor: &str| {
+        p.http
+            .get(p.url(&format!(
+                "/solutions?mine=true&problemId={problem}&sort=score&limit=1{cursor}"
+            )))
+            .bearer_auth(&owner.key)
+            .header("bw-min-position", &at)
+    };
+    let (status, _, first) = send(list("")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        (
+            first["data"][0]["compositeScore"].as_f64(),
+            first["data"][0]["solutionId"].as_str()
+        ),
+        (Some(0.0), Some(newer.as_str())),
+        "{first}"
+    );
+    let next = first["meta"]["nextCursor"].as_str().expect("a second page");
+    let (_, _, second) = send(list(&format!("&cursor={next}"))).await;
+    assert_eq!(second["data"][0]["solutionId"], older.as_str(), "{second}");
+    assert_eq!(second["data"].as_array().map(Vec::len), Some(1));
+    assert!(second["meta"]["nextCursor"].is_null(), "{second}");
+}
