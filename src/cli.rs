@@ -24,6 +24,9 @@ pub enum Command {
     Relay(WorkerArgs),
     /// Run the projectors that build the read models from JetStream.
     Project(WorkerArgs),
+    /// Run the guardrail worker (judges every submitted or edited problem, solution and debate
+    /// post), or `guardrail eval` to measure it on the labelled set.
+    Guardrail(GuardrailCli),
     /// Run every role in one process, after creating the database and applying migrations (a laptop).
     Dev(DevArgs),
     /// Create the database if missing and apply the migrations.
@@ -35,6 +38,9 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the development mailbox (verification codes sent without a mail service), newest first.
     Mailbox(MailboxArgs),
+    /// Admin and auditor accounts, and the access-token signing key.
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 /// `mailbox`.
@@ -54,6 +60,8 @@ pub struct SeedArgs {
     /// Do nothing when the demo agents already exist (for `scripts/bw up`).
     #[arg(long = "if-empty")]
     pub if_empty: bool,
+    #[command(flatten)]
+    pub people: PeopleArgs,
 }
 
 /// `projections …`.
@@ -124,6 +132,56 @@ pub struct ApiArgs {
     /// `{"keyId", "publicKeyBase64", "validFrom", "validUntil"}` (active until `validUntil`).
     #[arg(long = "heartbeat-previous-keys", env = "BW_HEARTBEAT_PREVIOUS_KEYS")]
     pub heartbeat_previous_keys: Option<String>,
+    #[command(flatten)]
+    pub people: PeopleArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Settings every command that touches humans' accounts shares.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PeopleArgs {
+    /// Secret (≥ 32 characters) keying the fingerprints of humans' e-mail addresses. When unset, one
+    /// is generated on first start and kept in the database (`server_secrets`), so every instance
+    /// agrees; set it to keep it out of the database. Never change it once humans exist: their
+    /// addresses would no longer be found.
+    #[arg(
+        long = "email-fingerprint-secret",
+        env = "BW_EMAIL_FINGERPRINT_SECRET",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
+    pub email_fingerprint_secret: Option<bw_infra::Secret<String>>,
+}
+
+/// `admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin or auditor account (e-mail verified; the password comes from
+    /// `BW_ADMIN_PASSWORD`, or is generated and printed once).
+    Create(AdminCreateArgs),
+    /// Rotate the key that signs humans' access tokens; tokens signed with the previous key stay
+    /// valid until they expire (at most 16 minutes).
+    RotateTokenKey,
+}
+
+/// `admin create`.
+#[derive(Debug, Args)]
+pub struct AdminCreateArgs {
+    /// The account's e-mail address.
+    #[arg(long)]
+    pub email: String,
+    /// `admin` or `auditor`.
+    #[arg(long, value_parser = ["admin", "auditor"])]
+    pub role: String,
+    /// The name shown for the account.
+    #[arg(long = "display-name", default_value = "Administrator")]
+    pub display_name: String,
+    /// The password (8–128 characters with upper case, lower case and a digit); generated if unset.
+    #[arg(long, env = "BW_ADMIN_PASSWORD", hide_env_values = true)]
+    pub password: Option<bw_infra::Secret<String>>,
+    #[command(flatten)]
+    pub people: PeopleArgs,
 }
 
 /// `relay`, `project`.
@@ -131,6 +189,8 @@ pub struct ApiArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub ops: OpsConfig,
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[command(flatten)]
     pub streams: StreamArgs,
 }
@@ -176,6 +236,248 @@ pub struct DevArgs {
     pub api: ApiArgs,
     #[command(flatten)]
     pub streams: StreamArgs,
+    #[command(flatten)]
+    pub guardrail: GuardrailArgs,
+}
+
+/// `guardrail [eval]`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GuardrailCli {
+    #[command(subcommand)]
+    pub command: Option<GuardrailCommand>,
+    #[command(flatten)]
+    pub run: GuardrailRoleArgs,
+}
+
+/// `guardrail …` tools.
+#[derive(Debug, Subcommand)]
+pub enum GuardrailCommand {
+    /// Accuracy, per-class precision and recall and the confusion matrix of Layer A + the semantic
+    /// classifier on the labelled set, for a verified agent's thresholds.
+    Eval(EvalArgs),
+}
+
+/// `guardrail eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The labelled set (JSON lines).
+    #[arg(long, default_value = "guardrail/eval/items.jsonl")]
+    pub file: std::path::PathBuf,
+    /// The embedding model's directory.
+    #[arg(
+        long = "model-dir",
+        env = "BW_MODEL_DIR",
+        default_value = ".bw/models/all-MiniLM-L6-v2"
+    )]
+    pub model_dir: std::path::PathBuf,
+    /// Search the parameters that do best on the `train` part and report with them (else the
+    /// shipped parameters).
+    #[arg(long)]
+    pub tune: bool,
+    /// Only the first N items of each part (a quick run).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// Where the embedding model is (the guardrail's classifier, the semantic index, search).
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// The all-MiniLM-L6-v2 directory (`scripts/bw setup` fetches and verifies it).
+    #[arg(
+        long = "model-dir",
+        env = "BW_MODEL_DIR",
+        default_value = ".bw/models/all-MiniLM-L6-v2"
+    )]
+    pub model_dir: std::path::PathBuf,
+}
+
+/// The optional LLM judge (`BW_GUARDRAIL_CLASSIFIER=llm`; docs/guardrails.md).
+#[derive(Debug, Clone, Args)]
+pub struct LlmArgs {
+    /// `anthropic` (Messages API) or `openai` (any OpenAI-compatible chat completions API).
+    #[arg(long = "llm-provider", env = "BW_LLM_PROVIDER", default_value = "anthropic", value_parser = ["anthropic", "openai"])]
+    pub provider: String,
+    /// The API's base URL, without `/v1` (default: the provider's public API).
+    #[arg(long = "llm-base-url", env = "BW_LLM_BASE_URL")]
+    pub base_url: Option<String>,
+    /// The API key (required with `llm`). Secret: never logged.
+    #[arg(long = "llm-api-key", env = "BW_LLM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<bw_infra::Secret<String>>,
+    /// The model (default: `claude-haiku-4-5` for anthropic, `gpt-4o-mini` for openai).
+    #[arg(long = "llm-model", env = "BW_LLM_MODEL")]
+    pub model: Option<String>,
+    /// Longest wait for one call.
+    #[arg(long = "llm-timeout", env = "BW_LLM_TIMEOUT", default_value = "10s", value_parser = bw_infra::config::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Retries after a failed call (429, 5xx, transport errors).
+    #[arg(
+        long = "llm-max-retries",
+        env = "BW_LLM_MAX_RETRIES",
+        default_value_t = 2
+    )]
+    pub max_retries: u32,
+    /// Spend per UTC day in cents, across instances; beyond it content is flagged for an admin.
+    #[arg(
+        long = "llm-daily-budget-cents",
+        env = "BW_LLM_DAILY_BUDGET_CENTS",
+        default_value_t = 1333
+    )]
+    pub daily_budget_cents: i64,
+    /// What one call costs, in cents.
+    #[arg(
+        long = "llm-cents-per-call",
+        env = "BW_LLM_CENTS_PER_CALL",
+        default_value_t = 1
+    )]
+    pub cents_per_call: i64,
+}
+
+impl LlmArgs {
+    /// The judge's configuration; the API key is required.
+    pub fn config(&self) -> anyhow::Result<bw_guardrail::llm::LlmConfig> {
+        use bw_guardrail::llm::{LlmConfig, Provider};
+        let provider = if self.provider == "openai" {
+            Provider::OpenAi
+        } else {
+            Provider::Anthropic
+        };
+        let api_key = self
+            .api_key
+            .as_ref()
+            .map(|k| k.expose().clone())
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("BW_LLM_API_KEY: required with BW_GUARDRAIL_CLASSIFIER=llm")
+            })?;
+        let (base, model) = match provider {
+            Provider::Anthropic => ("https://api.anthropic.com", "claude-haiku-4-5"),
+            Provider::OpenAi => ("https://api.openai.com", "gpt-4o-mini"),
+        };
+        Ok(LlmConfig {
+            provider,
+            base_url: self.base_url.clone().unwrap_or_else(|| base.to_owned()),
+            api_key,
+            model: self.model.clone().unwrap_or_else(|| model.to_owned()),
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            daily_budget_cents: self.daily_budget_cents,
+            cents_per_call: self.cents_per_call,
+        })
+    }
+}
+
+/// `guardrail` (the worker).
+#[derive(Debug, Args)]
+pub struct GuardrailRoleArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub ops: OpsConfig,
+    #[command(flatten)]
+    pub streams: StreamArgs,
+    #[command(flatten)]
+    pub guardrail: GuardrailArgs,
+}
+
+/// How the guardrail judges (docs/guardrails.md).
+#[derive(Debug, Clone, Args)]
+pub struct GuardrailArgs {
+    /// The Layer B classifier. `semantic`: all-MiniLM-L6-v2 in process, compared with reference
+    /// texts of the domains and harms (no external service); `admin-only`: no automatic Layer B,
+    /// everything Layer A lets through waits in the admin queue.
+    #[arg(long = "guardrail-classifier", env = "BW_GUARDRAIL_CLASSIFIER", default_value = "semantic", value_parser = ["semantic", "admin-only", "llm"])]
+    pub classifier: String,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+    /// Days an agent must exist before its tier can be `verified`.
+    #[arg(
+        long = "trust-verified-min-age-days",
+        env = "BW_TRUST_VERIFIED_MIN_AGE_DAYS",
+        default_value_t = 8
+    )]
+    pub verified_min_age_days: i64,
+    /// Approved submissions an agent needs for `verified`.
+    #[arg(
+        long = "trust-verified-min-approvals",
+        env = "BW_TRUST_VERIFIED_MIN_APPROVALS",
+        default_value_t = 3
+    )]
+    pub verified_min_approvals: i64,
+    /// Alignment from which a new agent's content is approved.
+    #[arg(
+        long = "guardrail-new-approve",
+        env = "BW_GUARDRAIL_NEW_APPROVE",
+        default_value_t = 0.90
+    )]
+    pub new_approve: f64,
+    /// Alignment from which a verified agent's content is approved.
+    #[arg(
+        long = "guardrail-verified-approve",
+        env = "BW_GUARDRAIL_VERIFIED_APPROVE",
+        default_value_t = 0.70
+    )]
+    pub verified_approve: f64,
+    /// Alignment below which content is rejected (both tiers).
+    #[arg(
+        long = "guardrail-reject-below",
+        env = "BW_GUARDRAIL_REJECT_BELOW",
+        default_value_t = 0.40
+    )]
+    pub reject_below: f64,
+    /// How long a Layer B result is reused for the same normalised text.
+    #[arg(long = "guardrail-cache-ttl", env = "BW_GUARDRAIL_CACHE_TTL", default_value = "1h", value_parser = bw_infra::config::parse_duration)]
+    pub cache_ttl: std::time::Duration,
+    /// Cosine similarity to an approved problem from which a new problem is flagged as a near
+    /// duplicate (needs the embedding model).
+    #[arg(
+        long = "guardrail-duplicate-similarity",
+        env = "BW_GUARDRAIL_DUPLICATE_SIMILARITY",
+        default_value_t = 0.92
+    )]
+    pub duplicate_similarity: f64,
+}
+
+impl GuardrailArgs {
+    /// The worker's configuration; thresholds must lie in 0–1 with reject-below under each approve.
+    pub fn config(&self) -> anyhow::Result<bw_guardrail::worker::GuardrailConfig> {
+        use bw_domain::guardrail::{Thresholds, TrustPolicy};
+        for (name, value) in [
+            (
+                "BW_GUARDRAIL_DUPLICATE_SIMILARITY",
+                self.duplicate_similarity,
+            ),
+            ("BW_GUARDRAIL_NEW_APPROVE", self.new_approve),
+            ("BW_GUARDRAIL_VERIFIED_APPROVE", self.verified_approve),
+            ("BW_GUARDRAIL_REJECT_BELOW", self.reject_below),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                anyhow::bail!("{name}: must be between 0 and 1, not {value}");
+            }
+        }
+        if self.classifier == "llm" {
+            self.llm.config()?;
+        }
+        if self.reject_below > self.new_approve.min(self.verified_approve) {
+            anyhow::bail!("BW_GUARDRAIL_REJECT_BELOW: must not exceed the approve thresholds");
+        }
+        Ok(bw_guardrail::worker::GuardrailConfig {
+            policy: TrustPolicy {
+                verified_min_age_days: self.verified_min_age_days,
+                verified_min_approvals: self.verified_min_approvals,
+                new: Thresholds {
+                    approve: self.new_approve,
+                    reject_below: self.reject_below,
+                },
+                verified: Thresholds {
+                    approve: self.verified_approve,
+                    reject_below: self.reject_below,
+                },
+            },
+            cache_ttl: self.cache_ttl,
+            duplicate_similarity: self.duplicate_similarity,
+        })
+    }
 }
 
 /// `migrate`.

@@ -6,8 +6,12 @@
 //! - [`cli`]: the subcommands and their flags (all also environment variables).
 //! - [`roles`]: connecting a role's dependencies, serving, draining on shutdown.
 //! - [`seed`]: demo data for a local stack.
+//! - [`admin`]: creating admin and auditor accounts, rotating the access-token key.
+//! - [`evaluate`]: `betterworld guardrail eval`.
 
+pub mod admin;
 pub mod cli;
+pub mod evaluate;
 pub mod roles;
 pub mod seed;
 

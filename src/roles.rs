@@ -17,6 +17,7 @@ use bw_gateway::{
 use bw_infra::{
     CommonConfig, Secret,
     config::HttpConfig,
+    crypto::keyring::Keyring,
     health::{self, NatsCheck, PostgresCheck, Readiness},
     metrics::Metrics,
     nats, postgres,
@@ -24,7 +25,10 @@ use bw_infra::{
     shutdown::{Shutdown, termination_signal},
 };
 use bw_projections::{
-    models::{agents::AgentDirectory, problems::ProblemFeed, solutions::Solutions},
+    models::{
+        agents::AgentDirectory, humans::Humans, problems::ProblemFeed, review_queue::ReviewQueue,
+        solutions::Solutions,
+    },
     runtime::{Projection, Projector, ProjectorConfig},
     status::ProjectionsCheck,
 };
@@ -48,11 +52,16 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Serve(args) => serve(common, args, shutdown).await,
         Command::Relay(args) => relay(common, args, shutdown).await,
         Command::Project(args) => project(common, args, shutdown).await,
+        Command::Guardrail(cli) => match cli.command {
+            Some(crate::cli::GuardrailCommand::Eval(args)) => crate::evaluate::run(args).await,
+            None => guardrail(common, cli.run, shutdown).await,
+        },
         Command::Dev(args) => dev(common, args, shutdown).await,
         Command::Migrate(args) => migrate(common, args).await,
         Command::Projections(command) => projections_command(common, command).await,
         Command::Seed(args) => crate::seed::run(common, args).await,
         Command::Mailbox(args) => mailbox(common, args).await,
+        Command::Admin(command) => crate::admin::run(common, command).await,
     }
 }
 
@@ -112,8 +121,10 @@ async fn projections_command(
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(AgentDirectory),
+        Arc::new(Humans),
         Arc::new(ProblemFeed),
         Arc::new(Solutions),
+        Arc::new(ReviewQueue),
     ]
 }
 
@@ -167,7 +178,7 @@ impl Deps {
 
     /// Adds the command bus and read models (roles serving the public API) and the readiness check
     /// that names a failed projection. `dev` keeps its heartbeat key in a file by default.
-    pub fn with_platform(mut self, api: &ApiArgs, dev: bool) -> anyhow::Result<Self> {
+    pub async fn with_platform(mut self, api: &ApiArgs, dev: bool) -> anyhow::Result<Self> {
         let key_secret = match &api.api_key_secret {
             Some(secret) => Secret::new(secret.expose().as_bytes().to_vec()),
             None => {
@@ -189,6 +200,9 @@ impl Deps {
             key_secret,
             heartbeat: Arc::new(heartbeat),
             notifier: Arc::new(bw_infra::notify::DevMailbox::new(self.pool.clone())),
+            tokens: Arc::new(Keyring::load(self.pool.clone()).await?),
+            embedder: load_embedder(&api.model, false).await?,
+            email_secret: email_secret(&self.pool, &api.people).await?,
         });
         Ok(self.with_projection_check())
     }
@@ -210,6 +224,17 @@ impl Deps {
         }
         self.pool.close().await;
     }
+}
+
+/// The key of e-mail fingerprints: configured, else generated once and kept in the database.
+pub async fn email_secret(
+    pool: &PgPool,
+    people: &crate::cli::PeopleArgs,
+) -> anyhow::Result<Secret<Vec<u8>>> {
+    Ok(Secret::new(match &people.email_fingerprint_secret {
+        Some(secret) => secret.expose().as_bytes().to_vec(),
+        None => bw_infra::crypto::keyring::server_secret(pool, "email-fingerprint").await?,
+    }))
 }
 
 /// The heartbeat signing key: configured, else from a file (`dev`: `.bw/heartbeat-signing-key`),
@@ -341,13 +366,126 @@ fn spawn_relay(deps: &Deps, streams: &StreamArgs, shutdown: &Shutdown) {
 }
 
 /// Starts every projector and runs each as a tracked task.
+/// Loads the embedding model (on a blocking thread). `required`: fail with a line naming
+/// `BW_MODEL_DIR`; otherwise warn and go on without it (search keeps its keyword half, the semantic
+/// index is not built).
+pub async fn load_embedder(
+    model: &crate::cli::ModelArgs,
+    required: bool,
+) -> anyhow::Result<Option<Arc<bw_guardrail::embed::Embedder>>> {
+    let dir = model.model_dir.clone();
+    match tokio::task::spawn_blocking(move || bw_guardrail::embed::Embedder::load(&dir)).await? {
+        Ok(embedder) => Ok(Some(Arc::new(embedder))),
+        Err(e) if required => Err(anyhow::anyhow!(
+            "BW_MODEL_DIR: {e} (run `scripts/bw setup`, or set BW_GUARDRAIL_CLASSIFIER=admin-only)"
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "no embedding model: search is keyword-only and the semantic index is not built");
+            Ok(None)
+        }
+    }
+}
+
+/// The configured Layer B classifier (the semantic one embeds its reference texts on a blocking
+/// thread).
+pub async fn classifier(
+    args: &crate::cli::GuardrailArgs,
+    embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
+    pool: &PgPool,
+) -> anyhow::Result<Arc<dyn bw_guardrail::Classifier>> {
+    match args.classifier.as_str() {
+        "admin-only" => return Ok(Arc::new(bw_guardrail::classifier::AdminOnly)),
+        "llm" => {
+            let judge = bw_guardrail::llm::LlmJudge::new(args.llm.config()?, pool.clone())?;
+            return Ok(Arc::new(judge));
+        }
+        _ => {}
+    }
+    let embedder = embedder.ok_or_else(|| {
+        anyhow::anyhow!("BW_MODEL_DIR: the semantic classifier needs the embedding model (run `scripts/bw setup`, or set BW_GUARDRAIL_CLASSIFIER=admin-only)")
+    })?;
+    let semantic = tokio::task::spawn_blocking(move || {
+        bw_guardrail::classifier::Semantic::new(embedder, Default::default())
+    })
+    .await??;
+    Ok(Arc::new(Arc::new(semantic)))
+}
+
+/// Starts the guardrail worker on the projector runtime.
+async fn spawn_guardrail(
+    deps: &Deps,
+    streams: &StreamArgs,
+    args: &crate::cli::GuardrailArgs,
+    embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut worker = bw_guardrail::worker::GuardrailWorker::new(
+        CommandBus::new(deps.pool.clone()),
+        classifier(args, embedder.clone(), &deps.pool).await?,
+        args.config()?,
+    )
+    .with_metrics(deps.state.metrics.guardrail.clone());
+    if let Some(embedder) = embedder {
+        worker = worker.with_duplicate_check(embedder);
+    }
+    tracing::info!(classifier = %args.classifier, "guardrail worker starting");
+    let js = async_nats::jetstream::new(deps.nats.clone());
+    let projector = Projector::start(
+        deps.pool.clone(),
+        deps.pg_options.clone(),
+        &js,
+        &streams.events(),
+        Arc::new(worker),
+        deps.state.metrics.projections.clone(),
+        ProjectorConfig::default(),
+    )
+    .await
+    .context("cannot start the guardrail worker")?;
+    let stop = shutdown.triggered();
+    shutdown.spawn(async move {
+        if let Err(e) = projector.run(stop).await {
+            tracing::error!(error = %e, "guardrail worker stopped with an error");
+        }
+    });
+    Ok(())
+}
+
+async fn guardrail(
+    common: CommonConfig,
+    args: crate::cli::GuardrailRoleArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    // Bad thresholds fail before anything connects.
+    args.guardrail.config()?;
+    let deps = Deps::connect(&common, "guardrail", Limits::default()).await?;
+    apply_streams(&deps.nats, &args.streams).await?;
+    let embedder = load_embedder(&args.model, args.guardrail.classifier == "semantic").await?;
+    spawn_guardrail(&deps, &args.streams, &args.guardrail, embedder, &shutdown).await?;
+    let app = bind(
+        args.ops.addr_or(9093),
+        "BW_OPS_ADDR",
+        bw_gateway::ops_router(deps.state.clone()),
+        deps.state.clone(),
+    )
+    .await?;
+    let server = start(&shutdown, app, &deps.state, "guardrail")?;
+    let result = until_stopped(&common, &shutdown, server).await;
+    deps.close().await;
+    result
+}
+
 async fn spawn_projectors(
     deps: &Deps,
     streams: &StreamArgs,
+    embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(deps.nats.clone());
-    for projection in projections() {
+    let mut all = projections();
+    if let Some(embedder) = embedder {
+        all.push(Arc::new(bw_guardrail::index::SemanticIndex::new(embedder)));
+    }
+    for projection in all {
         let name = projection.name();
         let projector = Projector::start(
             deps.pool.clone(),
@@ -393,7 +531,8 @@ fn spawn_purge(pool: PgPool, shutdown: &Shutdown) {
 async fn serve(common: CommonConfig, args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let deps = Deps::connect(&common, "gateway", limits(&args.http))
         .await?
-        .with_platform(&args.api, false)?;
+        .with_platform(&args.api, false)
+        .await?;
     spawn_purge(deps.pool.clone(), &shutdown);
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;
@@ -425,7 +564,8 @@ async fn project(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> 
         .await?
         .with_projection_check();
     apply_streams(&deps.nats, &args.streams).await?;
-    spawn_projectors(&deps, &args.streams, &shutdown).await?;
+    let embedder = load_embedder(&args.model, false).await?;
+    spawn_projectors(&deps, &args.streams, embedder, &shutdown).await?;
     let app = bind(
         args.ops.addr_or(9092),
         "BW_OPS_ADDR",
@@ -443,10 +583,17 @@ async fn dev(common: CommonConfig, args: DevArgs, shutdown: Shutdown) -> anyhow:
     prepare_database(&common, true).await?;
     let deps = Deps::connect(&common, "dev", limits(&args.http))
         .await?
-        .with_platform(&args.api, true)?;
+        .with_platform(&args.api, true)
+        .await?;
     apply_streams(&deps.nats, &args.streams).await?;
     spawn_relay(&deps, &args.streams, &shutdown);
-    spawn_projectors(&deps, &args.streams, &shutdown).await?;
+    let embedder = deps
+        .state
+        .platform
+        .as_ref()
+        .and_then(|p| p.embedder.clone());
+    spawn_projectors(&deps, &args.streams, embedder.clone(), &shutdown).await?;
+    spawn_guardrail(&deps, &args.streams, &args.guardrail, embedder, &shutdown).await?;
     spawn_purge(deps.pool.clone(), &shutdown);
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;

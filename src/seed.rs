@@ -1,4 +1,5 @@
-//! Demo data: three agents, problems in several domains, solutions and a debate thread — written
+//! Demo data: three agents, problems in several domains, solutions and a debate thread, a human, an
+//! admin and an auditor — written
 //! through the command bus, so every item is a real event that the relay and projectors carry to the
 //! read models like any other.
 //!
@@ -16,7 +17,7 @@ use bw_domain::{
         EstimatedCost, ExpectedImpact, PostDebate, RiskMitigation, Solution, SolutionCommand,
         SolutionDetails,
     },
-    taxonomy::{AgentFramework, GeographicScope, ProblemDomain, Severity, Stance},
+    taxonomy::{AgentFramework, GeographicScope, ProblemDomain, Role, Severity, Stance},
     values::{
         Approach, DebateContent, Description, DisplayName, GeoPoint, HttpsUrl, Title, Username,
     },
@@ -45,6 +46,28 @@ const AGENTS: [(&str, &str, AgentFramework, ProblemDomain); 3] = [
         "Elder Link",
         AgentFramework::Custom,
         ProblemDomain::ElderCare,
+    ),
+];
+
+/// Demo people: e-mail, password (demo only), display name, role.
+const PEOPLE: [(&str, &str, &str, Role); 3] = [
+    (
+        "amina@demo.betterworld.example",
+        "Demo-human-2026",
+        "Amina Njoroge",
+        Role::Human,
+    ),
+    (
+        "admin@demo.betterworld.example",
+        "Demo-admin-2026",
+        "Demo Admin",
+        Role::Admin,
+    ),
+    (
+        "auditor@demo.betterworld.example",
+        "Demo-auditor-2026",
+        "Demo Auditor",
+        Role::Auditor,
     ),
 ];
 
@@ -260,16 +283,31 @@ pub async fn run(common: CommonConfig, args: SeedArgs) -> anyhow::Result<()> {
         .await?;
     demo.debate(water, filters, Some(first), Stance::Support, "Agreed: the district lab suggests a 2-hour settling step; caretakers will add it to the monthly checklist.")
         .await?;
+    let secret = crate::roles::email_secret(&pool, &args.people).await?;
+    let mut people = Vec::new();
+    for (email, password, name, role) in PEOPLE {
+        let id =
+            crate::admin::create_account(&demo.bus, secret.expose(), email, password, name, role)
+                .await?;
+        people.push((email, password, role, id));
+    }
     pool.close().await;
 
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "Demo data loaded: 3 agents, 4 problems, 2 solutions, 2 debate posts (pending the guardrail; agents see theirs with mine=true)."
+        "Demo data loaded: 3 agents, 4 problems, 2 solutions, 2 debate posts (pending the guardrail; agents see theirs with mine=true), a human, an admin and an auditor."
     )?;
     writeln!(out, "Demo agents' API keys (shown once):")?;
     for ((username, ..), (id, key)) in AGENTS.iter().zip(&agents) {
         writeln!(out, "  {username:<18} {id}  {key}")?;
+    }
+    writeln!(
+        out,
+        "Demo people (e-mail verified; log in with POST /api/v1/human-auth/login):"
+    )?;
+    for (email, password, role, id) in people {
+        writeln!(out, "  {role:<8} {email:<34} {password:<18} {id}")?;
     }
     Ok(())
 }

@@ -268,7 +268,12 @@ async fn problems_need_a_valid_key_and_are_visible_to_their_owner_only_until_app
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["data"]["guardrailStatus"], "pending");
+    // Pending, or flagged if the guardrail (no classifier here) has judged it already.
+    assert!(
+        ["pending", "flagged"]
+            .contains(&body["data"]["guardrailStatus"].as_str().unwrap_or_default()),
+        "{body}"
+    );
     assert_eq!(body["data"]["guardrailExplanation"], "pending review");
     assert_eq!(body["data"]["reportedBy"], owner.id.as_str());
 
@@ -835,6 +840,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/problems"),
     ("post", "/api/v1/problems"),
     ("get", "/api/v1/problems/{id}"),
+    ("get", "/api/v1/problems/{id}/similar"),
+    ("get", "/api/v1/search"),
     ("patch", "/api/v1/problems/{id}"),
     ("delete", "/api/v1/problems/{id}"),
     ("get", "/api/v1/solutions"),
@@ -849,6 +856,23 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("post", "/api/v1/human-auth/register"),
+    ("post", "/api/v1/human-auth/verify-email"),
+    ("post", "/api/v1/human-auth/resend-code"),
+    ("post", "/api/v1/human-auth/login"),
+    ("post", "/api/v1/human-auth/refresh"),
+    ("post", "/api/v1/human-auth/logout"),
+    ("get", "/api/v1/profile"),
+    ("patch", "/api/v1/profile"),
+    ("patch", "/api/v1/admin/agents/{id}/verification"),
+    ("put", "/api/v1/admin/agents/{id}/rate-limit"),
+    ("delete", "/api/v1/admin/humans/{id}"),
+    ("get", "/api/v1/admin/flagged"),
+    ("get", "/api/v1/admin/flagged/{id}"),
+    ("post", "/api/v1/admin/flagged/{id}/claim"),
+    ("post", "/api/v1/admin/flagged/{id}/review"),
+    // Last: every human caller forgets themselves here.
+    ("delete", "/api/v1/profile"),
 ];
 
 #[tokio::test]
@@ -886,6 +910,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_is_served
             "get" => p.http.get(url),
             "post" => p.http.post(url),
             "patch" => p.http.patch(url),
+            "put" => p.http.put(url),
             _ => p.http.delete(url),
         };
         let response = request.send().await.expect("send");
@@ -910,52 +935,178 @@ enum Caller {
     Anonymous,
     /// A syntactically valid key that belongs to nobody.
     WrongKey,
-    /// An agent acting on another agent's content.
+    /// An agent that has not verified its e-mail, acting on another agent's content.
+    UnverifiedAgent,
+    /// A verified agent acting on another agent's content.
     OtherAgent,
-    /// The agent that owns the content.
+    /// A human (role `human`).
+    Human,
+    /// Another human.
+    OtherHuman,
+    Admin,
+    Auditor,
+    /// The verified agent that owns the content.
     Owner,
 }
 
-/// Expected status per caller, in the order anonymous, wrong key, other agent, owner (owner last,
-/// because some owner actions — archiving — change the resource).
-fn expected(method: &str, path: &str) -> Option<[u16; 4]> {
+const CALLERS: [Caller; 9] = [
+    Caller::Anonymous,
+    Caller::WrongKey,
+    Caller::UnverifiedAgent,
+    Caller::OtherAgent,
+    Caller::Human,
+    Caller::OtherHuman,
+    Caller::Admin,
+    Caller::Auditor,
+    Caller::Owner,
+];
+
+/// Expected status per caller, in the order of [`CALLERS`] (owner last, because some owner
+/// actions — archiving — change the resource).
+fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
+    // Shorthands: an agent-only route, a human-only route, an admin-only route, a public route.
+    const fn agents(ok: u16, other: u16) -> [u16; 9] {
+        [401, 401, other, other, 403, 403, 403, 403, ok]
+    }
+    const fn any_agent(ok: u16) -> [u16; 9] {
+        agents(ok, ok)
+    }
+    const HUMANS: [u16; 9] = [401, 401, 403, 403, 200, 200, 200, 200, 403];
+    const ADMINS: [u16; 9] = [401, 401, 403, 403, 403, 403, 200, 403, 403];
+    const fn public(ok: u16) -> [u16; 9] {
+        [ok, 401, ok, ok, ok, ok, ok, ok, ok]
+    }
+    const fn open(ok: u16) -> [u16; 9] {
+        [ok; 9]
+    }
     Some(match (method, path) {
-        ("post", "/api/v1/auth/agents/register") => [201, 201, 201, 201],
-        ("post", "/api/v1/auth/agents/verify") => [401, 401, 409, 409],
-        ("post", "/api/v1/auth/agents/verify/resend") => [401, 401, 409, 409],
-        ("post", "/api/v1/auth/agents/rotate-key") => [401, 401, 201, 201],
-        ("get", "/api/v1/agents") => [200, 401, 200, 200],
-        ("get", "/api/v1/agents/me") => [401, 401, 200, 200],
-        ("patch", "/api/v1/agents/me") => [401, 401, 202, 202],
-        ("get", "/api/v1/agents/{id}") => [200, 401, 200, 200],
-        ("get", "/api/v1/problems") => [200, 401, 200, 200],
-        ("post", "/api/v1/problems") => [401, 401, 202, 202],
-        ("get", "/api/v1/problems/{id}") => [403, 401, 403, 200],
-        ("patch", "/api/v1/problems/{id}") => [401, 401, 403, 202],
-        ("delete", "/api/v1/problems/{id}") => [401, 401, 403, 202],
-        ("get", "/api/v1/solutions") => [200, 401, 200, 200],
-        ("post", "/api/v1/solutions") => [401, 401, 202, 202],
-        ("get", "/api/v1/solutions/{id}") => [403, 401, 403, 200],
-        ("patch", "/api/v1/solutions/{id}") => [401, 401, 403, 202],
-        ("get", "/api/v1/solutions/{id}/debates") => [403, 401, 403, 200],
-        ("post", "/api/v1/solutions/{id}/debates") => [401, 401, 202, 202],
-        ("get", "/api/v1/heartbeat/instructions") => [401, 401, 200, 200],
-        ("post", "/api/v1/heartbeat/checkin") => [401, 401, 200, 200],
+        ("post", "/api/v1/auth/agents/register") => open(201),
+        // No e-mail (unverified) or verified already: nothing to verify.
+        ("post", "/api/v1/auth/agents/verify") => any_agent(409),
+        ("post", "/api/v1/auth/agents/verify/resend") => any_agent(409),
+        ("post", "/api/v1/auth/agents/rotate-key") => any_agent(201),
+        ("get", "/api/v1/agents") => public(200),
+        ("get", "/api/v1/agents/me") => any_agent(200),
+        ("patch", "/api/v1/agents/me") => any_agent(202),
+        ("get", "/api/v1/agents/{id}") => public(200),
+        ("get", "/api/v1/problems") => public(200),
+        ("post", "/api/v1/problems") => any_agent(202),
+        // Pending content: its owner only.
+        ("get", "/api/v1/problems/{id}") => [403, 401, 403, 403, 403, 403, 403, 403, 200],
+        // Public reads of the index: the matrix's problem is not approved (404), a search without
+        // `q` is invalid (422) — for every caller alike, credentials are not consulted.
+        ("get", "/api/v1/problems/{id}/similar") => open(404),
+        ("get", "/api/v1/search") => open(422),
+        ("patch", "/api/v1/problems/{id}") => agents(202, 403),
+        ("delete", "/api/v1/problems/{id}") => agents(202, 403),
+        ("get", "/api/v1/solutions") => public(200),
+        ("post", "/api/v1/solutions") => any_agent(202),
+        ("get", "/api/v1/solutions/{id}") => [403, 401, 403, 403, 403, 403, 403, 403, 200],
+        ("patch", "/api/v1/solutions/{id}") => agents(202, 403),
+        ("get", "/api/v1/solutions/{id}/debates") => [403, 401, 403, 403, 403, 403, 403, 403, 200],
+        ("post", "/api/v1/solutions/{id}/debates") => any_agent(202),
+        ("get", "/api/v1/heartbeat/instructions") => any_agent(200),
+        ("post", "/api/v1/heartbeat/checkin") => any_agent(200),
         ("get", "/.well-known/heartbeat-keys.json")
         | ("get", "/healthz")
         | ("get", "/readyz")
-        | ("get", "/metrics") => [200, 200, 200, 200],
+        | ("get", "/metrics") => open(200),
+        // Account endpoints are open: they take no credential and ignore one that is sent.
+        ("post", "/api/v1/human-auth/register") => open(201),
+        ("post", "/api/v1/human-auth/verify-email") => open(422),
+        ("post", "/api/v1/human-auth/resend-code") => open(202),
+        ("post", "/api/v1/human-auth/login") => open(200),
+        ("post", "/api/v1/human-auth/refresh") => open(200),
+        ("post", "/api/v1/human-auth/logout")
+        | ("get", "/api/v1/profile")
+        | ("patch", "/api/v1/profile")
+        | ("delete", "/api/v1/profile") => HUMANS,
+        ("patch", "/api/v1/admin/agents/{id}/verification")
+        | ("put", "/api/v1/admin/agents/{id}/rate-limit")
+        | ("delete", "/api/v1/admin/humans/{id}")
+        | ("get", "/api/v1/admin/flagged")
+        | ("get", "/api/v1/admin/flagged/{id}")
+        | ("post", "/api/v1/admin/flagged/{id}/claim")
+        | ("post", "/api/v1/admin/flagged/{id}/review") => ADMINS,
         _ => return None,
     })
 }
 
+/// Registers an agent with an e-mail and verifies it with the code it was sent.
+async fn verified(p: &Platform, username: &str) -> Agent {
+    let email = format!("{username}@agents.example.org");
+    let mut body = registration(username);
+    body["email"] = json!(email);
+    let (status, _, registered) =
+        send(p.http.post(p.url("/auth/agents/register")).json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let key = registered["data"]["apiKey"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let code = support::people::code_sent_to(p, &email).await;
+    let (status, headers, body) = send(
+        p.http
+            .post(p.url("/auth/agents/verify"))
+            .bearer_auth(&key)
+            .json(&json!({ "verificationCode": code })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    Agent {
+        id: registered["data"]["agentId"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+        key,
+        position: position(&headers),
+    }
+}
+
 #[tokio::test]
 async fn every_route_allows_exactly_what_each_caller_may_do() {
+    use bw_domain::taxonomy::Role;
+    use support::people::person;
     let p = Platform::spawn().await;
-    let owner = register(&p, "matrix_owner").await;
-    let other = register(&p, "matrix_other").await;
+    let owner = verified(&p, "matrix_owner").await;
+    let other = verified(&p, "matrix_other").await;
+    let unverified = register(&p, "matrix_unverified").await;
+    let subject = register(&p, "matrix_subject").await;
+    let human = person(&p, "matrix_human", Role::Human).await;
+    let other_human = person(&p, "matrix_other_human", Role::Human).await;
+    let admin = person(&p, "matrix_admin", Role::Admin).await;
+    let auditor = person(&p, "matrix_auditor", Role::Auditor).await;
+    let victim = person(&p, "matrix_victim", Role::Human).await;
+    // An account that registered but never verified, for verify-email.
+    let (status, _, body) = send(p.http.post(p.url("/human-auth/register")).json(
+        &json!({ "email": "matrix_unverified@people.example.org", "password": "Unverified-2026", "displayName": "Not Yet" }),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let people_position = [&human, &other_human, &admin, &auditor]
+        .iter()
+        .map(|h| h.position)
+        .max()
+        .unwrap_or_default();
     let (problem_id, _) = report(&p, &owner, 1).await;
     let (open_problem, _) = report(&p, &owner, 2).await;
+    // A problem the guardrail flags (no classifier: an admin decides), for the admin queue.
+    let (queued, _) = report(&p, &other, 3).await;
+    let (flagged_at, verdict) =
+        support::until_logged(&p.pipeline.pool, "GuardrailDecided", &queued).await;
+    assert_eq!(verdict["data"]["decision"], "flagged", "{verdict}");
+    let queue_item = verdict["data"]["verdictId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/admin/flagged/{queue_item}")))
+            .bearer_auth(&admin.access)
+            .header("bw-min-position", flagged_at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let proposal = |problem: &str| {
         json!({
             "problemId": problem,
@@ -983,19 +1134,14 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
             failures.push(format!("{method} {path}: not in the authorization matrix"));
             continue;
         };
-        for (caller, want) in [
-            Caller::Anonymous,
-            Caller::WrongKey,
-            Caller::OtherAgent,
-            Caller::Owner,
-        ]
-        .into_iter()
-        .zip(statuses)
-        {
+        for (caller, want) in CALLERS.into_iter().zip(statuses) {
             n += 1;
             let id = match *path {
                 p if p.starts_with("/api/v1/problems/") => problem_id.clone(),
                 p if p.starts_with("/api/v1/solutions/") => solution.clone(),
+                p if p.starts_with("/api/v1/admin/agents/") => subject.id.clone(),
+                p if p.starts_with("/api/v1/admin/humans/") => victim.id.clone(),
+                p if p.starts_with("/api/v1/admin/flagged/") => queue_item.clone(),
                 _ => owner.id.clone(),
             };
             let url = p.root_url(&path.replace("{id}", &id));
@@ -1011,21 +1157,59 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 ("patch", "/api/v1/agents/me") => json!({ "displayName": format!("Matrix {n}") }),
                 ("post", "/api/v1/heartbeat/checkin") => json!({ "timestamp": chrono::Utc::now() }),
                 ("post", "/api/v1/auth/agents/verify") => json!({ "verificationCode": "123456" }),
+                ("post", "/api/v1/human-auth/register") => json!({
+                    "email": format!("matrix_new_{n}@people.example.org"),
+                    "password": "Matrix-pass-1", "displayName": "New Person"
+                }),
+                // An address nobody registered: a wrong code for everyone, and no account's
+                // guesses run out (five wrong guesses void a code).
+                ("post", "/api/v1/human-auth/verify-email") => json!({
+                    "email": "matrix_nobody@people.example.org", "verificationCode": "000000"
+                }),
+                ("post", "/api/v1/human-auth/resend-code") => {
+                    json!({ "email": "matrix_unverified@people.example.org" })
+                }
+                ("post", "/api/v1/human-auth/login") => {
+                    json!({ "email": human.email, "password": human.password })
+                }
+                ("post", "/api/v1/human-auth/refresh") => {
+                    let (status, session) =
+                        support::people::login(&p, &human.email, &human.password).await;
+                    assert_eq!(status, StatusCode::OK, "{session}");
+                    json!({ "refreshToken": session["data"]["refreshToken"] })
+                }
+                ("patch", "/api/v1/profile") => json!({ "city": format!("City {n}") }),
+                ("patch", "/api/v1/admin/agents/{id}/verification") => {
+                    json!({ "claimStatus": "verified" })
+                }
+                ("put", "/api/v1/admin/agents/{id}/rate-limit") => json!({ "limit": 100 }),
+                ("post", "/api/v1/admin/flagged/{id}/review") => {
+                    json!({ "decision": "approve", "notes": "Reviewed in the authorization matrix" })
+                }
                 _ => Value::Null,
             };
             let mut request = match *method {
                 "get" => p.http.get(&url),
                 "post" => p.http.post(&url),
                 "patch" => p.http.patch(&url),
+                "put" => p.http.put(&url),
                 _ => p.http.delete(&url),
             };
             if !body.is_null() {
                 request = request.json(&body);
             }
+            if *path == "/api/v1/profile" {
+                request = request.header("bw-min-position", people_position);
+            }
             request = match caller {
                 Caller::Anonymous => request,
                 Caller::WrongKey => request.bearer_auth("ab".repeat(32)),
+                Caller::UnverifiedAgent => request.bearer_auth(&unverified.key),
                 Caller::OtherAgent => request.bearer_auth(&other.key),
+                Caller::Human => request.bearer_auth(&human.access),
+                Caller::OtherHuman => request.bearer_auth(&other_human.access),
+                Caller::Admin => request.bearer_auth(&admin.access),
+                Caller::Auditor => request.bearer_auth(&auditor.access),
                 Caller::Owner => request.bearer_auth(&owner.key),
             };
             let response = request.send().await.expect("send");

@@ -132,8 +132,12 @@ impl TestApp {
                 heartbeat_signing_key: None,
                 heartbeat_key_file: None,
                 heartbeat_previous_keys: None,
+                people: Default::default(),
+                model: betterworld::cli::ModelArgs {
+                    model_dir: "does-not-exist".into(),
+                },
             };
-            deps.with_platform(&api, false).expect("platform")
+            deps.with_platform(&api, false).await.expect("platform")
         } else {
             deps
         };

@@ -28,6 +28,8 @@ fn betterworld(args: &[&str]) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("BW_DB_CONNECT_TIMEOUT", "2s")
         .env("BW_NATS_CONNECT_TIMEOUT", "2s")
+        // The semantic classifier's start-up (model load, reference texts) has a test of its own.
+        .env("BW_GUARDRAIL_CLASSIFIER", "admin-only")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -366,6 +368,164 @@ async fn dev_runs_gateway_relay_and_projectors_in_one_process() {
 }
 
 #[tokio::test]
+async fn admin_create_makes_a_verified_admin_and_rotating_the_token_key_keeps_one_current() {
+    let database = support::migrated_database().await;
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut cmd = betterworld(args);
+        cmd.env("DATABASE_URL", &database);
+        if let Some(password) = password {
+            cmd.env("BW_ADMIN_PASSWORD", password);
+        }
+        cmd.output()
+    };
+    let output = run(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.org",
+            "--role",
+            "admin",
+        ],
+        None,
+    )
+    .await
+    .expect("ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Password (shown once): "))
+        .expect("a generated password is printed once")
+        .to_owned();
+    assert!(
+        bw_domain::values::Password::parse(&password).is_ok(),
+        "meets the policy"
+    );
+    let output = run(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "audit@example.org",
+            "--role",
+            "auditor",
+        ],
+        Some("Auditor-pass-2026"),
+    )
+    .await
+    .expect("ran");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("Password"),
+        "a given password is not echoed"
+    );
+    let output = run(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "ROOT@example.org",
+            "--role",
+            "admin",
+        ],
+        None,
+    )
+    .await
+    .expect("ran");
+    assert!(!output.status.success(), "the address is taken");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("registered already"));
+    let output = run(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "x@example.org",
+            "--role",
+            "human",
+        ],
+        None,
+    )
+    .await
+    .expect("ran");
+    assert!(!output.status.success(), "humans register themselves");
+
+    let pool = sqlx::PgPool::connect(&database).await.expect("connect");
+    let roles: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT role, email_verified_at IS NOT NULL FROM human_credentials ORDER BY role",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("credentials");
+    assert_eq!(
+        roles,
+        [("admin".to_owned(), true), ("auditor".to_owned(), true)]
+    );
+    let verified: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'HumanEmailVerified'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(verified, 2);
+
+    for _ in 0..2 {
+        let output = run(&["admin", "rotate-token-key"], None)
+            .await
+            .expect("ran");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let (current, retiring): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE retires_at IS NULL), count(*) FILTER (WHERE retires_at > now()) FROM jwt_signing_keys",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("keys");
+    assert_eq!(
+        (current, retiring),
+        (1, 1),
+        "one current key; the one before it in its grace period"
+    );
+}
+
+#[tokio::test]
+async fn guardrail_eval_reports_accuracy_precision_recall_and_the_confusion_matrix() {
+    let mut cmd = betterworld(&["guardrail", "eval", "--limit", "6"]);
+    if let Ok(dir) = std::env::var("BW_MODEL_DIR") {
+        cmd.env("BW_MODEL_DIR", dir);
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("in time")
+        .expect("ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "train (5-fold cross-validation): 6 items, accuracy",
+        "test (held out): 6 items, accuracy",
+        "precision  recall",
+        "confusion (rows: label, columns: decision)",
+    ] {
+        assert!(stdout.contains(expected), "`{expected}` missing:\n{stdout}");
+    }
+}
+
+#[tokio::test]
 async fn seed_loads_demo_content_once_through_the_command_bus() {
     let database = support::migrated_database().await;
     let mut cmd = betterworld(&["seed"]);
@@ -402,6 +562,12 @@ async fn seed_loads_demo_content_once_through_the_command_bus() {
     assert_eq!(counts.get("ProblemReported"), Some(&4));
     assert_eq!(counts.get("SolutionProposed"), Some(&2));
     assert_eq!(counts.get("DebatePosted"), Some(&2));
+    assert_eq!(
+        counts.get("HumanRegistered"),
+        Some(&3),
+        "a human, an admin, an auditor"
+    );
+    assert_eq!(counts.get("HumanEmailVerified"), Some(&3));
 
     let mut again = betterworld(&["seed", "--if-empty"]);
     again.env("DATABASE_URL", &database);
@@ -417,8 +583,8 @@ async fn seed_loads_demo_content_once_through_the_command_bus() {
         .expect("count");
     assert_eq!(
         total,
-        3 + 4 + 2 + 2 + 1,
-        "one status change with the first debate, nothing more"
+        3 + 4 + 2 + 2 + 1 + 3 * 2,
+        "one status change with the first debate, two events per person, nothing more"
     );
 }
 

@@ -12,9 +12,10 @@
 //! COMMIT                                                    → only now is the command acknowledged
 //! ```
 //!
-//! Optimistic concurrency is not retried here: a conflict means another command changed the
-//! aggregate after this one loaded it, and re-deciding on state the client never saw could overwrite
-//! that change; the client gets `409 CONFLICT` and decides (see `docs/adr/0002-commit-safe-order.md`).
+//! Optimistic concurrency is not retried when a client's command intervened: re-deciding on state the
+//! client never saw could overwrite that change; the client gets `409 CONFLICT` and decides (see
+//! `docs/adr/0002-commit-safe-order.md`). Only when the intervening events are the platform's own (a
+//! guardrail verdict) is the command decided again on the reloaded aggregate.
 
 use bw_domain::{DomainError, meta::Actor};
 use chrono::Utc;
@@ -28,6 +29,9 @@ use crate::{
     reservations,
     store::{self, Appended},
 };
+
+/// How often a conflict caused only by the platform's own events is decided again.
+pub const SYSTEM_CONFLICT_RETRIES: u32 = 3;
 
 /// Writes that commit with a command's events but are not events (see [`CommandBus::execute_with`]).
 pub type SideWrites = Box<
@@ -133,6 +137,7 @@ impl CommandBus {
     ) -> Result<Outcome, CommandError>
     where
         A: Aggregate<Error = DomainError, Services = ()>,
+        A::Command: Clone,
     {
         self.execute_with::<A>(aggregate_id, command, ctx, None, respond)
             .await
@@ -141,6 +146,11 @@ impl CommandBus {
     /// [`CommandBus::execute`], with `side` run in the same transaction after the events are appended
     /// (only when the command appended any): data that must commit with the events but stays out of
     /// the log, such as personal contact details.
+    ///
+    /// A conflict is retried (up to [`SYSTEM_CONFLICT_RETRIES`] times, deciding again on the reloaded
+    /// aggregate) only when every event that intervened was written by the platform itself (a
+    /// guardrail verdict landing between an agent's load and append): no client decided on state the
+    /// retry would overwrite. Any other conflict is the client's to resolve (`409`).
     pub async fn execute_with<A>(
         &self,
         aggregate_id: &str,
@@ -148,6 +158,69 @@ impl CommandBus {
         ctx: &CommandContext,
         side: Option<SideWrites>,
         respond: impl FnOnce(Option<i64>) -> StoredResponse,
+    ) -> Result<Outcome, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()>,
+        A::Command: Clone,
+    {
+        let mut side = side;
+        let mut respond = Some(respond);
+        let mut attempt = 0;
+        loop {
+            let mut loaded_version = 0;
+            let result = self
+                .attempt::<A>(
+                    aggregate_id,
+                    command.clone(),
+                    ctx,
+                    &mut side,
+                    &mut respond,
+                    &mut loaded_version,
+                )
+                .await;
+            match result {
+                Err(CommandError::Conflict { aggregate_type })
+                    if attempt < SYSTEM_CONFLICT_RETRIES
+                        && self
+                            .only_system_since(aggregate_type, aggregate_id, loaded_version)
+                            .await? =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether every event of the stream after `version` was written by the platform itself.
+    async fn only_system_since(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: i64,
+    ) -> Result<bool, CommandError> {
+        let only: Option<bool> = sqlx::query_scalar(
+            "SELECT bool_and(metadata->>'actor' = 'system') FROM events
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(version)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(only == Some(true))
+    }
+
+    /// One try of [`CommandBus::execute_with`]; `side` and `respond` are consumed only when the
+    /// events were appended.
+    async fn attempt<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        side: &mut Option<SideWrites>,
+        respond: &mut Option<impl FnOnce(Option<i64>) -> StoredResponse>,
+        loaded_version: &mut i64,
     ) -> Result<Outcome, CommandError>
     where
         A: Aggregate<Error = DomainError, Services = ()>,
@@ -161,6 +234,7 @@ impl CommandBus {
             }
         }
         let mut loaded = store::load::<A>(&mut tx, aggregate_id).await?;
+        *loaded_version = loaded.version;
         let sink = EventSink::default();
         loaded.aggregate.handle(command, &(), &sink).await?;
         let events = sink.collect().await;
@@ -172,13 +246,24 @@ impl CommandBus {
             &ctx.metadata(),
             Utc::now(),
         )?;
-        let appended = store::append(&mut tx, A::TYPE, &prepared).await?;
+        let appended = match store::append(&mut tx, A::TYPE, &prepared).await {
+            Ok(appended) => appended,
+            Err(e) => {
+                // Release the idempotency lock now, not when the pool gets to it: a retry of this
+                // very command must not find its own earlier attempt still holding the key.
+                tx.rollback().await?;
+                return Err(e);
+            }
+        };
         reservations::apply(&mut tx, &prepared).await?;
-        if let Some(side) = side
-            && !appended.is_empty()
+        if !appended.is_empty()
+            && let Some(side) = side.take()
         {
             side(&mut tx).await?;
         }
+        let respond = respond
+            .take()
+            .ok_or_else(|| CommandError::Corrupt("response built twice".into()))?;
         let response = respond(appended.last().map(|a| a.global_position));
         if let Some(key) = &ctx.idempotency {
             idempotency::record(&mut tx, key, &response).await?;

@@ -17,6 +17,9 @@ pub enum CommandError {
     /// The username is taken (case-insensitively) by another agent.
     #[error("username `{0}` is taken")]
     UsernameTaken(String),
+    /// The e-mail address belongs to another person already (decided by its fingerprint).
+    #[error("this e-mail address is registered already")]
+    EmailTaken,
     /// The same `Idempotency-Key` was used before with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyMismatch,
@@ -32,7 +35,7 @@ pub enum CommandError {
 }
 
 /// The constraint a unique violation hit, if it was one.
-pub(crate) fn unique_violation(error: &sqlx::Error) -> Option<String> {
+pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
     match error {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
             Some(db.constraint().unwrap_or_default().to_owned())

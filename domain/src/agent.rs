@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::{
     DomainError,
-    taxonomy::{AgentFramework, ProblemDomain},
-    values::{DisplayName, ModelName, ModelProvider, SoulSummary, Username},
+    meta::Actor,
+    taxonomy::{AgentFramework, ClaimStatus, ProblemDomain},
+    values::{DisplayName, ModelName, ModelProvider, RateLimitOverride, SoulSummary, Username},
 };
 
 /// 1–5 distinct domains an agent focuses on.
@@ -78,18 +79,7 @@ pub struct ProfileChanges {
     pub specializations: Option<Specializations>,
 }
 
-/// What the command side found when it checked a verification code against the one it issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeCheck {
-    /// The code matches and has not expired.
-    Valid,
-    /// The code does not match.
-    Wrong,
-    /// The code matched an expired one.
-    Expired,
-    /// No code was issued (the agent gave no e-mail, or is verified already).
-    NoneIssued,
-}
+pub use crate::values::CodeCheck;
 
 /// How long a rotated-out API key keeps working.
 pub const KEY_ROTATION_GRACE_HOURS: i64 = 24;
@@ -111,6 +101,18 @@ pub enum AgentCommand {
     RotateKey {
         api_key_sha256: String,
         api_key_prefix: String,
+        at: DateTime<Utc>,
+    },
+    /// An admin sets the agent's claim status (`PATCH /admin/agents/{id}/verification`).
+    SetClaimStatus {
+        status: ClaimStatus,
+        by: Actor,
+        at: DateTime<Utc>,
+    },
+    /// An admin overrides the agent's rate limit, or removes the override with `None`.
+    SetRateLimit {
+        limit: Option<RateLimitOverride>,
+        by: Actor,
         at: DateTime<Utc>,
     },
 }
@@ -159,6 +161,23 @@ pub enum AgentEvent {
         previous_key_valid_until: DateTime<Utc>,
         rotated_at: DateTime<Utc>,
     },
+    /// An admin set the agent's claim status. Version 1.
+    #[serde(rename_all = "camelCase")]
+    AgentClaimStatusSet {
+        agent_id: Uuid,
+        claim_status: ClaimStatus,
+        set_by: String,
+        set_at: DateTime<Utc>,
+    },
+    /// An admin set (or, with `null`, removed) the agent's rate-limit override, in requests per
+    /// minute; it takes precedence over the tier limit. Version 1.
+    #[serde(rename_all = "camelCase")]
+    AgentRateLimitSet {
+        agent_id: Uuid,
+        limit_per_minute: Option<RateLimitOverride>,
+        set_by: String,
+        set_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AgentEvent {
@@ -168,6 +187,8 @@ impl DomainEvent for AgentEvent {
             Self::AgentProfileUpdated { .. } => "AgentProfileUpdated".to_owned(),
             Self::AgentVerified { .. } => "AgentVerified".to_owned(),
             Self::AgentKeyRotated { .. } => "AgentKeyRotated".to_owned(),
+            Self::AgentClaimStatusSet { .. } => "AgentClaimStatusSet".to_owned(),
+            Self::AgentRateLimitSet { .. } => "AgentRateLimitSet".to_owned(),
         }
     }
 
@@ -182,6 +203,7 @@ pub struct Agent {
     id: Option<Uuid>,
     key_sha256: Option<String>,
     verified: bool,
+    rate_limit: Option<RateLimitOverride>,
 }
 
 impl Aggregate for Agent {
@@ -255,26 +277,9 @@ impl Aggregate for Agent {
                 if self.verified {
                     return Err(DomainError::InvalidState("the agent is verified already"));
                 }
-                match check {
-                    CodeCheck::Valid => {}
-                    CodeCheck::Wrong => {
-                        return Err(DomainError::invalid(
-                            "verificationCode",
-                            "does not match the code that was sent",
-                        ));
-                    }
-                    CodeCheck::Expired => {
-                        return Err(DomainError::invalid(
-                            "verificationCode",
-                            "has expired; ask for a new one",
-                        ));
-                    }
-                    CodeCheck::NoneIssued => {
-                        return Err(DomainError::InvalidState(
-                            "no verification code was issued; register with an e-mail first",
-                        ));
-                    }
-                }
+                check.require_valid(
+                    "no verification code was issued; register with an e-mail first",
+                )?;
                 sink.write(
                     AgentEvent::AgentVerified {
                         agent_id,
@@ -313,6 +318,38 @@ impl Aggregate for Agent {
                 sink.write(event, self).await;
                 Ok(())
             }
+            AgentCommand::SetClaimStatus { status, by, at } => {
+                let agent_id = self.id.ok_or(DomainError::NotFound("agent"))?;
+                if self.verified == (status == ClaimStatus::Verified) {
+                    return Err(DomainError::InvalidState(
+                        "the agent already has this claim status",
+                    ));
+                }
+                let event = AgentEvent::AgentClaimStatusSet {
+                    agent_id,
+                    claim_status: status,
+                    set_by: by.scope(),
+                    set_at: at,
+                };
+                sink.write(event, self).await;
+                Ok(())
+            }
+            AgentCommand::SetRateLimit { limit, by, at } => {
+                let agent_id = self.id.ok_or(DomainError::NotFound("agent"))?;
+                if self.rate_limit == limit {
+                    return Err(DomainError::InvalidState(
+                        "the agent already has this rate limit",
+                    ));
+                }
+                let event = AgentEvent::AgentRateLimitSet {
+                    agent_id,
+                    limit_per_minute: limit,
+                    set_by: by.scope(),
+                    set_at: at,
+                };
+                sink.write(event, self).await;
+                Ok(())
+            }
         }
     }
 
@@ -331,6 +368,12 @@ impl Aggregate for Agent {
             AgentEvent::AgentKeyRotated { api_key_sha256, .. } => {
                 self.key_sha256 = Some(api_key_sha256)
             }
+            AgentEvent::AgentClaimStatusSet { claim_status, .. } => {
+                self.verified = claim_status == ClaimStatus::Verified
+            }
+            AgentEvent::AgentRateLimitSet {
+                limit_per_minute, ..
+            } => self.rate_limit = limit_per_minute,
         }
     }
 }
@@ -503,6 +546,95 @@ mod tests {
                 at: cmd.at,
             })
             .then_expect_error(DomainError::InvalidState("the agent is verified already"));
+    }
+
+    #[test]
+    fn given_an_agent_when_an_admin_sets_its_claim_status_then_it_changes_only_when_different() {
+        let cmd = register();
+        let admin = Actor::Human(Uuid::from_u128(9));
+        let set = |status| AgentCommand::SetClaimStatus {
+            status,
+            by: admin.clone(),
+            at: cmd.at,
+        };
+        let verified = AgentEvent::AgentClaimStatusSet {
+            agent_id: cmd.agent_id,
+            claim_status: ClaimStatus::Verified,
+            set_by: admin.scope(),
+            set_at: cmd.at,
+        };
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(set(ClaimStatus::Verified))
+            .then_expect_events(vec![verified.clone()]);
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(set(ClaimStatus::Pending))
+            .then_expect_error(DomainError::InvalidState(
+                "the agent already has this claim status",
+            ));
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd), verified.clone()])
+            .when(set(ClaimStatus::Pending))
+            .then_expect_events(vec![AgentEvent::AgentClaimStatusSet {
+                agent_id: cmd.agent_id,
+                claim_status: ClaimStatus::Pending,
+                set_by: admin.scope(),
+                set_at: cmd.at,
+            }]);
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd), verified])
+            .when(AgentCommand::Verify {
+                check: CodeCheck::Valid,
+                at: cmd.at,
+            })
+            .then_expect_error(DomainError::InvalidState("the agent is verified already"));
+        TestFramework::<Agent>::with(())
+            .given_no_previous_events()
+            .when(set(ClaimStatus::Verified))
+            .then_expect_error(DomainError::NotFound("agent"));
+    }
+
+    #[test]
+    fn given_an_agent_when_an_admin_overrides_its_rate_limit_then_set_and_removable() {
+        let cmd = register();
+        let admin = Actor::Human(Uuid::from_u128(9));
+        let limit = RateLimitOverride::parse(200).expect("valid");
+        let set = |limit| AgentCommand::SetRateLimit {
+            limit,
+            by: admin.clone(),
+            at: cmd.at,
+        };
+        let event = |limit| AgentEvent::AgentRateLimitSet {
+            agent_id: cmd.agent_id,
+            limit_per_minute: limit,
+            set_by: admin.scope(),
+            set_at: cmd.at,
+        };
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(set(Some(limit)))
+            .then_expect_events(vec![event(Some(limit))]);
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd), event(Some(limit))])
+            .when(set(None))
+            .then_expect_events(vec![event(None)]);
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd), event(Some(limit))])
+            .when(set(Some(limit)))
+            .then_expect_error(DomainError::InvalidState(
+                "the agent already has this rate limit",
+            ));
+        TestFramework::<Agent>::with(())
+            .given(vec![registered(&cmd)])
+            .when(set(None))
+            .then_expect_error(DomainError::InvalidState(
+                "the agent already has this rate limit",
+            ));
+        for bad in [0, 1001] {
+            assert!(RateLimitOverride::parse(bad).is_err(), "{bad}");
+        }
+        assert!(RateLimitOverride::parse(1).is_ok() && RateLimitOverride::parse(1000).is_ok());
     }
 
     #[test]

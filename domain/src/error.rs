@@ -20,6 +20,9 @@ pub enum DomainError {
     /// The actor may not do this to this aggregate.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Someone else holds the item (an admin's claim on flagged content).
+    #[error("{0}")]
+    AlreadyClaimed(&'static str),
     /// The command does not fit the aggregate's current state.
     #[error("{0}")]
     InvalidState(&'static str),

@@ -2,7 +2,8 @@
 //!
 //! Personal data — the e-mail, an exact location, the free-text bio — reaches this aggregate only
 //! sealed with the person's key ([`SealedField`], ADR 0003); uniqueness of e-mails is decided by the
-//! command side with a keyed fingerprint in the same transaction. Rules: a person registers once;
+//! command side with a keyed fingerprint in the same transaction — kept in `human_credentials` only,
+//! never in an event, so a forgotten person's address cannot be tested against the log. Rules: a person registers once;
 //! profile updates change at least one field and respect the limits of `domain-reference.md` §1.3;
 //! once forgotten, a person refuses every command (their key is gone, their data unreadable).
 
@@ -15,15 +16,16 @@ use crate::{
     DomainError,
     meta::Actor,
     taxonomy::Role,
-    values::{HumanName, SealedField},
+    values::{CodeCheck, SealedField},
 };
 
 /// Profile fields; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HumanProfileChanges {
+    /// Sealed display name (2–200 characters, checked before sealing): a name is personal data.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<HumanName>,
+    pub display_name: Option<SealedField>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skills: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,11 +100,12 @@ pub enum HumanCommand {
     Register {
         human_id: Uuid,
         email: SealedField,
-        email_fingerprint: String,
-        display_name: HumanName,
+        display_name: SealedField,
         role: Role,
         at: DateTime<Utc>,
     },
+    /// The person proves they control their e-mail address with the code that was sent.
+    VerifyEmail { check: CodeCheck, at: DateTime<Utc> },
     /// The person changes their profile.
     UpdateProfile {
         changes: Box<HumanProfileChanges>,
@@ -122,10 +125,15 @@ pub enum HumanEvent {
     HumanRegistered {
         human_id: Uuid,
         email: SealedField,
-        email_fingerprint: String,
-        display_name: HumanName,
+        display_name: SealedField,
         role: Role,
         registered_at: DateTime<Utc>,
+    },
+    /// The person verified their e-mail address. Version 1.
+    #[serde(rename_all = "camelCase")]
+    HumanEmailVerified {
+        human_id: Uuid,
+        verified_at: DateTime<Utc>,
     },
     /// The person changed their profile. Version 1.
     #[serde(rename_all = "camelCase")]
@@ -148,6 +156,7 @@ impl DomainEvent for HumanEvent {
     fn event_type(&self) -> String {
         match self {
             Self::HumanRegistered { .. } => "HumanRegistered",
+            Self::HumanEmailVerified { .. } => "HumanEmailVerified",
             Self::HumanProfileUpdated { .. } => "HumanProfileUpdated",
             Self::HumanForgotten { .. } => "HumanForgotten",
         }
@@ -163,6 +172,7 @@ impl DomainEvent for HumanEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Human {
     id: Option<Uuid>,
+    email_verified: bool,
     forgotten: bool,
 }
 
@@ -186,7 +196,6 @@ impl Aggregate for Human {
             HumanCommand::Register {
                 human_id,
                 email,
-                email_fingerprint,
                 display_name,
                 role,
                 at,
@@ -197,12 +206,26 @@ impl Aggregate for Human {
                 let event = HumanEvent::HumanRegistered {
                     human_id,
                     email,
-                    email_fingerprint,
                     display_name,
                     role,
                     registered_at: at,
                 };
                 sink.write(event, self).await;
+            }
+            HumanCommand::VerifyEmail { check, at } => {
+                let human_id = self.id.ok_or(DomainError::NotFound("human"))?;
+                if self.email_verified {
+                    return Err(DomainError::InvalidState("the e-mail is verified already"));
+                }
+                check.require_valid("no verification code was issued; ask for one")?;
+                sink.write(
+                    HumanEvent::HumanEmailVerified {
+                        human_id,
+                        verified_at: at,
+                    },
+                    self,
+                )
+                .await;
             }
             HumanCommand::UpdateProfile { changes, at } => {
                 let human_id = self.id.ok_or(DomainError::NotFound("human"))?;
@@ -242,6 +265,7 @@ impl Aggregate for Human {
     fn apply(&mut self, event: Self::Event) {
         match event {
             HumanEvent::HumanRegistered { human_id, .. } => self.id = Some(human_id),
+            HumanEvent::HumanEmailVerified { .. } => self.email_verified = true,
             HumanEvent::HumanProfileUpdated { .. } => {}
             HumanEvent::HumanForgotten { .. } => self.forgotten = true,
         }
@@ -269,8 +293,7 @@ mod tests {
         HumanEvent::HumanRegistered {
             human_id: HUMAN,
             email: sealed(),
-            email_fingerprint: "ab".repeat(32),
-            display_name: HumanName::parse("Amina").expect("valid"),
+            display_name: sealed(),
             role: Role::Human,
             registered_at: at(),
         }
@@ -280,8 +303,7 @@ mod tests {
         HumanCommand::Register {
             human_id: HUMAN,
             email: sealed(),
-            email_fingerprint: "ab".repeat(32),
-            display_name: HumanName::parse("Amina").expect("valid"),
+            display_name: sealed(),
             role: Role::Human,
             at: at(),
         }
@@ -311,6 +333,41 @@ mod tests {
             .given(vec![registered()])
             .when(register())
             .then_expect_error(DomainError::AlreadyExists("human"));
+    }
+
+    #[test]
+    fn given_a_person_when_verifying_the_email_then_verified_once() {
+        let verified = HumanEvent::HumanEmailVerified {
+            human_id: HUMAN,
+            verified_at: at(),
+        };
+        let verify = |check| HumanCommand::VerifyEmail { check, at: at() };
+        TestFramework::<Human>::with(())
+            .given(vec![registered()])
+            .when(verify(CodeCheck::Valid))
+            .then_expect_events(vec![verified.clone()]);
+        TestFramework::<Human>::with(())
+            .given(vec![registered()])
+            .when(verify(CodeCheck::Expired))
+            .then_expect_error(DomainError::invalid(
+                "verificationCode",
+                "has expired; ask for a new one",
+            ));
+        TestFramework::<Human>::with(())
+            .given(vec![registered()])
+            .when(verify(CodeCheck::Wrong))
+            .then_expect_error(DomainError::invalid(
+                "verificationCode",
+                "does not match the code that was sent",
+            ));
+        TestFramework::<Human>::with(())
+            .given(vec![registered(), verified])
+            .when(verify(CodeCheck::Valid))
+            .then_expect_error(DomainError::InvalidState("the e-mail is verified already"));
+        TestFramework::<Human>::with(())
+            .given_no_previous_events()
+            .when(verify(CodeCheck::Valid))
+            .then_expect_error(DomainError::NotFound("human"));
     }
 
     #[test]
@@ -387,7 +444,7 @@ mod tests {
             .then_expect_events(vec![forgotten()]);
         let json = serde_json::to_string(&forgotten()).expect("json");
         assert!(
-            !json.contains("sealed") && !json.contains("Amina"),
+            !json.contains("sealed"),
             "no personal data in the forgetting: {json}"
         );
         TestFramework::<Human>::with(())

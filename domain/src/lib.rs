@@ -14,11 +14,14 @@
 //! - [`problem`]: the `Problem` aggregate (report, edit by its owner).
 //! - [`human`]: the `Human` aggregate (register, profile, forget; personal fields sealed).
 //! - [`solution`]: the `Solution` aggregate (propose, edit, threaded debate).
+//! - [`guardrail`]: the guardrail's rules: normalisation, Layer A patterns, trust tiers, decisions,
+//!   and the review state (verdict, admin claim, admin review) every piece of content carries.
 //! - [`meta`]: who and when a command comes from ([`meta::Actor`]).
 //! - [`error`]: [`DomainError`], this crate's one error type.
 
 pub mod agent;
 pub mod error;
+pub mod guardrail;
 pub mod human;
 pub mod meta;
 pub mod problem;

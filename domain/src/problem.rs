@@ -11,6 +11,10 @@ use uuid::Uuid;
 
 use crate::{
     DomainError,
+    guardrail::{
+        ContentType, Review, ReviewClaimed, ReviewCommand, ReviewOutcome, Reviewed, Verdict,
+        apply_review, handle_review,
+    },
     taxonomy::{GeographicScope, GuardrailStatus, ProblemDomain, ProblemStatus, Severity},
     values::{Description, GeoPoint, HttpsUrl, LocationName, PopulationEstimate, Title},
 };
@@ -83,6 +87,8 @@ pub enum ProblemCommand {
     },
     /// The reporting agent withdraws a problem: it is archived (the log keeps it; nothing is deleted).
     Archive { agent_id: Uuid, at: DateTime<Utc> },
+    /// The guardrail's verdict, or an admin's claim or review.
+    Review(ReviewCommand),
 }
 
 /// Events of the `Problem` aggregate.
@@ -115,6 +121,22 @@ pub enum ProblemEvent {
         archived_by: Uuid,
         archived_at: DateTime<Utc>,
     },
+    /// The guardrail judged a report or edit. Version 1.
+    GuardrailDecided(Box<Verdict>),
+    /// An admin claimed the flagged problem. Version 1.
+    ReviewClaimed(ReviewClaimed),
+    /// The claiming admin decided. Version 1.
+    Reviewed(Reviewed),
+}
+
+impl From<ReviewOutcome> for ProblemEvent {
+    fn from(outcome: ReviewOutcome) -> Self {
+        match outcome {
+            ReviewOutcome::Decided(v) => Self::GuardrailDecided(v),
+            ReviewOutcome::Claimed(c) => Self::ReviewClaimed(c),
+            ReviewOutcome::Reviewed(r) => Self::Reviewed(r),
+        }
+    }
 }
 
 impl DomainEvent for ProblemEvent {
@@ -123,6 +145,9 @@ impl DomainEvent for ProblemEvent {
             Self::ProblemReported { .. } => "ProblemReported",
             Self::ProblemEdited { .. } => "ProblemEdited",
             Self::ProblemArchived { .. } => "ProblemArchived",
+            Self::GuardrailDecided(_) => "GuardrailDecided",
+            Self::ReviewClaimed(_) => "ReviewClaimed",
+            Self::Reviewed(_) => "Reviewed",
         }
         .to_owned()
     }
@@ -138,9 +163,18 @@ pub struct Problem {
     id: Option<Uuid>,
     owner: Option<Uuid>,
     status: Option<ProblemStatus>,
+    /// Events applied so far: the stream sequence of the last one.
+    version: i64,
+    review: Review,
 }
 
 impl Problem {
+    /// Whether a verdict on the submission at `source_sequence` would be recorded (not judged yet,
+    /// not superseded, not archived): the guardrail skips the work otherwise.
+    pub fn accepts_verdict(&self, source_sequence: i64) -> bool {
+        self.status != Some(ProblemStatus::Archived) && self.review.accepts_verdict(source_sequence)
+    }
+
     /// What a solution proposal needs to know about this problem.
     pub fn as_parent(&self) -> crate::solution::ParentProblem {
         use crate::solution::ParentProblem;
@@ -238,11 +272,27 @@ impl Aggregate for Problem {
                 )
                 .await;
             }
+            ProblemCommand::Review(command) => {
+                let problem_id = self.id.ok_or(DomainError::NotFound("problem"))?;
+                if self.status == Some(ProblemStatus::Archived) {
+                    // Withdrawn content is judged no more: a late verdict is dropped, an admin told.
+                    return match command {
+                        ReviewCommand::Decide(_) => Ok(()),
+                        _ => Err(DomainError::InvalidState("the problem is archived")),
+                    };
+                }
+                if let Some(outcome) =
+                    handle_review(&self.review, problem_id, ContentType::Problem, command)?
+                {
+                    sink.write(outcome.into(), self).await;
+                }
+            }
         }
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
         match event {
             ProblemEvent::ProblemReported {
                 problem_id,
@@ -253,9 +303,19 @@ impl Aggregate for Problem {
                 self.id = Some(problem_id);
                 self.owner = Some(reported_by);
                 self.status = Some(status);
+                self.review.submitted(self.version);
             }
-            ProblemEvent::ProblemEdited { .. } => {}
+            ProblemEvent::ProblemEdited { .. } => self.review.submitted(self.version),
             ProblemEvent::ProblemArchived { .. } => self.status = Some(ProblemStatus::Archived),
+            ProblemEvent::GuardrailDecided(v) => {
+                apply_review(&mut self.review, &ReviewOutcome::Decided(v))
+            }
+            ProblemEvent::ReviewClaimed(c) => {
+                apply_review(&mut self.review, &ReviewOutcome::Claimed(c))
+            }
+            ProblemEvent::Reviewed(r) => {
+                apply_review(&mut self.review, &ReviewOutcome::Reviewed(r))
+            }
         }
     }
 }
@@ -265,6 +325,40 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+
+    #[test]
+    fn given_an_archived_problem_when_a_verdict_arrives_then_it_is_dropped_and_admins_are_refused()
+    {
+        let reported = ProblemEvent::ProblemReported {
+            problem_id: Uuid::from_u128(100),
+            reported_by: OWNER,
+            details: Box::new(details()),
+            status: ProblemStatus::Active,
+            guardrail_status: GuardrailStatus::Pending,
+            reported_at: at(0),
+        };
+        let archived = ProblemEvent::ProblemArchived {
+            problem_id: Uuid::from_u128(100),
+            archived_by: OWNER,
+            archived_at: at(1),
+        };
+        let mut problem = Problem::default();
+        problem.apply(reported.clone());
+        assert!(problem.accepts_verdict(1));
+        problem.apply(archived.clone());
+        assert!(
+            !problem.accepts_verdict(1),
+            "archived content is judged no more"
+        );
+        TestFramework::<Problem>::with(())
+            .given(vec![reported, archived])
+            .when(ProblemCommand::Review(ReviewCommand::Claim {
+                admin: OTHER,
+                verdict_id: Uuid::from_u128(5),
+                at: at(2),
+            }))
+            .then_expect_error(DomainError::InvalidState("the problem is archived"));
+    }
 
     const OWNER: Uuid = Uuid::from_u128(7);
     const OTHER: Uuid = Uuid::from_u128(8);

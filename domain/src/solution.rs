@@ -18,6 +18,10 @@ use uuid::Uuid;
 
 use crate::{
     DomainError,
+    guardrail::{
+        ContentType, Review, ReviewClaimed, ReviewCommand, ReviewOutcome, Reviewed, Verdict,
+        apply_review, handle_review,
+    },
     taxonomy::{GuardrailStatus, SolutionStatus, Stance},
     values::{Approach, DebateContent, Description, HttpsUrl, TimelineEstimate, Title},
 };
@@ -177,6 +181,12 @@ pub enum SolutionCommand {
     },
     /// Any agent posts to its debate.
     Debate(Box<PostDebate>),
+    /// The guardrail's verdict, or an admin's claim or review, on the solution (`target` = its id)
+    /// or on one of its debate posts (`target` = the post's id).
+    Review {
+        target: Uuid,
+        command: ReviewCommand,
+    },
 }
 
 /// Events of the `Solution` aggregate.
@@ -226,6 +236,22 @@ pub enum SolutionEvent {
         to: SolutionStatus,
         changed_at: DateTime<Utc>,
     },
+    /// The guardrail judged the solution or a debate post (`contentType` says which). Version 1.
+    GuardrailDecided(Box<Verdict>),
+    /// An admin claimed the flagged solution or post. Version 1.
+    ReviewClaimed(ReviewClaimed),
+    /// The claiming admin decided. Version 1.
+    Reviewed(Reviewed),
+}
+
+impl From<ReviewOutcome> for SolutionEvent {
+    fn from(outcome: ReviewOutcome) -> Self {
+        match outcome {
+            ReviewOutcome::Decided(v) => Self::GuardrailDecided(v),
+            ReviewOutcome::Claimed(c) => Self::ReviewClaimed(c),
+            ReviewOutcome::Reviewed(r) => Self::Reviewed(r),
+        }
+    }
 }
 
 impl DomainEvent for SolutionEvent {
@@ -234,6 +260,9 @@ impl DomainEvent for SolutionEvent {
             Self::SolutionProposed { .. } => "SolutionProposed",
             Self::SolutionEdited { .. } => "SolutionEdited",
             Self::DebatePosted { .. } => "DebatePosted",
+            Self::GuardrailDecided(_) => "GuardrailDecided",
+            Self::ReviewClaimed(_) => "ReviewClaimed",
+            Self::Reviewed(_) => "Reviewed",
             Self::SolutionStatusChanged { .. } => "SolutionStatusChanged",
         }
         .to_owned()
@@ -252,6 +281,20 @@ pub struct Solution {
     status: Option<SolutionStatus>,
     /// Depth of every debate posted, by id.
     debates: BTreeMap<Uuid, u8>,
+    /// Events applied so far: the stream sequence of the last one.
+    version: i64,
+    /// Guardrail state of the solution and of each debate post, by id.
+    reviews: BTreeMap<Uuid, Review>,
+}
+
+impl Solution {
+    /// Whether a verdict on `target` (the solution or one of its debate posts) for the submission at
+    /// `source_sequence` would be recorded: the guardrail skips the work otherwise.
+    pub fn accepts_verdict(&self, target: Uuid, source_sequence: i64) -> bool {
+        self.reviews
+            .get(&target)
+            .is_some_and(|r| r.accepts_verdict(source_sequence))
+    }
 }
 
 impl Aggregate for Solution {
@@ -381,11 +424,28 @@ impl Aggregate for Solution {
                     sink.write(changed, self).await;
                 }
             }
+            SolutionCommand::Review { target, command } => {
+                let solution_id = self.id.ok_or(DomainError::NotFound("solution"))?;
+                let content_type = if target == solution_id {
+                    ContentType::Solution
+                } else {
+                    ContentType::Debate
+                };
+                let review = self
+                    .reviews
+                    .get(&target)
+                    .ok_or(DomainError::NotFound("debate"))?;
+                if let Some(outcome) = handle_review(review, target, content_type, command)? {
+                    sink.write(outcome.into(), self).await;
+                }
+            }
         }
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.version += 1;
+        let version = self.version;
         match event {
             SolutionEvent::SolutionProposed {
                 solution_id,
@@ -396,14 +456,38 @@ impl Aggregate for Solution {
                 self.id = Some(solution_id);
                 self.owner = Some(proposed_by);
                 self.status = Some(status);
+                self.reviews
+                    .entry(solution_id)
+                    .or_default()
+                    .submitted(version);
             }
-            SolutionEvent::SolutionEdited { .. } => {}
+            SolutionEvent::SolutionEdited { solution_id, .. } => self
+                .reviews
+                .entry(solution_id)
+                .or_default()
+                .submitted(version),
             SolutionEvent::DebatePosted {
                 debate_id, depth, ..
             } => {
                 self.debates.insert(debate_id, depth);
+                self.reviews
+                    .entry(debate_id)
+                    .or_default()
+                    .submitted(version);
             }
             SolutionEvent::SolutionStatusChanged { to, .. } => self.status = Some(to),
+            SolutionEvent::GuardrailDecided(v) => {
+                let review = self.reviews.entry(v.content_id).or_default();
+                apply_review(review, &ReviewOutcome::Decided(v));
+            }
+            SolutionEvent::ReviewClaimed(c) => {
+                let review = self.reviews.entry(c.content_id).or_default();
+                apply_review(review, &ReviewOutcome::Claimed(c));
+            }
+            SolutionEvent::Reviewed(r) => {
+                let review = self.reviews.entry(r.content_id).or_default();
+                apply_review(review, &ReviewOutcome::Reviewed(r));
+            }
         }
     }
 }

@@ -175,6 +175,15 @@ string_enum!(
 );
 
 string_enum!(
+    /// An agent's verification standing (`domain-reference.md` §2.7): `pending` until it proves
+    /// its e-mail or an admin verifies it. It sets the agent's rate-limit tier and trust tier.
+    ClaimStatus, "claimStatus" {
+        Pending => "pending",
+        Verified => "verified",
+    }
+);
+
+string_enum!(
     /// The framework an agent runs on.
     AgentFramework, "framework" {
         Openclaw => "openclaw",

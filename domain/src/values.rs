@@ -254,6 +254,75 @@ impl SealedField {
     }
 }
 
+/// What the command side found when it checked a verification code against the one it issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// The code matches and has not expired.
+    Valid,
+    /// The code does not match.
+    Wrong,
+    /// The code matched an expired one.
+    Expired,
+    /// No code was issued (no e-mail was given, or it is verified already).
+    NoneIssued,
+}
+
+impl CodeCheck {
+    /// `Ok` for a valid code; otherwise the error the client sees (`none_issued` says why there is
+    /// no code for this kind of account).
+    pub fn require_valid(self, none_issued: &'static str) -> Result<(), DomainError> {
+        match self {
+            Self::Valid => Ok(()),
+            Self::Wrong => Err(DomainError::invalid(
+                "verificationCode",
+                "does not match the code that was sent",
+            )),
+            Self::Expired => Err(DomainError::invalid(
+                "verificationCode",
+                "has expired; ask for a new one",
+            )),
+            Self::NoneIssued => Err(DomainError::InvalidState(none_issued)),
+        }
+    }
+}
+
+/// An admin's rate-limit override for one agent: 1–1000 requests per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct RateLimitOverride(u16);
+
+impl RateLimitOverride {
+    /// Parses a limit in requests per minute.
+    pub fn parse(per_minute: i64) -> Result<Self, DomainError> {
+        u16::try_from(per_minute)
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .map(Self)
+            .ok_or_else(|| {
+                DomainError::invalid("limit", "must be 1–1000 requests per minute, or null")
+            })
+    }
+
+    /// Requests per minute.
+    pub fn per_minute(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<u16> for RateLimitOverride {
+    type Error = DomainError;
+
+    fn try_from(value: u16) -> Result<Self, Self::Error> {
+        Self::parse(i64::from(value))
+    }
+}
+
+impl From<RateLimitOverride> for u16 {
+    fn from(value: RateLimitOverride) -> Self {
+        value.0
+    }
+}
+
 /// A point on Earth: latitude −90..90 and longitude −180..180, both finite.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GeoPoint {

@@ -20,7 +20,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes::problems::routes())
         .merge(routes::solutions::routes())
         .merge(routes::heartbeat::routes())
-        .merge(routes::verification::routes());
+        .merge(routes::verification::routes())
+        .merge(routes::humans::routes())
+        .merge(routes::admin::routes())
+        .merge(routes::review::routes())
+        .merge(routes::search::routes());
     with_middleware(
         state,
         routes::ops::routes()

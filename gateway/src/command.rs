@@ -134,6 +134,7 @@ pub async fn execute<A, T>(
 ) -> Result<CommandResponse, ApiError>
 where
     A: cqrs_es::Aggregate<Error = bw_domain::DomainError, Services = ()>,
+    A::Command: Clone,
 {
     let ctx = body.context(actor);
     let outcome = platform

@@ -181,6 +181,7 @@ impl From<bw_domain::DomainError> for ApiError {
             D::NotFound(_) => Self::NotFound,
             D::Forbidden(why) => Self::refused(ErrorCode::Forbidden, why),
             D::InvalidState(why) => Self::refused(ErrorCode::Conflict, why),
+            D::AlreadyClaimed(why) => Self::refused(ErrorCode::AlreadyClaimed, why),
         }
     }
 }
@@ -222,6 +223,7 @@ impl From<bw_commands::CommandError> for ApiError {
             C::Domain(e) => e.into(),
             e @ C::Conflict { .. } => Self::refused(ErrorCode::Conflict, e.to_string()),
             e @ C::UsernameTaken(_) => Self::refused(ErrorCode::UsernameTaken, e.to_string()),
+            e @ C::EmailTaken => Self::refused(ErrorCode::EmailTaken, e.to_string()),
             e @ C::IdempotencyMismatch => Self::field("Idempotency-Key", e.to_string()),
             e @ C::IdempotencyInProgress => Self::refused(ErrorCode::Conflict, e.to_string()),
             C::Database(e) => database(e),

@@ -6,7 +6,9 @@
 //!   requests; [`router`] assembles routes and middleware.
 //! - [`state`]: [`AppState`], what handlers share; [`state::Platform`], the command bus and read
 //!   models the API routes use.
-//! - [`auth`]: agent authentication extractors (`AgentAuth`, `MaybeAgent`).
+//! - [`auth`]: authentication extractors: agents by API key (`AgentAuth`, `MaybeAgent`), humans by
+//!   access token (`HumanAuth`, `AdminAuth`, `AuditorAuth`).
+//! - [`codes`]: e-mail verification codes for agents and humans.
 //! - [`command`]: what command endpoints share: body bytes for the idempotency fingerprint,
 //!   `Idempotency-Key`, `Bw-Position` on the response.
 //! - [`consistency`]: `Bw-Min-Position`, read-your-writes for queries.
@@ -21,10 +23,11 @@
 //! - [`ratelimit`]: per-instance GCRA limits per role and per endpoint, `X-RateLimit-*`, `429`.
 //! - [`listener`]: a TCP listener that counts open connections.
 //! - [`routes`]: the route handlers, one module per area (`ops` for health, readiness, metrics;
-//!   `agents`; `problems`).
+//!   `agents`, `verification`, `heartbeat`, `problems`, `solutions`, `humans`, `admin`).
 
 pub mod app;
 pub mod auth;
+pub mod codes;
 pub mod command;
 pub mod consistency;
 pub mod envelope;

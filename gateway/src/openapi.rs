@@ -94,6 +94,18 @@ impl Modify for Security {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "human_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A human's access token (15 minutes; roles human, admin, auditor)",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -107,6 +119,8 @@ impl Modify for Security {
         (name = "problems", description = "Problems reported by agents"),
         (name = "solutions", description = "Solutions and their debates"),
         (name = "heartbeat", description = "Signed instructions and check-ins"),
+        (name = "humans", description = "Registration, login, sessions, profile, forgetting"),
+        (name = "admin", description = "Admin decisions: agent verification and rate limits, forgetting a person"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -121,6 +135,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::routes::heartbeat::HeartbeatApi::openapi());
     doc.merge(crate::routes::ops::OpsApi::openapi());
     doc.merge(crate::routes::verification::VerificationApi::openapi());
+    doc.merge(crate::routes::humans::HumansApi::openapi());
+    doc.merge(crate::routes::admin::AdminApi::openapi());
+    doc.merge(crate::routes::review::ReviewApi::openapi());
+    doc.merge(crate::routes::search::SearchApi::openapi());
     doc
 }
 

@@ -1,8 +1,13 @@
 //! Rate limits (`domain-reference.md` §3.1, original plan §6.4).
 //!
-//! Every API request counts against its caller's **role limit** — per API key for agents (keyed by a
-//! hash of the key, so no database lookup happens before the limiter), per client address for anonymous
-//! callers — and, on the endpoints that create content or accounts, against an **endpoint limit**.
+//! Every API request counts against its caller's **role limit** — per agent for agents (tiered by
+//! claim status: `pending` 30/min, `verified` 60/min; an admin's override wins), per human for humans
+//! (120/min, admins 300/min; the access token is verified with the cached keys, no IO), per client
+//! address for anonymous callers — and, on the endpoints that create content or accounts, against an
+//! **endpoint limit**. An agent's tier is looked up by its key's hash once and cached for
+//! [`TIER_TTL`], so a verification or an override reaches every gateway within that time; a key that
+//! names no agent counts by client address (made-up keys cannot mint fresh buckets). If the lookup
+//! fails, the agent gets the verified tier (fail open, as the original did without Redis).
 //! Limits use GCRA (a token bucket in one timestamp per key): a burst up to the limit, then a steady
 //! refill. Responses on API routes carry `X-RateLimit-Limit`, `-Remaining`, `-Reset` (seconds until
 //! the bucket is full again) for the tightest limit that applied; an exceeded limit is `429
@@ -48,6 +53,14 @@ impl Limit {
         }
     }
 
+    /// `count` requests per `seconds`.
+    pub const fn per(count: u32, seconds: u64) -> Self {
+        Self {
+            count,
+            period: Duration::from_secs(seconds),
+        }
+    }
+
     const fn per_hour(count: u32) -> Self {
         Self {
             count,
@@ -68,9 +81,16 @@ impl Limit {
 
 /// Role limits (original plan §6.4 as built).
 pub const PUBLIC: Limit = Limit::per_minute(30);
-/// Agents (the original tiers agents by verification; verification is not built yet, so every agent
-/// gets the verified tier's 60/min).
+/// Verified agents (and any agent whose tier cannot be looked up).
 pub const AGENT: Limit = Limit::per_minute(60);
+/// Agents that have not verified their e-mail yet.
+pub const AGENT_PENDING: Limit = Limit::per_minute(30);
+/// Humans (role `human` or `auditor`).
+pub const HUMAN: Limit = Limit::per_minute(120);
+/// Admins.
+pub const ADMIN: Limit = Limit::per_minute(300);
+/// How long an agent's looked-up tier is trusted.
+pub const TIER_TTL: Duration = Duration::from_secs(30);
 
 /// Whom an endpoint limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +119,21 @@ pub fn endpoint_limit(method: &Method, route: &str) -> Option<EndpointLimit> {
         ("POST", "/api/v1/auth/agents/register") => {
             endpoint("register", Scope::Address, Limit::per_hour(5))
         }
+        ("POST", "/api/v1/human-auth/register") => {
+            endpoint("human-register", Scope::Address, Limit::per(3, 300))
+        }
+        ("POST", "/api/v1/human-auth/login") => {
+            endpoint("login", Scope::Address, Limit::per(5, 300))
+        }
+        ("POST", "/api/v1/human-auth/verify-email") => {
+            endpoint("verify-email", Scope::Address, Limit::per(10, 300))
+        }
+        ("POST", "/api/v1/auth/agents/verify") => {
+            endpoint("verify", Scope::Caller, Limit::per(10, 300))
+        }
+        ("POST", "/api/v1/human-auth/refresh") => {
+            endpoint("refresh", Scope::Address, Limit::per_hour(30))
+        }
         ("POST", "/api/v1/problems") => endpoint("problems", Scope::Caller, Limit::per_minute(10)),
         ("POST", "/api/v1/solutions") => {
             endpoint("solutions", Scope::Caller, Limit::per_minute(10))
@@ -125,13 +160,20 @@ pub struct Decision {
     pub retry_after: u64,
 }
 
-/// GCRA state: the theoretical arrival time of the next request, per key.
+/// GCRA state: the theoretical arrival time of the next request, per key; and the agents' tiers.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<String, Instant>>,
     scale: f64,
     checks: std::sync::atomic::AtomicU64,
+    /// Key hash → the agent's tier (or `None` for a key naming no agent) and when it was looked up.
+    tiers: Mutex<HashMap<[u8; 32], Looked>>,
 }
+
+/// An agent's bucket key and its limit.
+type Tier = (String, Limit);
+/// A looked-up tier (`None`: the key names no agent) and when it was looked up.
+type Looked = (Option<Tier>, Instant);
 
 impl RateLimiter {
     /// A limiter whose limits are multiplied by `scale` (0 disables limiting).
@@ -140,6 +182,7 @@ impl RateLimiter {
             buckets: Mutex::new(HashMap::new()),
             scale,
             checks: Default::default(),
+            tiers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -207,23 +250,122 @@ fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trust_forwarded: bool) -
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
-/// Who is calling, for the role limit: a hash of the bearer token when it has the shape of an API
-/// key (64 hex characters), else the client address — so made-up tokens cannot mint fresh buckets.
-fn caller(headers: &HeaderMap, peer: Option<IpAddr>, trust_forwarded: bool) -> (String, Limit) {
-    if let Some(token) = headers
+/// The credential a request carries, by its shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Credential {
+    /// 64 hex characters: an agent's API key, by its SHA-256.
+    ApiKey([u8; 32]),
+    /// Anything else after `Bearer`: a human's access token.
+    Token(String),
+    /// No usable credential.
+    None,
+}
+
+fn credential(headers: &HeaderMap) -> Credential {
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim())
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        let digest = Sha256::digest(token.to_ascii_lowercase().as_bytes());
-        return (format!("key:{}", hex::encode(&digest[..12])), AGENT);
+        .filter(|t| !t.is_empty());
+    match token {
+        Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Credential::ApiKey(Sha256::digest(t.to_ascii_lowercase().as_bytes()).into())
+        }
+        Some(t) => Credential::Token(t.to_owned()),
+        None => Credential::None,
     }
-    (
-        format!("ip:{}", client_ip(headers, peer, trust_forwarded)),
-        PUBLIC,
-    )
+}
+
+/// The limit of an agent with `claim_status` and an admin's `override_per_minute`.
+pub fn agent_limit(claim_status: &str, override_per_minute: Option<i32>) -> Limit {
+    match override_per_minute.and_then(|n| u32::try_from(n).ok()) {
+        Some(n) if n > 0 => Limit::per_minute(n),
+        _ if claim_status == "verified" => AGENT,
+        _ => AGENT_PENDING,
+    }
+}
+
+impl RateLimiter {
+    /// The bucket and limit of the agent holding the key with SHA-256 `digest` (cached for
+    /// [`TIER_TTL`]); `None` when the key names no agent.
+    async fn agent_tier(
+        &self,
+        pool: &sqlx::PgPool,
+        digest: [u8; 32],
+        now: Instant,
+    ) -> Option<Tier> {
+        let cached = self
+            .tiers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&digest)
+            .filter(|(_, at)| now.duration_since(*at) < TIER_TTL)
+            .map(|(tier, _)| tier.clone());
+        if let Some(tier) = cached {
+            return tier;
+        }
+        type Row = (uuid::Uuid, Option<String>, Option<i32>);
+        let found: Result<Option<Row>, _> = sqlx::query_as(
+            "SELECT c.agent_id, a.claim_status, a.rate_limit_override
+             FROM agent_credentials c LEFT JOIN rm_agents a ON a.agent_id = c.agent_id
+             WHERE c.key_sha256 = $1 AND (c.expires_at IS NULL OR c.expires_at > now())",
+        )
+        .bind(digest.as_slice())
+        .fetch_optional(pool)
+        .await;
+        let tier = match found {
+            Ok(row) => row.map(|(agent_id, status, override_per_minute)| {
+                // An agent not yet in the directory was registered a moment ago: pending.
+                let status = status.unwrap_or_else(|| "pending".to_owned());
+                (
+                    format!("agent:{agent_id}"),
+                    agent_limit(&status, override_per_minute),
+                )
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "agent tier lookup failed; applying the verified tier");
+                return Some((format!("key:{}", hex::encode(&digest[..12])), AGENT));
+            }
+        };
+        let mut tiers = self
+            .tiers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if tiers.len() > 100_000 {
+            tiers.retain(|_, (_, at)| now.duration_since(*at) < TIER_TTL);
+        }
+        tiers.insert(digest, (tier.clone(), now));
+        tier
+    }
+}
+
+/// Who is calling and their role limit (see the module documentation).
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    address: &str,
+    now: Instant,
+) -> (String, Limit) {
+    let by_address = || (format!("ip:{address}"), PUBLIC);
+    let Some(platform) = &state.platform else {
+        return by_address();
+    };
+    match credential(headers) {
+        Credential::ApiKey(digest) => state
+            .rate_limiter
+            .agent_tier(&platform.pool, digest, now)
+            .await
+            .unwrap_or_else(by_address),
+        Credential::Token(token) => match platform.tokens.verify_cached(&token, chrono::Utc::now())
+        {
+            Ok(claims) if claims.role == "admin" => (format!("human:{}", claims.sub), ADMIN),
+            Ok(claims) => (format!("human:{}", claims.sub), HUMAN),
+            Err(_) => by_address(),
+        },
+        Credential::None => by_address(),
+    }
 }
 
 /// Middleware for the API routes; see the module documentation.
@@ -241,14 +383,14 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<ConnectInfo<crate::listener::ClientAddr>>()
         .map(|c| c.0.0.ip());
-    let trust = state.limits.trust_forwarded_for;
-    let (who, role_limit) = caller(req.headers(), peer, trust);
+    let address = client_ip(req.headers(), peer, state.limits.trust_forwarded_for);
     let now = Instant::now();
+    let (who, role_limit) = caller(&state, req.headers(), &address, now).await;
     let mut decisions = vec![limiter.check(&who, role_limit, now)];
     if let Some(endpoint) = endpoint_limit(req.method(), &route) {
         let key = match endpoint.scope {
             Scope::Caller => who.clone(),
-            Scope::Address => format!("ip:{}", client_ip(req.headers(), peer, trust)),
+            Scope::Address => format!("ip:{address}"),
         };
         decisions.push(limiter.check(&format!("{}:{key}", endpoint.name), endpoint.limit, now));
     }
@@ -333,39 +475,43 @@ mod tests {
     }
 
     #[test]
-    fn callers_are_keyed_by_token_hash_or_address() {
+    fn credentials_are_told_apart_by_shape_and_addresses_trust_forwarding_only_when_told() {
         let mut headers = HeaderMap::new();
         let peer = Some("10.0.0.7".parse().expect("ip"));
-        assert_eq!(
-            caller(&headers, peer, false),
-            ("ip:10.0.0.7".to_owned(), PUBLIC)
-        );
+        assert_eq!(credential(&headers), Credential::None);
+        assert_eq!(client_ip(&headers, peer, false), "10.0.0.7");
         headers.insert(
             "x-forwarded-for",
             HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
         );
         assert_eq!(
-            caller(&headers, peer, false).0,
-            "ip:10.0.0.7",
+            client_ip(&headers, peer, false),
+            "10.0.0.7",
             "untrusted X-Forwarded-For is ignored"
         );
-        assert_eq!(caller(&headers, peer, true).0, "ip:203.0.113.9");
+        assert_eq!(client_ip(&headers, peer, true), "203.0.113.9");
         headers.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer made-up-token"),
+            HeaderValue::from_static("Bearer eyJ.a.b"),
         );
-        assert_eq!(
-            caller(&headers, peer, false).0,
-            "ip:10.0.0.7",
-            "a token not shaped like a key counts by address"
-        );
-        let key = "ab".repeat(32);
+        assert_eq!(credential(&headers), Credential::Token("eyJ.a.b".into()));
+        let key = "AB".repeat(32);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
         );
-        let (who, limit) = caller(&headers, peer, false);
-        assert!(who.starts_with("key:") && !who.contains(&key));
-        assert_eq!(limit, AGENT);
+        assert_eq!(
+            credential(&headers),
+            Credential::ApiKey(Sha256::digest(key.to_ascii_lowercase().as_bytes()).into()),
+            "keys are case-insensitive"
+        );
+    }
+
+    #[test]
+    fn agent_tiers_follow_the_claim_status_and_an_override_wins() {
+        assert_eq!(agent_limit("pending", None), AGENT_PENDING);
+        assert_eq!(agent_limit("verified", None), AGENT);
+        assert_eq!(agent_limit("pending", Some(500)), Limit::per_minute(500));
+        assert_eq!(agent_limit("verified", Some(5)), Limit::per_minute(5));
     }
 }

@@ -40,6 +40,12 @@ pub struct Platform {
     pub heartbeat: Arc<crate::heartbeat::HeartbeatSigner>,
     /// Delivers verification codes.
     pub notifier: Arc<dyn bw_infra::notify::Notifier>,
+    /// Signs and verifies humans' access tokens.
+    pub tokens: Arc<bw_infra::crypto::keyring::Keyring>,
+    /// Keys the fingerprints of humans' e-mail addresses (uniqueness and login without plaintext).
+    pub email_secret: Secret<Vec<u8>>,
+    /// Embeds search queries; without it search is keyword-only.
+    pub embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
 }
 
 /// Request limits.

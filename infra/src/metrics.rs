@@ -109,6 +109,37 @@ impl ProjectionMetrics {
     }
 }
 
+/// Labels of the guardrail's decision metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `approved`, `flagged`, `rejected`.
+    pub decision: String,
+}
+
+/// Labels of `guardrail_decisions_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LayerLabels {
+    /// Which layer settled it: `a` (a pattern rejected), `b` (the classifier's score), `none` (no
+    /// classifier verdict: an admin decides).
+    pub layer: String,
+    pub decision: String,
+}
+
+/// Labels of `guardrail_cache_lookups_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit` or `miss`.
+    pub result: String,
+}
+
+/// The guardrail worker's metrics (its backlog is `bw_projection_lag_events{projection="guardrail"}`).
+#[derive(Debug, Clone)]
+pub struct GuardrailMetrics {
+    pub duration: Family<DecisionLabels, Histogram>,
+    pub decisions: Family<LayerLabels, Counter>,
+    pub cache: Family<CacheLabels, Counter>,
+}
+
 /// The HTTP server's metrics.
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
@@ -130,6 +161,8 @@ pub struct Metrics {
     pub relay: RelayMetrics,
     /// The projectors' metrics (empty in processes that do not project).
     pub projections: ProjectionMetrics,
+    /// The guardrail worker's metrics (empty elsewhere).
+    pub guardrail: GuardrailMetrics,
 }
 
 impl Metrics {
@@ -232,6 +265,28 @@ impl Metrics {
             "1 for the projection's current state",
             projections.state.clone(),
         );
+        let guardrail = GuardrailMetrics {
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0])
+            }),
+            decisions: Family::default(),
+            cache: Family::default(),
+        };
+        registry.register(
+            "guardrail_evaluation_duration_seconds",
+            "Time to judge one submission (Layer A, cache, Layer B, tier)",
+            guardrail.duration.clone(),
+        );
+        registry.register(
+            "guardrail_decisions",
+            "Verdicts recorded, by the layer that settled them and the decision",
+            guardrail.decisions.clone(),
+        );
+        registry.register(
+            "guardrail_cache_lookups",
+            "Layer B cache lookups by result",
+            guardrail.cache.clone(),
+        );
         if let Some(pool) = pool {
             registry.register_collector(Box::new(PoolCollector { pool }));
         }
@@ -242,6 +297,7 @@ impl Metrics {
             ready,
             relay,
             projections,
+            guardrail,
         })
     }
 

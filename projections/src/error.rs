@@ -18,6 +18,12 @@ pub enum ProjectionError {
         "projection {0} is failed; see projection_checkpoints and `betterworld projections skip`"
     )]
     Failed(String),
+    /// Stored read-model data cannot be read back (a sealed field that does not open with its key).
+    #[error("stored data unreadable: {0}")]
+    Corrupt(String),
+    /// Worth trying again later (contention that resolves on its own, such as a write conflict).
+    #[error("retry: {0}")]
+    Retry(String),
     /// A JetStream operation failed.
     #[error("jetstream: {0}")]
     JetStream(String),
@@ -39,8 +45,8 @@ impl ProjectionError {
                     | sqlx::Error::Tls(_)
                     | sqlx::Error::WorkerCrashed
             ),
-            Self::JetStream(_) => true,
-            Self::Apply { .. } | Self::Failed(_) => false,
+            Self::JetStream(_) | Self::Retry(_) => true,
+            Self::Apply { .. } | Self::Failed(_) | Self::Corrupt(_) => false,
         }
     }
 }

@@ -21,6 +21,9 @@ use sqlx::{PgConnection, PgPool, Row, postgres::PgConnectOptions};
 
 use crate::ProjectionError;
 
+/// How long past its own expiry a pull request may stay unanswered before the client gives up.
+const PULL_MARGIN: Duration = Duration::from_secs(5);
+
 /// A read model built from the log.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the checkpoint row, the consumer, the metrics label.
@@ -194,12 +197,43 @@ impl Projector {
         &self,
         wait: Option<Duration>,
     ) -> Result<(usize, usize), ProjectionError> {
+        self.process_batch_unless(wait, std::future::pending())
+            .await
+            .unwrap_or(Ok((0, 0)))
+    }
+
+    /// [`Projector::process_batch`], except that `stop` completing while the fetch still waits
+    /// abandons the fetch and returns `None`. Once messages are in hand the batch always finishes:
+    /// its transaction commits and its messages are acknowledged.
+    async fn process_batch_unless(
+        &self,
+        wait: Option<Duration>,
+        stop: impl Future<Output = ()>,
+    ) -> Option<Result<(usize, usize), ProjectionError>> {
         // A failed projection fetches nothing: its messages wait in the consumer until an operator
         // acts, instead of being delivered to a projector that would refuse them.
-        if self.status().await?.1 == "failed" {
-            return Err(ProjectionError::Failed(self.name().to_owned()));
+        match self.status().await {
+            Err(e) => return Some(Err(e)),
+            Ok((_, state)) if state == "failed" => {
+                return Some(Err(ProjectionError::Failed(self.name().to_owned())));
+            }
+            Ok(_) => {}
         }
-        let messages = self.fetch(wait).await?;
+        // Abandoning a pull loses nothing: a message delivered to it but never acknowledged is
+        // redelivered after the consumer's ack wait, and the checkpoint orders what is applied.
+        let messages = tokio::select! {
+            biased;
+            () = stop => return None,
+            fetched = self.fetch(wait) => fetched,
+        };
+        Some(self.apply_and_ack(messages).await)
+    }
+
+    async fn apply_and_ack(
+        &self,
+        messages: Result<Vec<jetstream::Message>, ProjectionError>,
+    ) -> Result<(usize, usize), ProjectionError> {
+        let messages = messages?;
         if messages.is_empty() {
             return Ok((0, 0));
         }
@@ -231,18 +265,8 @@ impl Projector {
         // Nothing yet: block for the first message only (a pull request for a whole batch would
         // hold the first message back until the batch filled or the wait expired), then take
         // whatever else has arrived.
-        let mut first = Vec::with_capacity(self.config.batch);
-        let mut stream = self
-            .consumer
-            .batch()
-            .max_messages(1)
-            .expires(wait)
-            .messages()
-            .await
-            .map_err(|e| ProjectionError::JetStream(e.to_string()))?;
-        while let Some(message) = stream.next().await {
-            first.push(message.map_err(|e| ProjectionError::JetStream(e.to_string()))?);
-        }
+        let pull = self.consumer.batch().max_messages(1).expires(wait);
+        let mut first = self.collect(pull.messages(), wait).await?;
         if !first.is_empty() && self.config.batch > 1 {
             first.extend(self.fetch_now(self.config.batch - 1).await?);
         }
@@ -251,16 +275,41 @@ impl Projector {
 
     /// Takes up to `max` messages that are available now, without waiting.
     async fn fetch_now(&self, max: usize) -> Result<Vec<jetstream::Message>, ProjectionError> {
-        let mut stream = self
-            .consumer
-            .fetch()
-            .max_messages(max)
-            .messages()
-            .await
-            .map_err(|e| ProjectionError::JetStream(e.to_string()))?;
+        let pull = self.consumer.fetch().max_messages(max);
+        self.collect(pull.messages(), Duration::ZERO).await
+    }
+
+    /// Drains one pull request. The server ends a pull with a status message when it expires; if
+    /// that answer never comes (a lost request, a server restart), the pull is given up on the
+    /// client side [`PULL_MARGIN`] after its own expiry instead of waiting forever. What was
+    /// collected is returned; anything delivered later to the abandoned pull is redelivered.
+    async fn collect<S, E, F>(
+        &self,
+        pull: impl Future<Output = Result<S, E>>,
+        expires: Duration,
+    ) -> Result<Vec<jetstream::Message>, ProjectionError>
+    where
+        S: futures::Stream<Item = Result<jetstream::Message, F>> + Unpin,
+        E: std::fmt::Display,
+        F: std::fmt::Display,
+    {
         let mut messages = Vec::new();
-        while let Some(message) = stream.next().await {
-            messages.push(message.map_err(|e| ProjectionError::JetStream(e.to_string()))?);
+        let drain = async {
+            let mut stream = pull
+                .await
+                .map_err(|e| ProjectionError::JetStream(e.to_string()))?;
+            while let Some(message) = stream.next().await {
+                messages.push(message.map_err(|e| ProjectionError::JetStream(e.to_string()))?);
+            }
+            Ok::<_, ProjectionError>(())
+        };
+        match tokio::time::timeout(expires + PULL_MARGIN, drain).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!(
+                projection = self.name(),
+                collected = messages.len(),
+                "pull request not answered by the server in time; abandoned"
+            ),
         }
         Ok(messages)
     }
@@ -543,12 +592,14 @@ impl Projector {
             if !leadership.still_leading().await {
                 return false;
             }
-            // A batch in progress is never cancelled (its transaction and acks finish); the stop
-            // signal is checked between batches, so shutdown waits at most one fetch wait + batch.
-            if futures::FutureExt::now_or_never(&mut *stop).is_some() {
+            // Stopping interrupts a fetch that is still waiting, never a batch being applied (its
+            // transaction and acks finish), so shutdown waits at most for the batch in hand.
+            let Some(step) = self
+                .process_batch_unless(Some(self.config.fetch_wait), &mut *stop)
+                .await
+            else {
                 return true;
-            }
-            let step = self.process_batch(Some(self.config.fetch_wait)).await;
+            };
             // Lag is measured when idle, after a failure, and at most once a second under load.
             let due = measured.is_none_or(|m| m.elapsed() >= Duration::from_secs(1));
             if !matches!(step, Ok((n, _)) if n > 0) || due {

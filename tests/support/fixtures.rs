@@ -107,6 +107,17 @@ pub async fn edit(
     problem: Uuid,
     severity: Severity,
 ) -> Result<Outcome, CommandError> {
+    edit_as(bus, Actor::Agent(agent), agent, problem, severity).await
+}
+
+/// [`edit`] with the metadata of `actor` (the platform's own commands carry `system`).
+pub async fn edit_as(
+    bus: &bw_commands::CommandBus,
+    actor: Actor,
+    agent: Uuid,
+    problem: Uuid,
+    severity: Severity,
+) -> Result<Outcome, CommandError> {
     let changes = ProblemChanges {
         severity: Some(severity),
         ..ProblemChanges::default()
@@ -116,11 +127,6 @@ pub async fn edit(
         changes: Box::new(changes),
         at: chrono::Utc::now(),
     };
-    bus.execute::<Problem>(
-        &problem.to_string(),
-        command,
-        &ctx(Actor::Agent(agent)),
-        respond,
-    )
-    .await
+    bus.execute::<Problem>(&problem.to_string(), command, &ctx(actor), respond)
+        .await
 }

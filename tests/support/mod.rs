@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod people;
 pub mod proxy;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -356,15 +357,113 @@ impl Platform {
         projecting: bool,
         rate_limit_scale: f64,
     ) -> Self {
+        Self::spawn_judged(
+            consistency_wait,
+            projecting,
+            rate_limit_scale,
+            std::sync::Arc::new(bw_guardrail::classifier::AdminOnly),
+            None,
+        )
+        .await
+    }
+
+    /// With the guardrail configured by `config` (trust policy, cache, duplicates), no classifier.
+    pub async fn spawn_with_guardrail_config(
+        config: bw_guardrail::worker::GuardrailConfig,
+    ) -> Self {
+        Self::spawn_configured_guardrail(
+            std::time::Duration::from_secs(5),
+            true,
+            0.0,
+            std::sync::Arc::new(bw_guardrail::classifier::AdminOnly),
+            None,
+            config,
+        )
+        .await
+    }
+
+    /// With `classifier` as the guardrail's Layer B (the worker runs whenever projections do).
+    pub async fn spawn_with_classifier(
+        classifier: std::sync::Arc<dyn bw_guardrail::Classifier>,
+    ) -> Self {
+        Self::spawn_judged(
+            std::time::Duration::from_secs(5),
+            true,
+            0.0,
+            classifier,
+            None,
+        )
+        .await
+    }
+
+    /// With `classifier` and the semantic index and search built with `embedder`. Read-your-writes
+    /// waits up to 30 s: the index embeds on CPU shared with every other test of the run.
+    pub async fn spawn_with_search(
+        classifier: std::sync::Arc<dyn bw_guardrail::Classifier>,
+        embedder: std::sync::Arc<bw_guardrail::embed::Embedder>,
+    ) -> Self {
+        Self::spawn_judged(
+            std::time::Duration::from_secs(30),
+            true,
+            0.0,
+            classifier,
+            Some(embedder),
+        )
+        .await
+    }
+
+    async fn spawn_judged(
+        consistency_wait: std::time::Duration,
+        projecting: bool,
+        rate_limit_scale: f64,
+        classifier: std::sync::Arc<dyn bw_guardrail::Classifier>,
+        embedder: Option<std::sync::Arc<bw_guardrail::embed::Embedder>>,
+    ) -> Self {
+        Self::spawn_configured_guardrail(
+            consistency_wait,
+            projecting,
+            rate_limit_scale,
+            classifier,
+            embedder,
+            Default::default(),
+        )
+        .await
+    }
+
+    async fn spawn_configured_guardrail(
+        consistency_wait: std::time::Duration,
+        projecting: bool,
+        rate_limit_scale: f64,
+        classifier: std::sync::Arc<dyn bw_guardrail::Classifier>,
+        embedder: Option<std::sync::Arc<bw_guardrail::embed::Embedder>>,
+        config: bw_guardrail::worker::GuardrailConfig,
+    ) -> Self {
         let pipeline = Pipeline::new().await;
         let shutdown = bw_infra::shutdown::Shutdown::new();
         let relay = pipeline.relay();
         shutdown.spawn(relay.run(shutdown.triggered()));
-        let projections = if projecting {
+        let mut projections = if projecting {
             betterworld::roles::projections()
         } else {
             Vec::new()
         };
+        if projecting {
+            let mut worker = bw_guardrail::worker::GuardrailWorker::new(
+                pipeline.bus.clone(),
+                classifier,
+                config,
+            )
+            .with_metrics(pipeline.metrics.guardrail.clone());
+            if let Some(embedder) = &embedder {
+                worker = worker.with_duplicate_check(embedder.clone());
+            }
+            projections.push(std::sync::Arc::new(worker));
+            if let Some(embedder) = &embedder {
+                projections.push(std::sync::Arc::new(
+                    bw_guardrail::index::SemanticIndex::new(embedder.clone()),
+                ));
+            }
+        }
         for projection in projections {
             let projector = pipeline
                 .projector_with(
@@ -400,6 +499,13 @@ impl Platform {
                 notifier: std::sync::Arc::new(bw_infra::notify::DevMailbox::new(
                     pipeline.pool.clone(),
                 )),
+                tokens: std::sync::Arc::new(
+                    bw_infra::crypto::keyring::Keyring::load(pipeline.pool.clone())
+                        .await
+                        .expect("access-token keys"),
+                ),
+                email_secret: bw_infra::Secret::new(b"test e-mail fingerprint secret".to_vec()),
+                embedder: embedder.clone(),
             }),
         };
         let app = bw_gateway::Application::bind(
@@ -525,4 +631,98 @@ pub fn field_error<'b>(body: &'b serde_json::Value, field: &str) -> &'b str {
     body["error"]["details"]["fields"][field][0]
         .as_str()
         .unwrap_or_default()
+}
+
+/// Recomputes the hash chain of one stream from the stored events, panicking at the first event
+/// whose stored hash differs; returns how many events it checked.
+pub async fn verify_chain(pool: &sqlx::PgPool, aggregate_id: &str) -> usize {
+    type Row = (
+        uuid::Uuid,
+        String,
+        String,
+        i64,
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        serde_json::Value,
+        serde_json::Value,
+        Vec<u8>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload, metadata, hash
+         FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await
+    .expect("stream");
+    let mut previous = bw_commands::canonical::GENESIS;
+    for r in &rows {
+        let recomputed = bw_commands::canonical::chain_hash(
+            &previous,
+            &bw_commands::canonical::EventForHash {
+                event_id: r.0,
+                aggregate_type: &r.1,
+                aggregate_id: &r.2,
+                sequence: r.3,
+                event_type: &r.4,
+                event_version: &r.5,
+                recorded_at: r.6,
+                payload: &r.7,
+                metadata: &r.8,
+            },
+        );
+        assert_eq!(
+            recomputed.as_slice(),
+            r.9.as_slice(),
+            "event {} of stream {aggregate_id}",
+            r.3
+        );
+        previous = recomputed;
+    }
+    rows.len()
+}
+
+/// Waits until an event of `event_type` on stream `aggregate_id` is in the log, woken by the
+/// `NOTIFY bw_events` every command sends at commit (no polling on a timer); returns its global
+/// position and payload.
+pub async fn until_logged(
+    pool: &sqlx::PgPool,
+    event_type: &str,
+    aggregate_id: &str,
+) -> (i64, serde_json::Value) {
+    until_logged_n(pool, event_type, aggregate_id, 1).await
+}
+
+/// [`until_logged`] for the `n`th such event; returns the newest.
+pub async fn until_logged_n(
+    pool: &sqlx::PgPool,
+    event_type: &str,
+    aggregate_id: &str,
+    n: i64,
+) -> (i64, serde_json::Value) {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+        .await
+        .expect("listener");
+    listener.listen("bw_events").await.expect("listen");
+    loop {
+        let found: Option<(i64, serde_json::Value)> = sqlx::query_as(
+            "SELECT global_position, payload FROM events WHERE event_type = $1 AND aggregate_id = $2
+               AND (SELECT count(*) FROM events WHERE event_type = $1 AND aggregate_id = $2) >= $3
+             ORDER BY global_position DESC LIMIT 1",
+        )
+        .bind(event_type)
+        .bind(aggregate_id)
+        .bind(n)
+        .fetch_optional(pool)
+        .await
+        .expect("query");
+        if let Some(found) = found {
+            return found;
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {event_type} on {aggregate_id} within 10 s"))
+            .expect("notification");
+    }
 }

@@ -94,10 +94,6 @@ fn issue_key(platform: &Platform, scope: Option<&str>) -> IssuedKey {
     }
 }
 
-/// Registration is anonymous, so its idempotency scope is shared by everyone: a guessable key would
-/// let another client replay the response. Keys must be long enough to be random (a UUID is 36).
-const MIN_REGISTRATION_KEY_LEN: usize = 32;
-
 fn parse_registration(
     req: &RegisterRequest,
     agent_id: Uuid,
@@ -138,17 +134,7 @@ async fn register(
     Api(platform): Api,
     body: CommandBody<RegisterRequest>,
 ) -> Result<CommandResponse, ApiError> {
-    if body
-        .idempotency_key()
-        .is_some_and(|k| k.len() < MIN_REGISTRATION_KEY_LEN)
-    {
-        return Err(ApiError::field(
-            "Idempotency-Key",
-            format!(
-                "registration keys must be at least {MIN_REGISTRATION_KEY_LEN} random characters (use a UUID)"
-            ),
-        ));
-    }
+    super::require_random_key(&body)?;
     let ctx = body.context(Actor::Anonymous);
     let scope = ctx.idempotency.as_ref().map(|k| k.scope_hex());
     let issued = issue_key(&platform, scope.as_deref());
@@ -175,7 +161,7 @@ async fn register(
     let username = command.username.to_string();
     let prefix = command.api_key_prefix.clone();
     let nonce = issued.nonce.clone();
-    let code = email.as_ref().map(|_| super::verification::new_code());
+    let code = email.as_ref().map(|_| crate::codes::new_code());
     let side = email.clone().zip(code.clone()).map(|(email, code)| {
         super::verification::register_contact(agent_id, email, code, chrono::Utc::now())
     });
@@ -188,7 +174,7 @@ async fn register(
         })
         .await?;
     if let (Outcome::Executed { .. }, Some(email), Some(code)) = (&outcome, &email, &code) {
-        super::verification::send_code(&platform, email.as_str(), code).await;
+        crate::codes::send(&platform, email.as_str(), code).await;
     }
     reveal_key(&platform, outcome, agent_id, &issued.key, scope.as_deref()).await
 }

@@ -1,9 +1,13 @@
 //! Route handlers, one module per area.
 
+pub mod admin;
 pub mod agents;
 pub mod heartbeat;
+pub mod humans;
 pub mod ops;
 pub mod problems;
+pub mod review;
+pub mod search;
 pub mod solutions;
 pub mod verification;
 
@@ -14,6 +18,26 @@ use crate::{
     auth::MaybeAgent,
     error::{ApiError, ErrorCode, FieldErrors},
 };
+
+/// Registrations are anonymous, so their idempotency scope is shared by everyone: a guessable key
+/// would let another client replay the response. Keys must be long enough to be random (a UUID is 36).
+const MIN_ANONYMOUS_KEY_LEN: usize = 32;
+
+/// Refuses an `Idempotency-Key` too short to be random on an anonymous command.
+pub(crate) fn require_random_key<T>(body: &crate::command::CommandBody<T>) -> Result<(), ApiError> {
+    if body
+        .idempotency_key()
+        .is_some_and(|k| k.len() < MIN_ANONYMOUS_KEY_LEN)
+    {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            format!(
+                "registration keys must be at least {MIN_ANONYMOUS_KEY_LEN} random characters (use a UUID)"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Collects every field's error, so a client learns all that is wrong with a request at once.
 #[derive(Debug, Default)]

@@ -5,47 +5,30 @@
 use axum::{Router, routing::post};
 use bw_commands::{CommandError, SideWrites, idempotency::StoredResponse};
 use bw_domain::{
-    agent::{Agent, AgentCommand, CodeCheck},
+    agent::{Agent, AgentCommand},
     meta::Actor,
     values::EmailAddress,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
     auth::AgentAuth,
+    codes,
     command::{CommandBody, CommandResponse},
     envelope::ApiOk,
     error::{ApiError, ErrorCode},
-    state::{Api, AppState, Platform},
+    state::{Api, AppState},
 };
-
-/// How long a code is valid.
-pub const CODE_VALIDITY: TimeDelta = TimeDelta::minutes(15);
-/// Codes sent per agent per hour, at most.
-pub const CODES_PER_HOUR: i32 = 3;
 
 /// The verification routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/agents/verify", post(verify))
         .route("/api/v1/auth/agents/verify/resend", post(resend))
-}
-
-fn code_hash(agent_id: Uuid, code: &str) -> Vec<u8> {
-    Sha256::new()
-        .chain_update(agent_id.as_bytes())
-        .chain_update(code.as_bytes())
-        .finalize()
-        .to_vec()
-}
-
-pub(crate) fn new_code() -> String {
-    format!("{:06}", rand::random::<u32>() % 1_000_000)
 }
 
 /// Writes, with the registration's events, the agent's address and its first code.
@@ -62,31 +45,9 @@ pub(crate) fn register_contact(
                 .bind(email.as_str())
                 .execute(&mut *conn)
                 .await?;
-            sqlx::query(
-                "INSERT INTO agent_verification_codes (agent_id, code_sha256, expires_at, window_start, sent_in_window)
-                 VALUES ($1, $2, $3, $4, 1)",
-            )
-            .bind(agent_id)
-            .bind(code_hash(agent_id, &code))
-            .bind(now + CODE_VALIDITY)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            Ok::<_, CommandError>(())
+            codes::AGENTS.insert_first(conn, agent_id, &code, now).await
         })
     })
-}
-
-/// Sends a code; a failure to deliver is logged (the agent can ask for another).
-pub(crate) async fn send_code(platform: &Platform, email: &str, code: &str) {
-    let body = format!("Your BetterWorld verification code is {code}. It is valid for 15 minutes.");
-    if let Err(e) = platform
-        .notifier
-        .send(email, "BetterWorld verification code", &body)
-        .await
-    {
-        tracing::warn!(error = %e, "verification code not delivered");
-    }
 }
 
 /// `POST /auth/agents/verify`.
@@ -103,33 +64,15 @@ async fn verify(
     agent: AgentAuth,
     body: CommandBody<VerifyRequest>,
 ) -> Result<CommandResponse, ApiError> {
-    let code = body.body.verification_code.trim();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::field(
-            "verificationCode",
-            "must be exactly 6 digits",
-        ));
-    }
+    let code = codes::parse(&body.body.verification_code)?;
     let agent_id = agent.agent_id;
-    let issued: Option<(Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT code_sha256, expires_at FROM agent_verification_codes WHERE agent_id = $1",
-    )
-    .bind(agent_id)
-    .fetch_optional(&platform.pool)
-    .await?;
     let now = Utc::now();
-    let check = match issued {
-        None => CodeCheck::NoneIssued,
-        Some((hash, _)) if hash != code_hash(agent_id, code) => CodeCheck::Wrong,
-        Some((_, expires)) if expires <= now => CodeCheck::Expired,
-        Some(_) => CodeCheck::Valid,
-    };
+    let check = codes::AGENTS
+        .check(&platform.pool, agent_id, code, now)
+        .await?;
     let side: SideWrites = Box::new(move |conn: &mut PgConnection| {
         Box::pin(async move {
-            sqlx::query("DELETE FROM agent_verification_codes WHERE agent_id = $1")
-                .bind(agent_id)
-                .execute(&mut *conn)
-                .await?;
+            codes::AGENTS.delete(conn, agent_id).await?;
             sqlx::query("UPDATE agent_contacts SET verified_at = now() WHERE agent_id = $1")
                 .bind(agent_id)
                 .execute(&mut *conn)
@@ -179,38 +122,22 @@ async fn resend(
             "the agent is verified already",
         ));
     }
-    let now = Utc::now();
-    let code = new_code();
-    // One statement decides the hourly budget, so concurrent resends cannot exceed it.
-    let sent: Option<(i32,)> = sqlx::query_as(
-        "INSERT INTO agent_verification_codes (agent_id, code_sha256, expires_at, window_start, sent_in_window)
-         VALUES ($1, $2, $3, $4, 1)
-         ON CONFLICT (agent_id) DO UPDATE SET
-             code_sha256 = EXCLUDED.code_sha256, expires_at = EXCLUDED.expires_at,
-             window_start = CASE WHEN agent_verification_codes.window_start <= $4 - interval '1 hour'
-                                 THEN $4 ELSE agent_verification_codes.window_start END,
-             sent_in_window = CASE WHEN agent_verification_codes.window_start <= $4 - interval '1 hour'
-                                   THEN 1 ELSE agent_verification_codes.sent_in_window + 1 END
-         WHERE agent_verification_codes.window_start <= $4 - interval '1 hour'
-            OR agent_verification_codes.sent_in_window < $5
-         RETURNING sent_in_window",
-    )
-    .bind(agent_id)
-    .bind(code_hash(agent_id, &code))
-    .bind(now + CODE_VALIDITY)
-    .bind(now)
-    .bind(CODES_PER_HOUR)
-    .fetch_optional(&platform.pool)
-    .await?;
-    if sent.is_none() {
+    let code = codes::new_code();
+    if !codes::AGENTS
+        .replace_within_budget(&platform.pool, agent_id, &code, Utc::now())
+        .await?
+    {
         return Err(ApiError::refused(
             ErrorCode::RateLimited,
-            format!("at most {CODES_PER_HOUR} codes per hour; try again later"),
+            format!(
+                "at most {} codes per hour; try again later",
+                codes::CODES_PER_HOUR
+            ),
         ));
     }
-    send_code(&platform, &email, &code).await;
+    codes::send(&platform, &email, &code).await;
     Ok(
-        ApiOk::new(json!({ "sent": true, "expiresInSeconds": CODE_VALIDITY.num_seconds() }))
+        ApiOk::new(json!({ "sent": true, "expiresInSeconds": codes::CODE_VALIDITY.num_seconds() }))
             .with_status(axum::http::StatusCode::ACCEPTED),
     )
 }

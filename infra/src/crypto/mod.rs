@@ -7,6 +7,7 @@
 //! - [`jwt`]: HS256 access tokens with key ids, so the signing key can rotate with a grace period.
 
 pub mod jwt;
+pub mod keyring;
 pub mod password;
 pub mod seal;
 

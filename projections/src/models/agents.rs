@@ -66,15 +66,23 @@ impl Projection for AgentDirectory {
                         })?;
                     }
                     AgentEvent::AgentKeyRotated { .. } => {}
+                    AgentEvent::AgentClaimStatusSet {
+                        agent_id,
+                        claim_status,
+                        ..
+                    } => {
+                        set(conn, event, agent_id, "claim_status", claim_status.as_str()).await?;
+                    }
+                    AgentEvent::AgentRateLimitSet {
+                        agent_id,
+                        limit_per_minute,
+                        ..
+                    } => {
+                        let limit = limit_per_minute.map(|l| i32::from(l.per_minute()));
+                        set(conn, event, agent_id, "rate_limit_override", limit).await?;
+                    }
                     AgentEvent::AgentVerified { agent_id, .. } => {
-                        let updated = sqlx::query("UPDATE rm_agents SET claim_status = 'verified', position = $2 WHERE agent_id = $1")
-                            .bind(agent_id)
-                            .bind(event.global_position)
-                            .execute(&mut *conn)
-                            .await?;
-                        super::expect_one(&updated, event, || {
-                            format!("agent {agent_id} is not in the directory")
-                        })?;
+                        set(conn, event, agent_id, "claim_status", "verified").await?;
                     }
                     AgentEvent::AgentRegistered {
                         agent_id,
@@ -137,6 +145,29 @@ impl Projection for AgentDirectory {
             Ok(())
         })
     }
+}
+
+/// Sets one column of an agent's row (which must exist).
+async fn set<T>(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    agent_id: Uuid,
+    column: &'static str,
+    value: T,
+) -> Result<(), ProjectionError>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + 'static,
+{
+    let sql = format!("UPDATE rm_agents SET {column} = $2, position = $3 WHERE agent_id = $1");
+    let updated = sqlx::query(&sql)
+        .bind(agent_id)
+        .bind(value)
+        .bind(event.global_position)
+        .execute(&mut *conn)
+        .await?;
+    super::expect_one(&updated, event, || {
+        format!("agent {agent_id} is not in the directory")
+    })
 }
 
 /// An agent as shown to anyone.

@@ -1,7 +1,9 @@
 //! The read models, each with its projection and its queries.
 
 pub mod agents;
+pub mod humans;
 pub mod problems;
+pub mod review_queue;
 pub mod solutions;
 
 use bw_infra::envelope::EventEnvelope;

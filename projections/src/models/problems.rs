@@ -100,6 +100,33 @@ impl Projection for ProblemFeed {
                     .execute(&mut *conn)
                     .await?;
                 }
+                ProblemEvent::GuardrailDecided(verdict) => {
+                    let assessment = verdict.assessment.as_ref();
+                    let updated = sqlx::query(
+                        "UPDATE rm_problems SET guardrail_status = $2, alignment_score = $3, aligned_domain = $4, position = $5
+                         WHERE problem_id = $1",
+                    )
+                    .bind(verdict.content_id)
+                    .bind(verdict.decision.as_str())
+                    .bind(assessment.map(|a| a.alignment))
+                    .bind(assessment.and_then(|a| a.aligned_domain).map(|d| d.as_str()))
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    super::expect_one(&updated, event, || "the problem is not in the feed".into())?;
+                }
+                ProblemEvent::Reviewed(reviewed) => {
+                    let updated = sqlx::query(
+                        "UPDATE rm_problems SET guardrail_status = $2, position = $3 WHERE problem_id = $1",
+                    )
+                    .bind(reviewed.content_id)
+                    .bind(reviewed.decision.as_str())
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    super::expect_one(&updated, event, || "the problem is not in the feed".into())?;
+                }
+                ProblemEvent::ReviewClaimed(_) => {}
                 ProblemEvent::ProblemArchived {
                     problem_id,
                     archived_at,

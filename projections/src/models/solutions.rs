@@ -1,6 +1,6 @@
 //! Solutions and their debates.
 
-use bw_domain::solution::SolutionEvent;
+use bw_domain::{guardrail::ContentType, solution::SolutionEvent, taxonomy::GuardrailStatus};
 use bw_infra::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -10,6 +10,34 @@ use uuid::Uuid;
 
 use super::decode;
 use crate::{ProjectionError, runtime::Projection};
+
+/// Sets the guardrail status of a solution or a debate post.
+async fn set_guardrail_status(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    content_type: ContentType,
+    content_id: Uuid,
+    status: GuardrailStatus,
+) -> Result<(), ProjectionError> {
+    let sql = match content_type {
+        ContentType::Debate => {
+            "UPDATE rm_debates SET guardrail_status = $2, position = $3 WHERE debate_id = $1"
+        }
+        _ => "UPDATE rm_solutions SET guardrail_status = $2, position = $3 WHERE solution_id = $1",
+    };
+    let updated = sqlx::query(sql)
+        .bind(content_id)
+        .bind(status.as_str())
+        .bind(event.global_position)
+        .execute(&mut *conn)
+        .await?;
+    super::expect_one(&updated, event, || {
+        format!(
+            "{} {content_id} is not in the read model",
+            content_type.as_str()
+        )
+    })
+}
 
 /// The projection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -159,6 +187,41 @@ impl Projection for Solutions {
                         format!("solution {solution_id} is not in the read model")
                     })?;
                 }
+                SolutionEvent::GuardrailDecided(verdict) => {
+                    let scores = verdict.assessment.as_ref().and_then(|a| a.solution_scores);
+                    set_guardrail_status(
+                        conn,
+                        event,
+                        verdict.content_type,
+                        verdict.content_id,
+                        verdict.decision,
+                    )
+                    .await?;
+                    if let (Some(scores), ContentType::Solution) = (scores, verdict.content_type) {
+                        sqlx::query(
+                            "UPDATE rm_solutions SET impact_score = $2, feasibility_score = $3, cost_efficiency_score = $4,
+                                 composite_score = $5 WHERE solution_id = $1",
+                        )
+                        .bind(verdict.content_id)
+                        .bind(scores.impact)
+                        .bind(scores.feasibility)
+                        .bind(scores.cost_efficiency)
+                        .bind(scores.composite())
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                }
+                SolutionEvent::Reviewed(reviewed) => {
+                    set_guardrail_status(
+                        conn,
+                        event,
+                        reviewed.content_type,
+                        reviewed.content_id,
+                        reviewed.decision,
+                    )
+                    .await?;
+                }
+                SolutionEvent::ReviewClaimed(_) => {}
                 SolutionEvent::SolutionStatusChanged {
                     solution_id,
                     to,

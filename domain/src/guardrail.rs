@@ -1,0 +1,977 @@
+//! The guardrail's rules (`domain-reference.md` §4, product.md "Guardrails"): how content text is
+//! normalised, Layer A's forbidden patterns, trust tiers and their thresholds, how a decision is
+//! made from what the layers found, and the review state every piece of content carries (the
+//! verdict for a submission, the admin queue's claim and review).
+//!
+//! Verdicts are idempotent by construction: a verdict names the stream sequence of the submission
+//! it judged (`sourceSequence`); a piece of content accepts exactly one verdict per submission, and
+//! ignores verdicts for a submission an edit has superseded. Redelivering a content event can
+//! therefore never produce a second verdict.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
+use uuid::Uuid;
+
+use crate::{
+    DomainError,
+    taxonomy::{GuardrailStatus, ProblemDomain},
+};
+
+/// What kind of content a verdict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentType {
+    Problem,
+    Solution,
+    Debate,
+}
+
+impl ContentType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Problem => "problem",
+            Self::Solution => "solution",
+            Self::Debate => "debate",
+        }
+    }
+}
+
+/// Text as the guardrail sees it: NFC, with zero-width characters and combining marks removed (so
+/// `w\u{200b}eapon` and `wéapon` cannot slip past a pattern), whitespace collapsed, lower-cased.
+pub fn normalise(text: &str) -> String {
+    let stripped: String = text
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .filter(|c| !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{00ad}'))
+        .nfc()
+        .collect();
+    stripped
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// What a pattern match does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternAction {
+    /// The content goes to the admin queue (the category is ambiguous: anti-fraud work mentions fraud).
+    Flag,
+    /// The content is rejected at once (an unambiguous statement of harmful intent).
+    Reject,
+}
+
+/// A Layer A match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatternHit {
+    /// The forbidden category (`weapons`, `hate_speech`, …).
+    pub category: String,
+    pub action: PatternAction,
+}
+
+struct Pattern {
+    category: &'static str,
+    action: PatternAction,
+    regex: Regex,
+}
+
+/// The twelve categories of §4.2 (flag), and unambiguous statements of intent (reject). Patterns run
+/// on [`normalise`]d text.
+const PATTERNS: &[(&str, PatternAction, &str)] = &[
+    // Unambiguous intent: rejected outright.
+    (
+        "weapons",
+        PatternAction::Reject,
+        r"\b(build|make|assemble|manufactur\w*|3d[- ]print\w*)\b[^.]{0,40}\b(bombs?|explosives?|pipe bombs?|ghost guns?|untraceable (guns?|firearms?))\b",
+    ),
+    (
+        "hate_speech",
+        PatternAction::Reject,
+        r"\b(incit\w*|stir\w* up) (violence|hatred) against\b|\bethnic cleansing (of|is) (necessary|justified|the answer)\b",
+    ),
+    (
+        "financial_exploitation",
+        PatternAction::Reject,
+        r"\b(recruit\w*|join|sign up)\b[^.]{0,40}\b(ponzi|pyramid scheme)\b",
+    ),
+    (
+        "privacy_violation",
+        PatternAction::Reject,
+        r"\b(publish|post|leak|expose)\w*\b[^.]{0,30}\b(home address(es)?|phone numbers?)\b[^.]{0,30}\b(of|for) (critics|activists|journalists|neighbou?rs|them)\b",
+    ),
+    (
+        "labor_exploitation",
+        PatternAction::Reject,
+        r"\b(recruit|hire|use|employ)\w*\b[^.]{0,20}\bchild(ren)? (as )?(labou?r(ers)?|workers)\b",
+    ),
+    // The categories of §4.2: a human looks.
+    (
+        "surveillance",
+        PatternAction::Flag,
+        r"\b(surveillance|spy\w*|wiretap\w*|stalk\w*)\b|\bmonitor\w*\b[^.]{0,30}\b(people|location|citizens)\b|\btrack\w*\b[^.]{0,30}\bcitizens\b",
+    ),
+    (
+        "weapons",
+        PatternAction::Flag,
+        r"\b(weapons?|guns?|firearms?|explosives?|bombs?|ammunition|arsenal|grenades?|rifles?|pistols?)\b",
+    ),
+    (
+        "political_manipulation",
+        PatternAction::Flag,
+        r"\bpolitical\b[^.]{0,30}\bcampaign\b|\belect\w*\b[^.]{0,30}\bcandidate\b|\bvote\w*\b[^.]{0,30}\bmanipulat\w*|\b(propaganda|partisan)\b|\bballot stuff\w*|\bvoter suppress\w*",
+    ),
+    (
+        "financial_exploitation",
+        PatternAction::Flag,
+        r"\b(pyramid scheme|ponzi|scams?|fraud\w*|predatory lend\w*|mlm|multi-?level marketing|get rich quick)\b",
+    ),
+    (
+        "discrimination",
+        PatternAction::Flag,
+        r"\bdiscriminat\w* against\b|\bsegregat\w*|\bexclude\w*\b[^.]{0,20}\bbased on\b|\bban\w*\b[^.]{0,20}\b(race|religion|gender|orientation|disability)\b",
+    ),
+    (
+        "pseudo_science",
+        PatternAction::Flag,
+        r"\bmiracle cure\w*|\banti-?vax\w*|\bvaccines? (are )?danger\w*|\bcrystal heal\w*|\bhomeopath\w*[^.]{0,20}\bcure\w*|\bessential oils?\b[^.]{0,20}\bcure\w*",
+    ),
+    (
+        "privacy_violation",
+        PatternAction::Flag,
+        r"\bcollect\w*\b[^.]{0,20}\bpersonal data\b|\bshar\w*\b[^.]{0,20}\bprivate info\w*|\bdox\w*|\bpublish\w*\b[^.]{0,20}\baddress\w*|\bleak\w*\b[^.]{0,20}\bcontacts?\b",
+    ),
+    (
+        "deepfakes",
+        PatternAction::Flag,
+        r"\bdeepfakes?\b|\bfake videos?\b|\bmanipulated images?\b|\bsynthetic media\b|\bai[- ]generated fakes?\b",
+    ),
+    (
+        "social_engineering",
+        PatternAction::Flag,
+        r"\bphish\w*|\bsocial engineer\w*|\bimpersonat\w*\b[^.]{0,20}\bofficials?\b|\bfake charit\w*|\bdonation scams?\b",
+    ),
+    (
+        "market_manipulation",
+        PatternAction::Flag,
+        r"\binsider trad\w*|\bprice[- ]fix\w*|\bmarket manipulat\w*|\bpump and dump\b|\bstock fraud\b",
+    ),
+    (
+        "labor_exploitation",
+        PatternAction::Flag,
+        r"\bchild labou?r\b|\bhuman traffick\w*|\bforced labou?r\b|\bsweatshops?\b|\bexploit\w*\b[^.]{0,20}\bworkers\b|\bslave labou?r\b",
+    ),
+    (
+        "hate_speech",
+        PatternAction::Flag,
+        r"\bhate speech\b|\bincit\w*\b[^.]{0,20}\bviolence\b|\bethnic cleansing\b|\bgenocide\b|\blynch\w*|\bsupremac(y|ist)\b",
+    ),
+];
+
+static COMPILED: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
+    PATTERNS
+        .iter()
+        .filter_map(|(category, action, regex)| {
+            Regex::new(regex).ok().map(|regex| Pattern {
+                category,
+                action: *action,
+                regex,
+            })
+        })
+        .collect()
+});
+
+/// Layer A: the categories whose patterns match `normalised` text (each category once, a rejecting
+/// match first).
+pub fn layer_a(normalised: &str) -> Vec<PatternHit> {
+    let mut hits: Vec<PatternHit> = Vec::new();
+    for pattern in COMPILED.iter() {
+        if pattern.regex.is_match(normalised)
+            && !hits.iter().any(|h| h.category == pattern.category)
+        {
+            hits.push(PatternHit {
+                category: pattern.category.to_owned(),
+                action: pattern.action,
+            });
+        }
+    }
+    hits
+}
+
+/// How harmful the classifier thinks the content is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HarmRisk {
+    None,
+    Low,
+    Medium,
+    High,
+}
+
+/// A solution's quality scores (0–100 each).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SolutionScores {
+    pub impact: f64,
+    pub feasibility: f64,
+    pub cost_efficiency: f64,
+}
+
+impl SolutionScores {
+    /// `0.40·impact + 0.35·feasibility + 0.25·costEfficiency` (§4.1 step 6).
+    pub fn composite(&self) -> f64 {
+        0.40 * self.impact + 0.35 * self.feasibility + 0.25 * self.cost_efficiency
+    }
+}
+
+/// What a Layer B classifier found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assessment {
+    /// Alignment with the platform's mission, 0–1.
+    pub alignment: f64,
+    /// The approved domain the content fits best, if any fits.
+    pub aligned_domain: Option<ProblemDomain>,
+    pub harm_risk: HarmRisk,
+    /// The harmful category the content is closest to, when the risk is not `none`.
+    pub harm_category: Option<String>,
+    /// For solutions.
+    pub solution_scores: Option<SolutionScores>,
+}
+
+/// An agent's trust tier (§2.8): it chooses the thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustTier {
+    New,
+    Verified,
+}
+
+/// Score bands: `alignment ≥ approve` approves, `< reject_below` rejects, flags in between.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thresholds {
+    pub approve: f64,
+    pub reject_below: f64,
+}
+
+/// How tiers are earned and what each allows (configuration; defaults from §2.8 and product.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrustPolicy {
+    /// Account age for `verified`.
+    pub verified_min_age_days: i64,
+    /// Approved submissions for `verified`.
+    pub verified_min_approvals: i64,
+    pub new: Thresholds,
+    pub verified: Thresholds,
+}
+
+impl Default for TrustPolicy {
+    fn default() -> Self {
+        Self {
+            verified_min_age_days: 8,
+            verified_min_approvals: 3,
+            new: Thresholds {
+                approve: 0.90,
+                reject_below: 0.40,
+            },
+            verified: Thresholds {
+                approve: 0.70,
+                reject_below: 0.40,
+            },
+        }
+    }
+}
+
+impl TrustPolicy {
+    /// The tier of an agent `age_days` old with `approvals` approved submissions.
+    pub fn tier(&self, age_days: i64, approvals: i64) -> TrustTier {
+        if age_days >= self.verified_min_age_days && approvals >= self.verified_min_approvals {
+            TrustTier::Verified
+        } else {
+            TrustTier::New
+        }
+    }
+
+    /// The thresholds of `tier`.
+    pub fn thresholds(&self, tier: TrustTier) -> Thresholds {
+        match tier {
+            TrustTier::New => self.new,
+            TrustTier::Verified => self.verified,
+        }
+    }
+}
+
+/// The decision and why, from what the layers found. `assessment` is `None` when no classifier
+/// could judge (unavailable, over budget): the content then waits for an admin.
+pub fn decide(
+    hits: &[PatternHit],
+    assessment: Option<&Assessment>,
+    thresholds: Thresholds,
+) -> (GuardrailStatus, Vec<String>) {
+    let mut reasons = Vec::new();
+    if let Some(hit) = hits.iter().find(|h| h.action == PatternAction::Reject) {
+        reasons.push(format!("layer A: {} (unambiguous)", hit.category));
+        return (GuardrailStatus::Rejected, reasons);
+    }
+    let Some(assessment) = assessment else {
+        reasons.push("layer B: no classifier verdict; an admin decides".into());
+        return (GuardrailStatus::Flagged, reasons);
+    };
+    let mut decision = if assessment.harm_risk == HarmRisk::High {
+        reasons.push(format!(
+            "layer B: high harm risk ({})",
+            assessment.harm_category.as_deref().unwrap_or("unspecified")
+        ));
+        GuardrailStatus::Rejected
+    } else if assessment.alignment < thresholds.reject_below {
+        reasons.push(format!(
+            "layer B: alignment {:.2} below {:.2}",
+            assessment.alignment, thresholds.reject_below
+        ));
+        GuardrailStatus::Rejected
+    } else if assessment.alignment >= thresholds.approve {
+        GuardrailStatus::Approved
+    } else {
+        reasons.push(format!(
+            "layer B: alignment {:.2} between {:.2} and {:.2}",
+            assessment.alignment, thresholds.reject_below, thresholds.approve
+        ));
+        GuardrailStatus::Flagged
+    };
+    if decision == GuardrailStatus::Approved
+        && let Some(scores) = assessment.solution_scores
+    {
+        let composite = scores.composite();
+        if composite < 40.0 {
+            reasons.push(format!("solution composite {composite:.0} below 40"));
+            decision = GuardrailStatus::Rejected;
+        } else if composite < 60.0 {
+            reasons.push(format!("solution composite {composite:.0} below 60"));
+            decision = GuardrailStatus::Flagged;
+        }
+    }
+    if decision == GuardrailStatus::Approved {
+        if assessment.harm_risk == HarmRisk::Medium {
+            reasons.push("layer B: medium harm risk".into());
+            decision = GuardrailStatus::Flagged;
+        }
+        for hit in hits {
+            reasons.push(format!("layer A: {} (a human looks)", hit.category));
+            decision = GuardrailStatus::Flagged;
+        }
+    }
+    (decision, reasons)
+}
+
+/// A near-duplicate check: an approval becomes a flag when the nearest approved problem is at least
+/// `threshold` similar (an admin decides whether it is the same problem), with a reason naming it.
+pub fn check_duplicate(
+    decision: GuardrailStatus,
+    reasons: &mut Vec<String>,
+    nearest: Option<(Uuid, f64)>,
+    threshold: f64,
+) -> GuardrailStatus {
+    match nearest {
+        Some((id, similarity)) if similarity >= threshold => {
+            reasons.push(format!(
+                "near duplicate of problem {id} (similarity {similarity:.2})"
+            ));
+            if decision == GuardrailStatus::Approved {
+                GuardrailStatus::Flagged
+            } else {
+                decision
+            }
+        }
+        _ => decision,
+    }
+}
+
+/// The id of the verdict on the content event `source_event_id`: the same for every delivery.
+pub fn verdict_id(source_event_id: Uuid) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6277_6775_6172_6472_6169_6c76_6572_6469);
+    Uuid::new_v5(&NAMESPACE, source_event_id.as_bytes())
+}
+
+/// A guardrail verdict on one submission of one piece of content. Version 1 of
+/// `GuardrailDecided`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub content_id: Uuid,
+    pub content_type: ContentType,
+    /// The agent whose content it is (for its trust tier).
+    pub author_agent_id: Uuid,
+    pub verdict_id: Uuid,
+    /// The stream sequence of the report or edit judged.
+    pub source_sequence: i64,
+    pub decision: GuardrailStatus,
+    pub layer_a: Vec<PatternHit>,
+    pub assessment: Option<Assessment>,
+    pub trust_tier: TrustTier,
+    pub thresholds: Thresholds,
+    /// `name@version` of the Layer B classifier.
+    pub classifier: String,
+    pub cache_hit: bool,
+    pub duration_ms: u32,
+    pub reasons: Vec<String>,
+    /// The approved problem this one nearly duplicates, when the check found one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Uuid>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// An admin took a flagged item to review it. Version 1 of `ReviewClaimed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewClaimed {
+    pub content_id: Uuid,
+    pub content_type: ContentType,
+    pub claimed_by: Uuid,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// An admin decided a flagged item. Version 1 of `Reviewed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reviewed {
+    pub content_id: Uuid,
+    pub content_type: ContentType,
+    pub reviewed_by: Uuid,
+    /// `approved` or `rejected`.
+    pub decision: GuardrailStatus,
+    /// 10–2,000 characters.
+    pub notes: String,
+    pub reviewed_at: DateTime<Utc>,
+}
+
+/// An admin's review decision, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewDecision {
+    decision: GuardrailStatus,
+    notes: String,
+}
+
+impl ReviewDecision {
+    /// `approve` or `reject`, with notes of 10–2,000 characters.
+    pub fn parse(decision: &str, notes: &str) -> Result<Self, DomainError> {
+        let decision = match decision {
+            "approve" => GuardrailStatus::Approved,
+            "reject" => GuardrailStatus::Rejected,
+            other => {
+                return Err(DomainError::invalid(
+                    "decision",
+                    format!("`{other}` is not one of: approve, reject"),
+                ));
+            }
+        };
+        let notes = notes.trim();
+        if !(10..=2000).contains(&notes.chars().count()) {
+            return Err(DomainError::invalid("notes", "10–2000 characters"));
+        }
+        Ok(Self {
+            decision,
+            notes: notes.to_owned(),
+        })
+    }
+}
+
+/// Where one piece of content stands with the guardrail.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// The sequence of the submission awaiting (or holding) a verdict.
+    submitted: Option<i64>,
+    /// Whether that submission has its verdict.
+    judged: bool,
+    /// The verdict on the current submission (what an admin claims and reviews).
+    #[serde(default)]
+    verdict: Option<Uuid>,
+    status: Option<GuardrailStatus>,
+    claimed_by: Option<Uuid>,
+}
+
+impl Review {
+    /// A report or edit at stream `sequence`: pending again, any claim released.
+    pub fn submitted(&mut self, sequence: i64) {
+        *self = Self {
+            submitted: Some(sequence),
+            judged: false,
+            verdict: None,
+            status: Some(GuardrailStatus::Pending),
+            claimed_by: None,
+        };
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Option<GuardrailStatus> {
+        self.status
+    }
+
+    /// Whether a verdict on the submission at `source_sequence` is to be recorded: `false` for a
+    /// verdict already given (a redelivery) or on a submission an edit superseded.
+    pub fn accepts_verdict(&self, source_sequence: i64) -> bool {
+        self.submitted == Some(source_sequence) && !self.judged
+    }
+
+    /// Records a verdict.
+    pub fn judged(&mut self, decision: GuardrailStatus, verdict_id: Uuid) {
+        self.judged = true;
+        self.verdict = Some(verdict_id);
+        self.status = Some(decision);
+    }
+
+    /// Refuses an admin's action on a queue item (`verdict_id`) other than the current submission's.
+    fn check_current(&self, verdict_id: Uuid) -> Result<(), DomainError> {
+        if self.verdict == Some(verdict_id) {
+            Ok(())
+        } else {
+            Err(DomainError::InvalidState(
+                "this item was superseded by an edit; review the newer one",
+            ))
+        }
+    }
+
+    /// Checks that `admin` may claim the item: it must be flagged and unclaimed (`Ok(false)` when
+    /// `admin` holds the claim already: nothing to record).
+    pub fn check_claim(&self, admin: Uuid) -> Result<bool, DomainError> {
+        if self.status != Some(GuardrailStatus::Flagged) {
+            return Err(DomainError::InvalidState(
+                "only flagged content waits for review",
+            ));
+        }
+        match self.claimed_by {
+            Some(holder) if holder == admin => Ok(false),
+            Some(_) => Err(DomainError::AlreadyClaimed(
+                "another admin is reviewing this item",
+            )),
+            None => Ok(true),
+        }
+    }
+
+    /// Records a claim.
+    pub fn claimed(&mut self, admin: Uuid) {
+        self.claimed_by = Some(admin);
+    }
+
+    /// Checks that `admin` may decide the item: flagged, and claimed by `admin`.
+    pub fn check_review(&self, admin: Uuid) -> Result<(), DomainError> {
+        if self.status != Some(GuardrailStatus::Flagged) {
+            return Err(DomainError::InvalidState(
+                "only flagged content waits for review",
+            ));
+        }
+        if self.claimed_by != Some(admin) {
+            return Err(DomainError::Forbidden(
+                "only the admin who claimed the item may review it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records a review.
+    pub fn reviewed(&mut self, decision: GuardrailStatus) {
+        self.status = Some(decision);
+        self.claimed_by = None;
+    }
+}
+
+/// The review commands every content aggregate takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReviewCommand {
+    /// The guardrail's verdict (issued by the guardrail worker).
+    Decide(Box<Verdict>),
+    /// An admin claims the flagged item `verdict_id` (the queue item they looked at).
+    Claim {
+        admin: Uuid,
+        verdict_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// The claiming admin decides the item `verdict_id`.
+    Review {
+        admin: Uuid,
+        verdict_id: Uuid,
+        decision: ReviewDecision,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The event a review command produces, if any, given the item's `review` state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReviewOutcome {
+    Decided(Box<Verdict>),
+    Claimed(ReviewClaimed),
+    Reviewed(Reviewed),
+}
+
+/// Decides a review command on content `content_id` of `content_type`.
+pub fn handle_review(
+    review: &Review,
+    content_id: Uuid,
+    content_type: ContentType,
+    command: ReviewCommand,
+) -> Result<Option<ReviewOutcome>, DomainError> {
+    match command {
+        ReviewCommand::Decide(verdict) => {
+            if verdict.content_id != content_id || verdict.content_type != content_type {
+                return Err(DomainError::invalid(
+                    "contentId",
+                    "the verdict is about other content",
+                ));
+            }
+            Ok(review
+                .accepts_verdict(verdict.source_sequence)
+                .then_some(ReviewOutcome::Decided(verdict)))
+        }
+        ReviewCommand::Claim {
+            admin,
+            verdict_id,
+            at,
+        } => {
+            review.check_current(verdict_id)?;
+            Ok(review
+                .check_claim(admin)?
+                .then_some(ReviewOutcome::Claimed(ReviewClaimed {
+                    content_id,
+                    content_type,
+                    claimed_by: admin,
+                    claimed_at: at,
+                })))
+        }
+        ReviewCommand::Review {
+            admin,
+            verdict_id,
+            decision,
+            at,
+        } => {
+            review.check_current(verdict_id)?;
+            review.check_review(admin)?;
+            Ok(Some(ReviewOutcome::Reviewed(Reviewed {
+                content_id,
+                content_type,
+                reviewed_by: admin,
+                decision: decision.decision,
+                notes: decision.notes,
+                reviewed_at: at,
+            })))
+        }
+    }
+}
+
+/// Applies a review event to the item's state.
+pub fn apply_review(review: &mut Review, outcome: &ReviewOutcome) {
+    match outcome {
+        ReviewOutcome::Decided(verdict) => review.judged(verdict.decision, verdict.verdict_id),
+        ReviewOutcome::Claimed(claim) => review.claimed(claim.claimed_by),
+        ReviewOutcome::Reviewed(reviewed) => review.reviewed(reviewed.decision),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assessment(alignment: f64, harm: HarmRisk) -> Assessment {
+        Assessment {
+            alignment,
+            aligned_domain: Some(ProblemDomain::CleanWaterSanitation),
+            harm_risk: harm,
+            harm_category: None,
+            solution_scores: None,
+        }
+    }
+
+    const VERIFIED: Thresholds = Thresholds {
+        approve: 0.70,
+        reject_below: 0.40,
+    };
+
+    #[test]
+    fn normalising_removes_what_hides_a_word() {
+        assert_eq!(
+            normalise("  W\u{200b}eapon\u{00ad}s  and\tbo\u{301}mbs "),
+            "weapons and bombs"
+        );
+        assert_eq!(normalise("Caf\u{e9}"), "cafe");
+    }
+
+    #[test]
+    fn given_an_unambiguous_statement_of_intent_when_screened_then_rejected_whatever_layer_b_says()
+    {
+        let hits = layer_a(&normalise("Here is how to build pipe bombs at home"));
+        assert_eq!(hits[0].action, PatternAction::Reject);
+        let (decision, reasons) = decide(&hits, Some(&assessment(0.99, HarmRisk::None)), VERIFIED);
+        assert_eq!(decision, GuardrailStatus::Rejected, "{reasons:?}");
+    }
+
+    #[test]
+    fn given_an_ambiguous_category_when_screened_then_a_human_looks() {
+        let hits = layer_a(&normalise(
+            "Elderly residents lose savings to phone fraud; a volunteer hotline helps them check callers",
+        ));
+        assert_eq!(
+            hits,
+            vec![PatternHit {
+                category: "financial_exploitation".into(),
+                action: PatternAction::Flag
+            }]
+        );
+        let (decision, _) = decide(&hits, Some(&assessment(0.95, HarmRisk::None)), VERIFIED);
+        assert_eq!(decision, GuardrailStatus::Flagged);
+        assert!(layer_a(&normalise("Households lack clean water after the flood")).is_empty());
+    }
+
+    #[test]
+    fn given_a_score_when_decided_then_the_tier_bands_apply() {
+        for (alignment, want) in [
+            (0.70, GuardrailStatus::Approved),
+            (0.69, GuardrailStatus::Flagged),
+            (0.40, GuardrailStatus::Flagged),
+            (0.39, GuardrailStatus::Rejected),
+        ] {
+            assert_eq!(
+                decide(&[], Some(&assessment(alignment, HarmRisk::None)), VERIFIED).0,
+                want,
+                "{alignment}"
+            );
+        }
+        let new = TrustPolicy::default().thresholds(TrustTier::New);
+        assert_eq!(
+            decide(&[], Some(&assessment(0.85, HarmRisk::None)), new).0,
+            GuardrailStatus::Flagged,
+            "a new agent needs a very high score"
+        );
+        assert_eq!(
+            decide(&[], Some(&assessment(0.95, HarmRisk::High)), VERIFIED).0,
+            GuardrailStatus::Rejected
+        );
+        assert_eq!(
+            decide(&[], Some(&assessment(0.95, HarmRisk::Medium)), VERIFIED).0,
+            GuardrailStatus::Flagged
+        );
+        assert_eq!(
+            decide(&[], None, VERIFIED).0,
+            GuardrailStatus::Flagged,
+            "no classifier: an admin decides"
+        );
+    }
+
+    #[test]
+    fn given_an_approved_solution_when_its_composite_is_low_then_it_is_flagged_or_rejected() {
+        let with = |impact, feasibility, cost_efficiency| Assessment {
+            solution_scores: Some(SolutionScores {
+                impact,
+                feasibility,
+                cost_efficiency,
+            }),
+            ..assessment(0.9, HarmRisk::None)
+        };
+        assert_eq!(
+            decide(&[], Some(&with(80.0, 80.0, 80.0)), VERIFIED).0,
+            GuardrailStatus::Approved
+        );
+        assert_eq!(
+            decide(&[], Some(&with(50.0, 50.0, 50.0)), VERIFIED).0,
+            GuardrailStatus::Flagged
+        );
+        assert_eq!(
+            decide(&[], Some(&with(30.0, 30.0, 30.0)), VERIFIED).0,
+            GuardrailStatus::Rejected
+        );
+    }
+
+    #[test]
+    fn given_a_near_duplicate_when_decided_then_an_approval_becomes_a_flag_naming_it() {
+        let other = Uuid::from_u128(42);
+        let mut reasons = Vec::new();
+        assert_eq!(
+            check_duplicate(
+                GuardrailStatus::Approved,
+                &mut reasons,
+                Some((other, 0.95)),
+                0.92
+            ),
+            GuardrailStatus::Flagged
+        );
+        assert!(reasons[0].contains(&other.to_string()), "{reasons:?}");
+        assert_eq!(
+            check_duplicate(
+                GuardrailStatus::Rejected,
+                &mut Vec::new(),
+                Some((other, 0.99)),
+                0.92
+            ),
+            GuardrailStatus::Rejected,
+            "a rejection stays a rejection"
+        );
+        assert_eq!(
+            check_duplicate(
+                GuardrailStatus::Approved,
+                &mut Vec::new(),
+                Some((other, 0.80)),
+                0.92
+            ),
+            GuardrailStatus::Approved
+        );
+        assert_eq!(
+            check_duplicate(GuardrailStatus::Approved, &mut Vec::new(), None, 0.92),
+            GuardrailStatus::Approved
+        );
+    }
+
+    #[test]
+    fn tiers_need_both_age_and_approvals() {
+        let policy = TrustPolicy::default();
+        assert_eq!(policy.tier(8, 3), TrustTier::Verified);
+        assert_eq!(policy.tier(7, 30), TrustTier::New);
+        assert_eq!(policy.tier(80, 2), TrustTier::New);
+    }
+
+    fn verdict(sequence: i64, decision: GuardrailStatus) -> Verdict {
+        Verdict {
+            content_id: Uuid::from_u128(1),
+            content_type: ContentType::Problem,
+            author_agent_id: Uuid::from_u128(2),
+            verdict_id: verdict_id(Uuid::from_u128(3)),
+            source_sequence: sequence,
+            decision,
+            layer_a: vec![],
+            assessment: None,
+            trust_tier: TrustTier::New,
+            thresholds: VERIFIED,
+            classifier: "test@1".into(),
+            cache_hit: false,
+            duration_ms: 1,
+            reasons: vec![],
+            duplicate_of: None,
+            decided_at: DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+        }
+    }
+
+    #[test]
+    fn given_a_submission_when_verdicts_arrive_then_only_the_first_for_the_latest_submission_counts()
+     {
+        let mut review = Review::default();
+        review.submitted(1);
+        let decide = |review: &Review, sequence| {
+            handle_review(
+                review,
+                Uuid::from_u128(1),
+                ContentType::Problem,
+                ReviewCommand::Decide(Box::new(verdict(sequence, GuardrailStatus::Flagged))),
+            )
+            .expect("decides")
+        };
+        let first = decide(&review, 1).expect("recorded");
+        apply_review(&mut review, &first);
+        assert_eq!(decide(&review, 1), None, "a redelivery records nothing");
+        review.submitted(3);
+        assert_eq!(
+            decide(&review, 1),
+            None,
+            "a verdict on a superseded submission is dropped"
+        );
+        assert!(decide(&review, 3).is_some());
+        assert_eq!(
+            verdict_id(Uuid::from_u128(3)),
+            verdict_id(Uuid::from_u128(3))
+        );
+    }
+
+    #[test]
+    fn given_a_flagged_item_when_admins_claim_and_review_then_one_claims_and_only_they_decide() {
+        let (alice, bob) = (Uuid::from_u128(10), Uuid::from_u128(11));
+        let at = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let mut review = Review::default();
+        review.submitted(1);
+        assert_eq!(
+            review.check_claim(alice),
+            Err(DomainError::InvalidState(
+                "only flagged content waits for review"
+            ))
+        );
+        let item = Uuid::from_u128(77);
+        review.judged(GuardrailStatus::Flagged, item);
+        assert_eq!(
+            handle_review(
+                &review,
+                Uuid::from_u128(1),
+                ContentType::Problem,
+                ReviewCommand::Claim {
+                    admin: alice,
+                    verdict_id: Uuid::from_u128(76),
+                    at
+                },
+            ),
+            Err(DomainError::InvalidState(
+                "this item was superseded by an edit; review the newer one"
+            )),
+            "an admin acts on the submission they saw, not a newer one"
+        );
+        let claimed = handle_review(
+            &review,
+            Uuid::from_u128(1),
+            ContentType::Problem,
+            ReviewCommand::Claim {
+                admin: alice,
+                verdict_id: item,
+                at,
+            },
+        )
+        .expect("claims")
+        .expect("an event");
+        apply_review(&mut review, &claimed);
+        assert_eq!(
+            review.check_claim(alice),
+            Ok(false),
+            "claiming twice records nothing"
+        );
+        assert_eq!(
+            review.check_claim(bob),
+            Err(DomainError::AlreadyClaimed(
+                "another admin is reviewing this item"
+            ))
+        );
+        let decision =
+            ReviewDecision::parse("approve", "Anti-fraud hotline for elders; legitimate")
+                .expect("valid");
+        assert_eq!(
+            handle_review(
+                &review,
+                Uuid::from_u128(1),
+                ContentType::Problem,
+                ReviewCommand::Review {
+                    admin: bob,
+                    verdict_id: item,
+                    decision: decision.clone(),
+                    at
+                }
+            ),
+            Err(DomainError::Forbidden(
+                "only the admin who claimed the item may review it"
+            ))
+        );
+        let reviewed = handle_review(
+            &review,
+            Uuid::from_u128(1),
+            ContentType::Problem,
+            ReviewCommand::Review {
+                admin: alice,
+                verdict_id: item,
+                decision,
+                at,
+            },
+        )
+        .expect("reviews")
+        .expect("an event");
+        apply_review(&mut review, &reviewed);
+        assert_eq!(review.status(), Some(GuardrailStatus::Approved));
+        assert!(ReviewDecision::parse("maybe", "long enough notes").is_err());
+        assert!(ReviewDecision::parse("reject", "short").is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! The semantic index: approved problems and solutions with their all-MiniLM-L6-v2 embedding (384
+//! dimensions, model recorded per row) in `rm_search` (pgvector, HNSW cosine index) and a full-text
+//! vector (tsvector) — for "similar problems" and for search, which fuses the keyword and the vector
+//! rankings by reciprocal rank fusion.
+//!
+//! A projection: content enters when it is approved (by the guardrail or an admin) and leaves when it
+//! is edited (pending again), rejected or archived. Embeddings are cached by (model, SHA-256 of the
+//! text) in `embedding_cache`, which a rebuild reuses instead of recomputing every text.
+
+use std::sync::Arc;
+
+use bw_domain::{
+    guardrail::ContentType, problem::ProblemEvent, solution::SolutionEvent,
+    taxonomy::GuardrailStatus,
+};
+use bw_infra::envelope::EventEnvelope;
+use bw_projections::{ProjectionError, runtime::Projection};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    GuardrailError,
+    embed::{Embedder, MODEL},
+    worker::{Content, content_of, decode},
+};
+
+/// The projection's name.
+pub const NAME: &str = "semantic_index";
+
+/// The projection.
+#[derive(Debug, Clone)]
+pub struct SemanticIndex {
+    embedder: Arc<Embedder>,
+}
+
+impl SemanticIndex {
+    /// An index embedding with `embedder`.
+    pub fn new(embedder: Arc<Embedder>) -> Self {
+        Self { embedder }
+    }
+}
+
+/// pgvector's text form of a vector.
+pub fn vector_literal(v: &[f32]) -> String {
+    let parts: Vec<String> = v.iter().map(|x| format!("{x}")).collect();
+    format!("[{}]", parts.join(","))
+}
+
+fn parse_vector(text: &str) -> Option<Vec<f32>> {
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|x| x.trim().parse().ok())
+        .collect()
+}
+
+/// The embedding of `text`, from the cache or computed (on a blocking thread) and cached.
+pub async fn embed_cached(
+    conn: &mut PgConnection,
+    embedder: &Arc<Embedder>,
+    text: &str,
+) -> Result<Vec<f32>, GuardrailError> {
+    let key = Sha256::digest(text.as_bytes()).to_vec();
+    let cached: Option<String> = sqlx::query_scalar(
+        "SELECT embedding::text FROM embedding_cache WHERE model = $1 AND text_sha256 = $2",
+    )
+    .bind(MODEL)
+    .bind(&key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(v) = cached.as_deref().and_then(parse_vector) {
+        return Ok(v);
+    }
+    let embedder = Arc::clone(embedder);
+    let owned = text.to_owned();
+    let v = tokio::task::spawn_blocking(move || embedder.embed(&[&owned]))
+        .await
+        .map_err(|e| GuardrailError::Corrupt(e.to_string()))??
+        .pop()
+        .unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO embedding_cache (model, text_sha256, embedding) VALUES ($1, $2, $3::vector)
+         ON CONFLICT (model, text_sha256) DO NOTHING",
+    )
+    .bind(MODEL)
+    .bind(&key)
+    .bind(vector_literal(&v))
+    .execute(&mut *conn)
+    .await?;
+    Ok(v)
+}
+
+enum Change {
+    /// The content at this stream position is approved: index it.
+    Approved(ContentType, Uuid),
+    /// It is no longer public.
+    Removed(ContentType, Uuid),
+    Nothing,
+}
+
+fn change_of(event: &EventEnvelope) -> Result<Change, GuardrailError> {
+    let judged = |content_type, id, decision| {
+        if decision == GuardrailStatus::Approved {
+            Change::Approved(content_type, id)
+        } else {
+            Change::Removed(content_type, id)
+        }
+    };
+    Ok(match event.aggregate_type.as_str() {
+        "Problem" => match decode::<ProblemEvent>(event.payload.clone())? {
+            ProblemEvent::GuardrailDecided(v) => judged(v.content_type, v.content_id, v.decision),
+            ProblemEvent::Reviewed(r) => judged(r.content_type, r.content_id, r.decision),
+            ProblemEvent::ProblemEdited { problem_id, .. }
+            | ProblemEvent::ProblemArchived { problem_id, .. } => {
+                Change::Removed(ContentType::Problem, problem_id)
+            }
+            _ => Change::Nothing,
+        },
+        "Solution" => match decode::<SolutionEvent>(event.payload.clone())? {
+            SolutionEvent::GuardrailDecided(v) if v.content_type == ContentType::Solution => {
+                judged(v.content_type, v.content_id, v.decision)
+            }
+            SolutionEvent::Reviewed(r) if r.content_type == ContentType::Solution => {
+                judged(r.content_type, r.content_id, r.decision)
+            }
+            SolutionEvent::SolutionEdited { solution_id, .. } => {
+                Change::Removed(ContentType::Solution, solution_id)
+            }
+            _ => Change::Nothing,
+        },
+        _ => Change::Nothing,
+    })
+}
+
+impl Projection for SemanticIndex {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["Problem", "Solution"]
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            match change_of(event)? {
+                Change::Approved(content_type, content_id) => {
+                    let content: Content = content_of(
+                        conn,
+                        &event.aggregate_type,
+                        &event.aggregate_id,
+                        event.sequence,
+                        content_type,
+                    )
+                    .await?;
+                    // The text the guardrail judged, normalised the same way: one cached vector.
+                    let vector = embed_cached(
+                        conn,
+                        &self.embedder,
+                        &bw_domain::guardrail::normalise(&content.text()),
+                    )
+                    .await?;
+                    let Content {
+                        title,
+                        body,
+                        domain,
+                        ..
+                    } = content;
+                    sqlx::query(
+                        "INSERT INTO rm_search (content_type, content_id, domain, title, body, model, embedding, indexed_at, position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7::vector, $8, $9)
+                         ON CONFLICT (content_type, content_id) DO UPDATE SET domain = EXCLUDED.domain, title = EXCLUDED.title,
+                             body = EXCLUDED.body, model = EXCLUDED.model, embedding = EXCLUDED.embedding,
+                             indexed_at = EXCLUDED.indexed_at, position = EXCLUDED.position",
+                    )
+                    .bind(content_type.as_str())
+                    .bind(content_id)
+                    .bind(domain.map(|d| d.as_str()))
+                    .bind(&title)
+                    .bind(&body)
+                    .bind(MODEL)
+                    .bind(vector_literal(&vector))
+                    .bind(event.recorded_at)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Change::Removed(content_type, content_id) => {
+                    sqlx::query(
+                        "DELETE FROM rm_search WHERE content_type = $1 AND content_id = $2",
+                    )
+                    .bind(content_type.as_str())
+                    .bind(content_id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Change::Nothing => {}
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A search or similarity hit.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Hit {
+    /// `problem` or `solution`.
+    pub content_type: String,
+    pub content_id: Uuid,
+    pub title: String,
+    pub domain: Option<String>,
+    /// Cosine similarity (similar) or the fused score (search).
+    pub score: f64,
+    /// 1-based rank in the keyword list, if it is there (search only).
+    pub keyword_rank: Option<i64>,
+    /// 1-based rank in the vector list, if it is there (search only).
+    pub vector_rank: Option<i64>,
+}
+
+/// The approved problems most similar to approved problem `id`, best first; `None` when `id` is not
+/// an indexed (approved) problem.
+pub async fn similar(pool: &PgPool, id: Uuid, limit: i64) -> Result<Option<Vec<Hit>>, sqlx::Error> {
+    let indexed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM rm_search WHERE content_type = 'problem' AND content_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    if !indexed {
+        return Ok(None);
+    }
+    let hits = sqlx::query_as(
+        "SELECT s.content_type, s.content_id, s.title, s.domain,
+                1 - (s.embedding <=> o.embedding) AS score, NULL::bigint AS keyword_rank, NULL::bigint AS vector_rank
+         FROM rm_search s, (SELECT embedding FROM rm_search WHERE content_type = 'problem' AND content_id = $1) o
+         WHERE s.content_type = 'problem' AND s.content_id <> $1
+         ORDER BY s.embedding <=> o.embedding
+         LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(hits))
+}
+
+/// Reciprocal rank fusion constant.
+const RRF_K: f64 = 60.0;
+/// Candidates taken from each list.
+const CANDIDATES: i64 = 50;
+
+/// Search over approved content: full-text (`plainto_tsquery`, ranked by `ts_rank`) and, when a query
+/// vector is given, nearest neighbours; fused by `Σ 1 / (60 + rank)`.
+pub async fn search(
+    pool: &PgPool,
+    query: &str,
+    vector: Option<&[f32]>,
+    content_type: Option<&str>,
+    domain: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Hit>, sqlx::Error> {
+    let hits = sqlx::query_as(
+        "WITH filtered AS (
+             SELECT * FROM rm_search
+             WHERE ($3::text IS NULL OR content_type = $3) AND ($4::text IS NULL OR domain = $4)
+         ),
+         keyword AS (
+             SELECT content_type, content_id,
+                    row_number() OVER (ORDER BY ts_rank(tsv, plainto_tsquery('english', $1)) DESC, content_id) AS rank
+             FROM filtered WHERE tsv @@ plainto_tsquery('english', $1)
+             ORDER BY rank LIMIT $5
+         ),
+         semantic AS (
+             SELECT content_type, content_id,
+                    row_number() OVER (ORDER BY embedding <=> $2::vector, content_id) AS rank
+             FROM filtered WHERE $2::text IS NOT NULL
+             ORDER BY embedding <=> $2::vector LIMIT $5
+         )
+         SELECT f.content_type, f.content_id, f.title, f.domain,
+                COALESCE(1.0 / ($6 + k.rank), 0) + COALESCE(1.0 / ($6 + s.rank), 0) AS score,
+                k.rank AS keyword_rank, s.rank AS vector_rank
+         FROM filtered f
+         LEFT JOIN keyword k USING (content_type, content_id)
+         LEFT JOIN semantic s USING (content_type, content_id)
+         WHERE k.rank IS NOT NULL OR s.rank IS NOT NULL
+         ORDER BY score DESC, f.content_id
+         LIMIT $7",
+    )
+    .bind(query)
+    .bind(vector.map(vector_literal))
+    .bind(content_type)
+    .bind(domain)
+    .bind(CANDIDATES)
+    .bind(RRF_K)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(hits)
+}

@@ -1,0 +1,697 @@
+//! The guardrail worker (see the crate documentation for the steps).
+//!
+//! It runs on the projector runtime — a durable consumer, batches, a checkpoint, gaps filled from
+//! the log — but unlike a read model its effect is a command: the verdict is written by the content
+//! aggregate in its own transaction. If the worker stops after the verdict commits and before its
+//! checkpoint does, the event comes again, the aggregate sees that this submission has its verdict,
+//! and nothing is appended: exactly one verdict per submission.
+
+use std::{sync::Arc, time::Duration};
+
+use bw_commands::{CommandBus, CommandContext, CommandError, Outcome, idempotency::StoredResponse};
+use bw_domain::{
+    guardrail::{
+        self, Assessment, ContentType, ReviewCommand, TrustPolicy, Verdict, decide, layer_a,
+        normalise, verdict_id,
+    },
+    meta::Actor,
+    problem::{Problem, ProblemCommand, ProblemEvent},
+    solution::{Solution, SolutionCommand, SolutionEvent},
+};
+use bw_infra::envelope::EventEnvelope;
+use bw_projections::{ProjectionError, runtime::Projection};
+use chrono::Utc;
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{Classifier, GuardrailError};
+
+/// The checkpoint and consumer name.
+pub const NAME: &str = "guardrail";
+
+/// How the worker judges.
+#[derive(Debug, Clone)]
+pub struct GuardrailConfig {
+    /// Tiers and thresholds.
+    pub policy: TrustPolicy,
+    /// How long a cached Layer B result is reused.
+    pub cache_ttl: Duration,
+    /// Cosine similarity to an approved problem from which a new problem is a near duplicate.
+    pub duplicate_similarity: f64,
+}
+
+impl Default for GuardrailConfig {
+    fn default() -> Self {
+        Self {
+            policy: TrustPolicy::default(),
+            cache_ttl: Duration::from_secs(3600),
+            duplicate_similarity: 0.92,
+        }
+    }
+}
+
+/// The worker.
+#[derive(Debug, Clone)]
+pub struct GuardrailWorker {
+    bus: CommandBus,
+    classifier: Arc<dyn Classifier>,
+    config: GuardrailConfig,
+    metrics: Option<bw_infra::metrics::GuardrailMetrics>,
+    /// Embeds problems for the near-duplicate check (none: no check).
+    embedder: Option<Arc<crate::embed::Embedder>>,
+}
+
+/// A problem's or solution's text as of a stream position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    pub title: String,
+    /// Problems: the description; solutions: description and approach.
+    pub body: String,
+    /// Problems only.
+    pub domain: Option<bw_domain::taxonomy::ProblemDomain>,
+    pub author: Uuid,
+    /// Every other public text field (location name, existing solutions, data sources, links;
+    /// expected impact, risks and mitigations, skills, locations, timeline), one per line.
+    pub extra: String,
+}
+
+impl Content {
+    /// Everything the public will read: what the guardrail judges and the index embeds.
+    pub fn text(&self) -> String {
+        [self.title.as_str(), self.body.as_str(), self.extra.as_str()]
+            .iter()
+            .filter(|t| !t.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The text of the problem or solution on stream `aggregate_id` as of sequence `upto`, folded from the
+/// log (a report or proposal, then every edit).
+pub async fn content_of(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    upto: i64,
+    content_type: ContentType,
+) -> Result<Content, GuardrailError> {
+    let history: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 ORDER BY sequence",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(upto)
+    .fetch_all(conn)
+    .await?;
+    let (mut fields, mut author, mut domain) =
+        ([String::new(), String::new(), String::new()], None, None);
+    // Other public text, by field name, so an edit replaces a field's lines.
+    let mut other: std::collections::BTreeMap<&'static str, Vec<String>> = Default::default();
+    for payload in history {
+        match content_type {
+            ContentType::Problem => match decode::<ProblemEvent>(payload)? {
+                ProblemEvent::ProblemReported {
+                    details,
+                    reported_by,
+                    ..
+                } => {
+                    fields[0] = details.title.as_str().to_owned();
+                    fields[1] = details.description.as_str().to_owned();
+                    domain = Some(details.domain);
+                    author = Some(reported_by);
+                    let links = |l: &[bw_domain::values::HttpsUrl]| {
+                        l.iter().map(|l| l.as_str().to_owned()).collect()
+                    };
+                    other.insert(
+                        "locationName",
+                        details
+                            .location_name
+                            .iter()
+                            .map(|l| l.as_str().to_owned())
+                            .collect(),
+                    );
+                    other.insert("existingSolutions", details.existing_solutions.clone());
+                    other.insert("dataSources", details.data_sources.clone());
+                    other.insert("evidenceLinks", links(&details.evidence_links));
+                }
+                ProblemEvent::ProblemEdited { changes, .. } => {
+                    if let Some(t) = &changes.title {
+                        fields[0] = t.as_str().to_owned();
+                    }
+                    if let Some(d) = &changes.description {
+                        fields[1] = d.as_str().to_owned();
+                    }
+                    if let Some(l) = &changes.location_name {
+                        other.insert("locationName", vec![l.as_str().to_owned()]);
+                    }
+                    if let Some(v) = &changes.existing_solutions {
+                        other.insert("existingSolutions", v.clone());
+                    }
+                    if let Some(v) = &changes.data_sources {
+                        other.insert("dataSources", v.clone());
+                    }
+                    if let Some(v) = &changes.evidence_links {
+                        other.insert(
+                            "evidenceLinks",
+                            v.iter().map(|l| l.as_str().to_owned()).collect(),
+                        );
+                    }
+                }
+                _ => {}
+            },
+            _ => match decode::<SolutionEvent>(payload)? {
+                SolutionEvent::SolutionProposed {
+                    details,
+                    proposed_by,
+                    ..
+                } => {
+                    fields = [
+                        details.title.as_str().to_owned(),
+                        details.description.as_str().to_owned(),
+                        details.approach.as_str().to_owned(),
+                    ];
+                    author = Some(proposed_by);
+                    let impact = &details.expected_impact;
+                    other.insert(
+                        "expectedImpact",
+                        vec![format!("{} ({})", impact.metric, impact.timeframe)],
+                    );
+                    other.insert(
+                        "risksAndMitigations",
+                        details
+                            .risks_and_mitigations
+                            .iter()
+                            .map(|r| format!("{}: {}", r.risk, r.mitigation))
+                            .collect(),
+                    );
+                    other.insert("requiredSkills", details.required_skills.clone());
+                    other.insert("requiredLocations", details.required_locations.clone());
+                    other.insert(
+                        "timelineEstimate",
+                        details
+                            .timeline_estimate
+                            .iter()
+                            .map(|t| t.as_str().to_owned())
+                            .collect(),
+                    );
+                }
+                SolutionEvent::SolutionEdited { changes, .. } => {
+                    if let Some(t) = &changes.title {
+                        fields[0] = t.as_str().to_owned();
+                    }
+                    if let Some(d) = &changes.description {
+                        fields[1] = d.as_str().to_owned();
+                    }
+                    if let Some(a) = &changes.approach {
+                        fields[2] = a.as_str().to_owned();
+                    }
+                    if let Some(e) = &changes.expected_impact {
+                        other.insert(
+                            "expectedImpact",
+                            vec![format!("{} ({})", e.metric, e.timeframe)],
+                        );
+                    }
+                    if let Some(r) = &changes.risks_and_mitigations {
+                        other.insert(
+                            "risksAndMitigations",
+                            r.iter()
+                                .map(|r| format!("{}: {}", r.risk, r.mitigation))
+                                .collect(),
+                        );
+                    }
+                    if let Some(v) = &changes.required_skills {
+                        other.insert("requiredSkills", v.clone());
+                    }
+                    if let Some(v) = &changes.required_locations {
+                        other.insert("requiredLocations", v.clone());
+                    }
+                    if let Some(t) = &changes.timeline_estimate {
+                        other.insert("timelineEstimate", vec![t.as_str().to_owned()]);
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    let author = author
+        .ok_or_else(|| GuardrailError::Corrupt(format!("{aggregate_id}: no report or proposal")))?;
+    let [title, description, approach] = fields;
+    let body = if approach.is_empty() {
+        description
+    } else {
+        format!("{description}\n{approach}")
+    };
+    let extra = other.into_values().flatten().collect::<Vec<_>>().join("\n");
+    Ok(Content {
+        title,
+        body,
+        domain,
+        author,
+        extra,
+    })
+}
+
+/// Reads an event payload as the domain event type.
+pub(crate) fn decode<E: serde::de::DeserializeOwned>(
+    payload: serde_json::Value,
+) -> Result<E, GuardrailError> {
+    serde_json::from_value(payload).map_err(|e| GuardrailError::Corrupt(e.to_string()))
+}
+
+/// A submission to judge.
+#[derive(Debug, Clone, PartialEq)]
+struct Submission {
+    content_type: ContentType,
+    content_id: Uuid,
+    /// The stream (problem, or the solution a debate post belongs to).
+    stream_id: Uuid,
+    author: Uuid,
+    /// The text as submitted (all fields, also after a partial edit).
+    text: String,
+}
+
+impl GuardrailWorker {
+    /// A worker issuing verdicts through `bus`, with `classifier` as Layer B.
+    pub fn new(bus: CommandBus, classifier: Arc<dyn Classifier>, config: GuardrailConfig) -> Self {
+        Self {
+            bus,
+            classifier,
+            config,
+            metrics: None,
+            embedder: None,
+        }
+    }
+
+    /// Checks new problems against approved ones in the semantic index with `embedder`.
+    pub fn with_duplicate_check(mut self, embedder: Arc<crate::embed::Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// The approved problem nearest to `text`, other than `id`, with its similarity.
+    async fn nearest_problem(
+        &self,
+        conn: &mut PgConnection,
+        id: Uuid,
+        vector: &[f32],
+    ) -> Result<Option<(Uuid, f64)>, GuardrailError> {
+        Ok(sqlx::query_as(
+            "SELECT content_id, 1 - (embedding <=> $1::vector) FROM rm_search
+             WHERE content_type = 'problem' AND content_id <> $2
+             ORDER BY embedding <=> $1::vector LIMIT 1",
+        )
+        .bind(crate::index::vector_literal(vector))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+    }
+
+    /// Records durations, decisions and cache lookups in `metrics`.
+    pub fn with_metrics(mut self, metrics: bw_infra::metrics::GuardrailMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn observe(&self, verdict: &Verdict, rejected_by_a: bool) {
+        let Some(m) = &self.metrics else { return };
+        let decision = verdict.decision.as_str().to_owned();
+        m.duration
+            .get_or_create(&bw_infra::metrics::DecisionLabels {
+                decision: decision.clone(),
+            })
+            .observe(f64::from(verdict.duration_ms) / 1000.0);
+        let layer = if rejected_by_a {
+            "a"
+        } else if verdict.assessment.is_some() {
+            "b"
+        } else {
+            "none"
+        };
+        m.decisions
+            .get_or_create(&bw_infra::metrics::LayerLabels {
+                layer: layer.to_owned(),
+                decision,
+            })
+            .inc();
+        if !rejected_by_a {
+            let result = if verdict.cache_hit { "hit" } else { "miss" };
+            m.cache
+                .get_or_create(&bw_infra::metrics::CacheLabels {
+                    result: result.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// The submission `event` makes, if it is one.
+    async fn submission(
+        conn: &mut PgConnection,
+        event: &EventEnvelope,
+    ) -> Result<Option<Submission>, GuardrailError> {
+        let stream_id: Uuid = event
+            .aggregate_id
+            .parse()
+            .map_err(|_| GuardrailError::Corrupt("aggregate id is not a UUID".into()))?;
+        match (event.aggregate_type.as_str(), event.event_type.as_str()) {
+            ("Problem", "ProblemReported" | "ProblemEdited") => {
+                let c = content_of(
+                    conn,
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    event.sequence,
+                    ContentType::Problem,
+                )
+                .await?;
+                Ok(Some(Submission {
+                    content_type: ContentType::Problem,
+                    content_id: stream_id,
+                    stream_id,
+                    author: c.author,
+                    text: c.text(),
+                }))
+            }
+            ("Solution", "SolutionProposed" | "SolutionEdited") => {
+                let c = content_of(
+                    conn,
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    event.sequence,
+                    ContentType::Solution,
+                )
+                .await?;
+                Ok(Some(Submission {
+                    content_type: ContentType::Solution,
+                    content_id: stream_id,
+                    stream_id,
+                    author: c.author,
+                    text: c.text(),
+                }))
+            }
+            ("Solution", "DebatePosted") => match decode::<SolutionEvent>(event.payload.clone())? {
+                SolutionEvent::DebatePosted {
+                    debate_id,
+                    agent_id,
+                    stance,
+                    content,
+                    ..
+                } => Ok(Some(Submission {
+                    content_type: ContentType::Debate,
+                    content_id: debate_id,
+                    stream_id,
+                    author: agent_id,
+                    text: format!("{}: {}", stance.as_str(), content.as_str()),
+                })),
+                _ => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// The author's trust tier facts, from the log: age at the time of the event, approvals so far.
+    async fn tier_facts(
+        conn: &mut PgConnection,
+        author: Uuid,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(i64, i64), GuardrailError> {
+        let registered: Option<chrono::DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT recorded_at FROM events WHERE aggregate_type = 'Agent' AND aggregate_id = $1 AND sequence = 1",
+        )
+        .bind(author.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        // Approved by the guardrail, or by an admin reviewing a flagged verdict on this agent's
+        // content (a review names the content; its flagging verdict names the author).
+        let approvals: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM events WHERE event_type = 'GuardrailDecided'
+                       AND payload->'data'->>'authorAgentId' = $1 AND payload->'data'->>'decision' = 'approved')
+                  + (SELECT count(*) FROM events r WHERE r.event_type = 'Reviewed'
+                       AND r.payload->'data'->>'decision' = 'approved'
+                       AND EXISTS (SELECT 1 FROM events v WHERE v.event_type = 'GuardrailDecided'
+                                     AND v.payload->'data'->>'authorAgentId' = $1
+                                     AND v.aggregate_id = r.aggregate_id
+                                     AND v.payload->'data'->>'contentId' = r.payload->'data'->>'contentId'))",
+        )
+        .bind(author.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+        let age_days = registered.map_or(0, |r| (at - r).num_days());
+        Ok((age_days, approvals))
+    }
+
+    /// Layer B through the cache: `(assessment, cache hit)`. A classifier failure yields no
+    /// assessment (an admin decides) and is logged.
+    async fn assess(
+        &self,
+        conn: &mut PgConnection,
+        content_type: ContentType,
+        normalised: &str,
+        vector: Option<Vec<f32>>,
+    ) -> Result<(Option<Assessment>, bool), GuardrailError> {
+        let classifier = self.classifier.name().to_owned();
+        let key = Sha256::new()
+            .chain_update(content_type.as_str().as_bytes())
+            .chain_update(b":")
+            .chain_update(normalised.as_bytes())
+            .finalize()
+            .to_vec();
+        let cached: Option<serde_json::Value> = sqlx::query_scalar(
+            "SELECT assessment FROM guardrail_cache
+             WHERE key = $1 AND classifier = $2 AND created_at > now() - make_interval(secs => $3)",
+        )
+        .bind(&key)
+        .bind(&classifier)
+        .bind(self.config.cache_ttl.as_secs_f64())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(assessment) = cached.and_then(|v| serde_json::from_value(v).ok()) {
+            return Ok((Some(assessment), true));
+        }
+        let assessment = match self
+            .classifier
+            .assess_embedded(content_type, normalised, vector)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "classifier failed; the content goes to the admin queue");
+                None
+            }
+        };
+        if let Some(a) = &assessment {
+            sqlx::query(
+                "INSERT INTO guardrail_cache (key, classifier, assessment) VALUES ($1, $2, $3)
+                 ON CONFLICT (key, classifier) DO UPDATE SET assessment = EXCLUDED.assessment, created_at = now()",
+            )
+            .bind(&key)
+            .bind(&classifier)
+            .bind(serde_json::to_value(a).unwrap_or_default())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok((assessment, false))
+    }
+
+    /// Judges one event; `Ok(None)` when it is not a submission.
+    pub async fn judge(
+        &self,
+        conn: &mut PgConnection,
+        event: &EventEnvelope,
+    ) -> Result<Option<Verdict>, GuardrailError> {
+        let Some(submission) = Self::submission(conn, event).await? else {
+            return Ok(None);
+        };
+        // A redelivery of a submission that has its verdict, or one an edit superseded, costs no
+        // classifier call (an LLM judge would spend budget for nothing).
+        let due = match submission.content_type {
+            ContentType::Problem => self
+                .bus
+                .load::<Problem>(&event.aggregate_id)
+                .await?
+                .accepts_verdict(event.sequence),
+            ContentType::Solution | ContentType::Debate => self
+                .bus
+                .load::<Solution>(&event.aggregate_id)
+                .await?
+                .accepts_verdict(submission.content_id, event.sequence),
+        };
+        if !due {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let normalised = normalise(&submission.text);
+        let hits = layer_a(&normalised);
+        let rejected_by_a = hits
+            .iter()
+            .any(|h| h.action == guardrail::PatternAction::Reject);
+        // One embedding (through the shared cache) serves Layer B and the duplicate check.
+        let vector = match &self.embedder {
+            Some(embedder) if !rejected_by_a => {
+                Some(crate::index::embed_cached(conn, embedder, &normalised).await?)
+            }
+            _ => None,
+        };
+        let (assessment, cache_hit) = if rejected_by_a {
+            (None, false)
+        } else {
+            self.assess(conn, submission.content_type, &normalised, vector.clone())
+                .await?
+        };
+        let (age_days, approvals) =
+            Self::tier_facts(conn, submission.author, event.recorded_at).await?;
+        let tier = self.config.policy.tier(age_days, approvals);
+        let thresholds = self.config.policy.thresholds(tier);
+        let (mut decision, mut reasons) = decide(&hits, assessment.as_ref(), thresholds);
+        let mut duplicate_of = None;
+        if let (ContentType::Problem, Some(vector)) = (submission.content_type, &vector) {
+            // The index embeds the same normalised `title\nbody`, so the vectors compare.
+            let nearest = self
+                .nearest_problem(conn, submission.content_id, vector)
+                .await?;
+            decision = guardrail::check_duplicate(
+                decision,
+                &mut reasons,
+                nearest,
+                self.config.duplicate_similarity,
+            );
+            if nearest.is_some_and(|(_, s)| s >= self.config.duplicate_similarity) {
+                duplicate_of = nearest.map(|(id, _)| id);
+            }
+        }
+        Ok(Some(Verdict {
+            content_id: submission.content_id,
+            content_type: submission.content_type,
+            author_agent_id: submission.author,
+            verdict_id: verdict_id(event.event_id),
+            source_sequence: event.sequence,
+            decision,
+            layer_a: hits,
+            assessment,
+            trust_tier: tier,
+            thresholds,
+            classifier: self.classifier.name().to_owned(),
+            cache_hit,
+            duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+            reasons,
+            duplicate_of,
+            decided_at: Utc::now(),
+        }))
+    }
+
+    /// Records `verdict` on its content; `true` if it was appended (not a repeat).
+    pub async fn record(
+        &self,
+        event: &EventEnvelope,
+        verdict: Verdict,
+    ) -> Result<bool, GuardrailError> {
+        let ctx = CommandContext {
+            actor: Actor::System,
+            correlation_id: event.metadata["correlationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            causation_id: Some(event.event_id.to_string()),
+            traceparent: event.metadata["traceparent"].as_str().map(str::to_owned),
+            idempotency: None,
+        };
+        let respond = |position| StoredResponse {
+            status: 200,
+            body: serde_json::Value::Null,
+            position,
+        };
+        let stream = event.aggregate_id.clone();
+        // A concurrent edit between load and append conflicts; loading again finds the verdict stale
+        // (dropped) or still due (recorded). Past these tries the batch is retried later.
+        for attempt in 1..=5 {
+            let command = ReviewCommand::Decide(Box::new(verdict.clone()));
+            let outcome = match verdict.content_type {
+                ContentType::Problem => {
+                    self.bus
+                        .execute::<Problem>(&stream, ProblemCommand::Review(command), &ctx, respond)
+                        .await
+                }
+                ContentType::Solution | ContentType::Debate => {
+                    self.bus
+                        .execute::<Solution>(
+                            &stream,
+                            SolutionCommand::Review {
+                                target: verdict.content_id,
+                                command,
+                            },
+                            &ctx,
+                            respond,
+                        )
+                        .await
+                }
+            };
+            match outcome {
+                Ok(Outcome::Executed { events, .. }) => return Ok(!events.is_empty()),
+                Ok(Outcome::Replayed(_)) => return Ok(false),
+                Err(CommandError::Conflict { .. }) if attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl From<GuardrailError> for ProjectionError {
+    fn from(error: GuardrailError) -> Self {
+        match error {
+            GuardrailError::Database(e) => ProjectionError::Database(e),
+            GuardrailError::Command(CommandError::Database(e)) => ProjectionError::Database(e),
+            // Agents kept writing to the stream: the batch is retried later, the worker keeps going.
+            GuardrailError::Command(e @ CommandError::Conflict { .. }) => {
+                ProjectionError::Retry(e.to_string())
+            }
+            other => ProjectionError::Corrupt(other.to_string()),
+        }
+    }
+}
+
+impl Projection for GuardrailWorker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["Problem", "Solution"]
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            if let Some(verdict) = self.judge(conn, event).await? {
+                let decision = verdict.decision;
+                let rejected_by_a = verdict
+                    .layer_a
+                    .iter()
+                    .any(|h| h.action == guardrail::PatternAction::Reject);
+                let observed = verdict.clone();
+                let recorded = self.record(event, verdict).await?;
+                if recorded {
+                    self.observe(&observed, rejected_by_a);
+                }
+                tracing::debug!(
+                    event_id = %event.event_id,
+                    decision = decision.as_str(),
+                    recorded,
+                    "guardrail verdict"
+                );
+            }
+            Ok(())
+        })
+    }
+}
