@@ -392,11 +392,13 @@ pub async fn classifier(
     args: &crate::cli::GuardrailArgs,
     embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
     pool: &PgPool,
+    metrics: &bw_infra::metrics::GuardrailMetrics,
 ) -> anyhow::Result<Arc<dyn bw_guardrail::Classifier>> {
     match args.classifier.as_str() {
         "admin-only" => return Ok(Arc::new(bw_guardrail::classifier::AdminOnly)),
         "llm" => {
-            let judge = bw_guardrail::llm::LlmJudge::new(args.llm.config()?, pool.clone())?;
+            let judge = bw_guardrail::llm::LlmJudge::new(args.llm.config()?, pool.clone())?
+                .with_metrics(metrics.clone());
             return Ok(Arc::new(judge));
         }
         _ => {}
@@ -421,7 +423,13 @@ async fn spawn_guardrail(
 ) -> anyhow::Result<()> {
     let mut worker = bw_guardrail::worker::GuardrailWorker::new(
         CommandBus::new(deps.pool.clone()),
-        classifier(args, embedder.clone(), &deps.pool).await?,
+        classifier(
+            args,
+            embedder.clone(),
+            &deps.pool,
+            &deps.state.metrics.guardrail,
+        )
+        .await?,
         args.config()?,
     )
     .with_metrics(deps.state.metrics.guardrail.clone());

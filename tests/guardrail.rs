@@ -436,6 +436,64 @@ async fn the_local_semantic_classifier_judges_by_meaning_through_the_worker() {
 }
 
 #[tokio::test]
+async fn a_batch_is_embedded_in_one_pass_into_the_vectors_each_text_gets_alone() {
+    // Given the embedder, a database and one text already in the embedding cache
+    let dir = model_dir();
+    let embedder = Arc::new(
+        tokio::task::spawn_blocking(move || bw_guardrail::embed::Embedder::load(&dir))
+            .await
+            .expect("blocking")
+            .expect("model (scripts/bw setup)"),
+    );
+    let p = support::Pipeline::new().await;
+    let mut conn = p.pool.acquire().await.expect("connection");
+    let texts: Vec<String> = [
+        "contaminated well in ward 4",
+        "the food bank runs out of rice by wednesday and about 120 families are turned away",
+        "contaminated well in ward 4",
+        "a flooded underpass cuts the school route",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let cached = bw_guardrail::index::embed_cached(&mut conn, &embedder, &texts[3])
+        .await
+        .expect("cached");
+
+    // When the batch is embedded (texts of different lengths share padded forward passes)
+    let vectors = bw_guardrail::index::embed_cached_many(&mut conn, &embedder, &texts)
+        .await
+        .expect("embedded");
+
+    // Then each vector is the one its text gets alone, in order, duplicates included
+    assert_eq!(vectors.len(), texts.len());
+    assert_eq!(vectors[0], vectors[2], "one computation per distinct text");
+    assert_eq!(vectors[3], cached, "the cached vector is reused");
+    let e = embedder.clone();
+    let alone = tokio::task::spawn_blocking(move || {
+        [
+            "contaminated well in ward 4",
+            "the food bank runs out of rice by wednesday and about 120 families are turned away",
+        ]
+        .map(|t| e.embed(&[t]).expect("alone").remove(0))
+    })
+    .await
+    .expect("blocking");
+    for (batched, alone) in vectors.iter().zip(&alone) {
+        let similarity = bw_guardrail::embed::cosine(batched, alone);
+        assert!(
+            similarity > 0.9999,
+            "padding changed a vector: {similarity}"
+        );
+    }
+    // and every distinct text is now cached once
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM embedding_cache")
+        .fetch_one(&p.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 3);
+}
+
+#[tokio::test]
 async fn approved_content_is_found_by_meaning_and_by_words_and_leaves_the_index_when_edited() {
     let dir = model_dir();
     let embedder = Arc::new(
@@ -760,11 +818,13 @@ async fn the_llm_judge_speaks_both_wire_formats_retries_and_keeps_to_its_budget(
 
     // The budget is shared through PostgreSQL: 3 cents spent above; a budget of 4 allows one more.
     let (fake, base) = FakeProvider::start(0, ALIGNED).await;
+    let metrics = p.pipeline.metrics.guardrail.clone();
     let judge = LlmJudge::new(
         llm_config(Provider::OpenAi, base, 4),
         p.pipeline.pool.clone(),
     )
-    .expect("judge");
+    .expect("judge")
+    .with_metrics(metrics.clone());
     assert!(
         judge
             .assess(ContentType::Problem, "text")
@@ -785,6 +845,16 @@ async fn the_llm_judge_speaks_both_wire_formats_retries_and_keeps_to_its_budget(
         1,
         "no call is made over budget"
     );
+    let calls = |outcome: &str| {
+        metrics
+            .llm_calls
+            .get_or_create(&bw_infra::metrics::LlmCallLabels {
+                outcome: outcome.to_owned(),
+            })
+            .get()
+    };
+    assert_eq!((calls("answered"), calls("over_budget")), (1, 1));
+    assert_eq!(metrics.llm_spend_cents.get(), 1, "one cent per call");
 }
 
 #[tokio::test]
@@ -877,4 +947,39 @@ async fn approvals_by_an_admin_count_towards_the_agents_trust_tier() {
         verdict["trustTier"], "verified",
         "one admin approval meets this policy: {verdict}"
     );
+}
+
+#[tokio::test]
+#[ignore = "a measurement, not a check; see docs/guardrails.md"]
+#[allow(clippy::print_stdout)]
+async fn embedding_throughput_alone_and_batched() {
+    let dir = model_dir();
+    tokio::task::spawn_blocking(move || {
+        let embedder = bw_guardrail::embed::Embedder::load(&dir).expect("model");
+        let texts: Vec<String> = (0..64)
+            .map(|n| format!("contaminated well number {n} in the eastern ward: families have no safe water and children fall ill {}", "with diarrhoea ".repeat(n % 7)))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        embedder.embed(&refs[..4]).expect("warm up");
+        let started = std::time::Instant::now();
+        for t in &refs {
+            embedder.embed(&[t]).expect("alone");
+        }
+        let alone = started.elapsed();
+        let started = std::time::Instant::now();
+        for chunk in refs.chunks(16) {
+            embedder.embed(chunk).expect("batched");
+        }
+        let batched = started.elapsed();
+        println!(
+            "64 texts: one per pass {:.0} ms ({:.1} ms/text), 16 per pass {:.0} ms ({:.1} ms/text), ratio {:.2}",
+            alone.as_secs_f64() * 1e3,
+            alone.as_secs_f64() * 1e3 / 64.0,
+            batched.as_secs_f64() * 1e3,
+            batched.as_secs_f64() * 1e3 / 64.0,
+            alone.as_secs_f64() / batched.as_secs_f64()
+        );
+    })
+    .await
+    .expect("blocking");
 }

@@ -57,40 +57,93 @@ fn parse_vector(text: &str) -> Option<Vec<f32>> {
         .collect()
 }
 
+/// Texts per forward pass when embedding a batch: sorted by length first, so little is padding.
+const EMBED_CHUNK: usize = 16;
+
 /// The embedding of `text`, from the cache or computed (on a blocking thread) and cached.
 pub async fn embed_cached(
     conn: &mut PgConnection,
     embedder: &Arc<Embedder>,
     text: &str,
 ) -> Result<Vec<f32>, GuardrailError> {
-    let key = Sha256::digest(text.as_bytes()).to_vec();
-    let cached: Option<String> = sqlx::query_scalar(
-        "SELECT embedding::text FROM embedding_cache WHERE model = $1 AND text_sha256 = $2",
-    )
-    .bind(MODEL)
-    .bind(&key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(v) = cached.as_deref().and_then(parse_vector) {
-        return Ok(v);
-    }
-    let embedder = Arc::clone(embedder);
-    let owned = text.to_owned();
-    let v = tokio::task::spawn_blocking(move || embedder.embed(&[&owned]))
-        .await
-        .map_err(|e| GuardrailError::Corrupt(e.to_string()))??
+    embed_cached_many(conn, embedder, &[text.to_owned()])
+        .await?
         .pop()
-        .unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO embedding_cache (model, text_sha256, embedding) VALUES ($1, $2, $3::vector)
-         ON CONFLICT (model, text_sha256) DO NOTHING",
+        .ok_or_else(|| GuardrailError::Corrupt("the embedder returned no vector".into()))
+}
+
+/// The embeddings of `texts`, in order: those in the cache read in one query, the others computed
+/// together on a blocking thread (batched forward passes) and cached.
+pub async fn embed_cached_many(
+    conn: &mut PgConnection,
+    embedder: &Arc<Embedder>,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, GuardrailError> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<Vec<u8>> = texts
+        .iter()
+        .map(|t| Sha256::digest(t.as_bytes()).to_vec())
+        .collect();
+    let cached: Vec<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT text_sha256, embedding::text FROM embedding_cache WHERE model = $1 AND text_sha256 = ANY($2)",
     )
     .bind(MODEL)
-    .bind(&key)
-    .bind(vector_literal(&v))
-    .execute(&mut *conn)
+    .bind(&keys)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(v)
+    let mut known: std::collections::HashMap<Vec<u8>, Vec<f32>> = cached
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, parse_vector(&v)?)))
+        .collect();
+    let mut missing: Vec<(Vec<u8>, String)> = Vec::new();
+    for (key, text) in keys.iter().zip(texts) {
+        if !known.contains_key(key) && !missing.iter().any(|(k, _)| k == key) {
+            missing.push((key.clone(), text.clone()));
+        }
+    }
+    if !missing.is_empty() {
+        missing.sort_by_key(|(_, text)| text.len());
+        let embedder = Arc::clone(embedder);
+        let owned: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
+        let vectors = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(owned.len());
+            for chunk in owned.chunks(EMBED_CHUNK) {
+                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                out.extend(embedder.embed(&refs)?);
+            }
+            Ok::<_, GuardrailError>(out)
+        })
+        .await
+        .map_err(|e| GuardrailError::Corrupt(e.to_string()))??;
+        if vectors.len() != missing.len() {
+            return Err(GuardrailError::Corrupt(
+                "the embedder returned a different number of vectors".into(),
+            ));
+        }
+        let literals: Vec<String> = vectors.iter().map(|v| vector_literal(v)).collect();
+        let new_keys: Vec<Vec<u8>> = missing.iter().map(|(k, _)| k.clone()).collect();
+        sqlx::query(
+            "INSERT INTO embedding_cache (model, text_sha256, embedding)
+             SELECT $1, k, v::vector FROM unnest($2::bytea[], $3::text[]) AS t(k, v)
+             ON CONFLICT (model, text_sha256) DO NOTHING",
+        )
+        .bind(MODEL)
+        .bind(&new_keys)
+        .bind(&literals)
+        .execute(&mut *conn)
+        .await?;
+        known.extend(new_keys.into_iter().zip(vectors));
+    }
+    keys.iter()
+        .map(|k| {
+            known
+                .get(k)
+                .cloned()
+                .ok_or_else(|| GuardrailError::Corrupt("a cached embedding is unreadable".into()))
+        })
+        .collect()
 }
 
 enum Change {
@@ -146,6 +199,31 @@ impl Projection for SemanticIndex {
 
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["Problem", "Solution"]
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            let mut texts = Vec::new();
+            for event in events {
+                if let Change::Approved(content_type, _) = change_of(event)? {
+                    let content = content_of(
+                        conn,
+                        &event.aggregate_type,
+                        &event.aggregate_id,
+                        event.sequence,
+                        content_type,
+                    )
+                    .await?;
+                    texts.push(bw_domain::guardrail::normalise(&content.text()));
+                }
+            }
+            embed_cached_many(conn, &self.embedder, &texts).await?;
+            Ok(())
+        })
     }
 
     fn apply<'a>(

@@ -86,6 +86,7 @@ pub struct LlmJudge {
     http: reqwest::Client,
     pool: PgPool,
     name: String,
+    metrics: Option<bw_infra::metrics::GuardrailMetrics>,
 }
 
 /// The system prompt: the mission, the domains, the harms, the bands, the reply format, and the rule
@@ -186,7 +187,25 @@ impl LlmJudge {
             http,
             pool,
             name,
+            metrics: None,
         })
+    }
+
+    /// Counts calls and spend in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: bw_infra::metrics::GuardrailMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, outcome: &str) {
+        if let Some(m) = &self.metrics {
+            m.llm_calls
+                .get_or_create(&bw_infra::metrics::LlmCallLabels {
+                    outcome: outcome.to_owned(),
+                })
+                .inc();
+        }
     }
 
     fn failed(&self, reason: impl Into<String>) -> GuardrailError {
@@ -305,10 +324,17 @@ impl Classifier for LlmJudge {
     ) -> BoxFuture<'a, Result<Option<Assessment>, GuardrailError>> {
         Box::pin(async move {
             if !self.spend().await? {
+                self.count("over_budget");
                 tracing::warn!(classifier = %self.name, "daily LLM budget spent; the content goes to the admin queue");
                 return Ok(None);
             }
-            self.call(content_type, text).await.map(Some)
+            if let Some(m) = &self.metrics {
+                m.llm_spend_cents
+                    .inc_by(u64::try_from(self.config.cents_per_call).unwrap_or_default());
+            }
+            let answer = self.call(content_type, text).await;
+            self.count(if answer.is_ok() { "answered" } else { "failed" });
+            answer.map(Some)
         })
     }
 }

@@ -667,6 +667,34 @@ impl Projection for GuardrailWorker {
         &["Problem", "Solution"]
     }
 
+    /// Embeds the batch's submissions in one pass (Layer A rejections excepted), so that `judge`
+    /// finds each vector in the embedding cache.
+    fn prepare<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            let Some(embedder) = &self.embedder else {
+                return Ok(());
+            };
+            let mut texts = Vec::new();
+            for event in events {
+                if let Some(submission) = Self::submission(conn, event).await? {
+                    let normalised = normalise(&submission.text);
+                    let rejected = layer_a(&normalised)
+                        .iter()
+                        .any(|h| h.action == guardrail::PatternAction::Reject);
+                    if !rejected {
+                        texts.push(normalised);
+                    }
+                }
+            }
+            crate::index::embed_cached_many(conn, embedder, &texts).await?;
+            Ok(())
+        })
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -132,12 +132,23 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// Labels of `guardrail_llm_calls_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlmCallLabels {
+    /// `answered`, `failed` (after its retries) or `over_budget` (not sent).
+    pub outcome: String,
+}
+
 /// The guardrail worker's metrics (its backlog is `bw_projection_lag_events{projection="guardrail"}`).
 #[derive(Debug, Clone)]
 pub struct GuardrailMetrics {
     pub duration: Family<DecisionLabels, Histogram>,
     pub decisions: Family<LayerLabels, Counter>,
     pub cache: Family<CacheLabels, Counter>,
+    /// LLM judge calls by outcome.
+    pub llm_calls: Family<LlmCallLabels, Counter>,
+    /// Cents of the LLM budget this process has taken (the day's total is in `llm_spend`).
+    pub llm_spend_cents: Counter,
 }
 
 /// The HTTP server's metrics.
@@ -271,6 +282,8 @@ impl Metrics {
             }),
             decisions: Family::default(),
             cache: Family::default(),
+            llm_calls: Family::default(),
+            llm_spend_cents: Counter::default(),
         };
         registry.register(
             "guardrail_evaluation_duration_seconds",
@@ -286,6 +299,16 @@ impl Metrics {
             "guardrail_cache_lookups",
             "Layer B cache lookups by result",
             guardrail.cache.clone(),
+        );
+        registry.register(
+            "guardrail_llm_calls",
+            "LLM judge calls by outcome",
+            guardrail.llm_calls.clone(),
+        );
+        registry.register(
+            "guardrail_llm_spend_cents",
+            "Cents of the daily LLM budget taken by this process",
+            guardrail.llm_spend_cents.clone(),
         );
         if let Some(pool) = pool {
             registry.register_collector(Box::new(PoolCollector { pool }));

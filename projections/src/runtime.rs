@@ -40,6 +40,17 @@ pub trait Projection: Send + Sync + 'static {
         conn: &'a mut PgConnection,
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// Runs once per batch, inside its transaction, before its events are applied: the place to
+    /// do expensive work for the whole batch at once (such as one embedding pass over every text
+    /// in it) whose results `apply` then finds in a cache. Must not change the read model; an
+    /// error is logged and the batch applied regardless, `apply` doing the work per event.
+    fn prepare<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        _events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// How a projector consumes.
@@ -345,6 +356,17 @@ impl Projector {
                 return self.stop_at(messages, error, None, &[]).await;
             }
         };
+        if events.len() > 1 {
+            // In a savepoint, so that a failed statement in it leaves the batch's transaction usable.
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            match self.projection.prepare(&mut savepoint, &events).await {
+                Ok(()) => savepoint.commit().await?,
+                Err(error) => {
+                    savepoint.rollback().await?;
+                    tracing::warn!(projection = self.name(), %error, "preparing a batch failed; applying it event by event");
+                }
+            }
+        }
         for (index, event) in events.iter().enumerate() {
             if let Err(error) = self.projection.apply(&mut tx, event).await {
                 tx.rollback().await?;
