@@ -373,6 +373,17 @@ fn model_dir() -> std::path::PathBuf {
     )
 }
 
+/// The embedding model, loaded on a blocking thread.
+async fn load_embedder() -> Arc<bw_guardrail::embed::Embedder> {
+    let dir = model_dir();
+    Arc::new(
+        tokio::task::spawn_blocking(move || bw_guardrail::embed::Embedder::load(&dir))
+            .await
+            .expect("blocking")
+            .expect("model (scripts/bw setup)"),
+    )
+}
+
 #[tokio::test]
 async fn the_local_semantic_classifier_judges_by_meaning_through_the_worker() {
     let dir = model_dir();
@@ -438,13 +449,7 @@ async fn the_local_semantic_classifier_judges_by_meaning_through_the_worker() {
 #[tokio::test]
 async fn a_batch_is_embedded_in_one_pass_into_the_vectors_each_text_gets_alone() {
     // Given the embedder, a database and one text already in the embedding cache
-    let dir = model_dir();
-    let embedder = Arc::new(
-        tokio::task::spawn_blocking(move || bw_guardrail::embed::Embedder::load(&dir))
-            .await
-            .expect("blocking")
-            .expect("model (scripts/bw setup)"),
-    );
+    let embedder = load_embedder().await;
     let p = support::Pipeline::new().await;
     let mut conn = p.pool.acquire().await.expect("connection");
     let texts: Vec<String> = [
@@ -495,13 +500,7 @@ async fn a_batch_is_embedded_in_one_pass_into_the_vectors_each_text_gets_alone()
 
 #[tokio::test]
 async fn approved_content_is_found_by_meaning_and_by_words_and_leaves_the_index_when_edited() {
-    let dir = model_dir();
-    let embedder = Arc::new(
-        tokio::task::spawn_blocking(move || bw_guardrail::embed::Embedder::load(&dir))
-            .await
-            .expect("blocking")
-            .expect("model (scripts/bw setup)"),
-    );
+    let embedder = load_embedder().await;
     let classifier = Arc::new(Scripted {
         scores: vec![("[ok]", 0.95)],
         ..Default::default()
