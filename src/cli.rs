@@ -41,6 +41,18 @@ pub enum Command {
     /// Admin and auditor accounts, and the access-token signing key.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The ImpactToken ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+/// `ledger …`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every balance from the log and compare it with the balances and entries people
+    /// read; prints a JSON report (one line, before any log line) and exits with status 1 when anything
+    /// differs.
+    Verify,
 }
 
 /// `mailbox`.

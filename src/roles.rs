@@ -27,7 +27,7 @@ use bw_infra::{
 use bw_projections::{
     models::{
         agents::AgentDirectory, humans::Humans, problems::ProblemFeed, review_queue::ReviewQueue,
-        solutions::Solutions,
+        solutions::Solutions, tokens::TokenLedger,
     },
     runtime::{Projection, Projector, ProjectorConfig},
     status::ProjectionsCheck,
@@ -62,6 +62,38 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Seed(args) => crate::seed::run(common, args).await,
         Command::Mailbox(args) => mailbox(common, args).await,
         Command::Admin(command) => crate::admin::run(common, command).await,
+        Command::Ledger(crate::cli::LedgerCommand::Verify) => ledger_verify(common).await,
+    }
+}
+
+/// `ledger verify`: the report as the first line on stdout (log lines follow it); an error (exit
+/// status 1) when anything differs.
+async fn ledger_verify(common: CommonConfig) -> anyhow::Result<()> {
+    let pool = postgres::connect(&common.database).await?;
+    postgres::ensure_migrated(&pool).await?;
+    let report = bw_projections::models::tokens::verify(&pool).await?;
+    pool.close().await;
+    {
+        use std::io::Write as _;
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string(&report)?
+        )?;
+    }
+    if report.discrepancies.is_empty() {
+        tracing::info!(
+            people = report.people,
+            entries = report.entries,
+            checkpoint = report.checkpoint,
+            "ledger verified: every balance equals the sum of its entries"
+        );
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "ledger verify: {} discrepancies (listed in the report on stdout)",
+            report.discrepancies.len()
+        )
     }
 }
 
@@ -125,6 +157,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(ProblemFeed),
         Arc::new(Solutions),
         Arc::new(ReviewQueue),
+        Arc::new(TokenLedger),
     ]
 }
 

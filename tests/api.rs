@@ -871,6 +871,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/flagged/{id}"),
     ("post", "/api/v1/admin/flagged/{id}/claim"),
     ("post", "/api/v1/admin/flagged/{id}/review"),
+    ("get", "/api/v1/tokens/balance"),
+    ("get", "/api/v1/tokens/transactions"),
+    // Before spending: each person's 10 tokens.
+    ("post", "/api/v1/tokens/orientation-reward"),
+    ("post", "/api/v1/tokens/spend"),
     // Last: every human caller forgets themselves here.
     ("delete", "/api/v1/profile"),
 ];
@@ -1017,7 +1022,12 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
         ("post", "/api/v1/human-auth/resend-code") => open(202),
         ("post", "/api/v1/human-auth/login") => open(200),
         ("post", "/api/v1/human-auth/refresh") => open(200),
-        ("post", "/api/v1/human-auth/logout")
+        ("post", "/api/v1/tokens/orientation-reward") | ("post", "/api/v1/tokens/spend") => {
+            [401, 401, 403, 403, 201, 201, 201, 201, 403]
+        }
+        ("get", "/api/v1/tokens/balance")
+        | ("get", "/api/v1/tokens/transactions")
+        | ("post", "/api/v1/human-auth/logout")
         | ("get", "/api/v1/profile")
         | ("patch", "/api/v1/profile")
         | ("delete", "/api/v1/profile") => HUMANS,
@@ -1183,6 +1193,7 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                     json!({ "claimStatus": "verified" })
                 }
                 ("put", "/api/v1/admin/agents/{id}/rate-limit") => json!({ "limit": 100 }),
+                ("post", "/api/v1/tokens/spend") => json!({ "amount": 1, "type": "spend_vote" }),
                 ("post", "/api/v1/admin/flagged/{id}/review") => {
                     json!({ "decision": "approve", "notes": "Reviewed in the authorization matrix" })
                 }

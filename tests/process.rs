@@ -779,3 +779,51 @@ async fn after_a_sigkill_under_load_a_restarted_dev_loses_and_duplicates_nothing
     second.terminate();
     assert_eq!(second.exit_code().await, Some(0), "{}", second.output());
 }
+
+#[tokio::test]
+async fn ledger_verify_exits_non_zero_and_prints_each_discrepancy() {
+    let database = support::migrated_database().await;
+    let verify = || {
+        let mut cmd = betterworld(&["ledger", "verify"]);
+        cmd.env("DATABASE_URL", &database);
+        cmd.output()
+    };
+    // The report is stdout's first line; log lines follow.
+    let report_of = |stdout: &[u8]| -> serde_json::Value {
+        let text = String::from_utf8_lossy(stdout);
+        serde_json::from_str(text.lines().next().unwrap_or_default()).expect("a JSON report")
+    };
+    let output = verify().await.expect("ran");
+    assert!(
+        output.status.success(),
+        "an empty ledger verifies: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let report = report_of(&output.stdout);
+    assert_eq!(report["discrepancies"], serde_json::json!([]));
+
+    // A balance with no entry in the log behind it.
+    let pool = sqlx::PgPool::connect(&database).await.expect("connect");
+    let stranger = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO rm_token_balances (human_id, balance, total_earned, total_spent, updated_at, position) VALUES ($1, 5, 5, 0, now(), 1)")
+        .bind(stranger)
+        .execute(&pool)
+        .await
+        .expect("insert");
+    let output = verify().await.expect("ran");
+    assert_eq!(output.status.code(), Some(1));
+    let report = report_of(&output.stdout);
+    let found = report["discrepancies"].as_array().expect("list");
+    assert!(
+        found.iter().any(|d| d["humanId"] == stranger.to_string()
+            && d["problem"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("balance: the read model says 5, the log gives 0"))),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("2 discrepancies"),
+        "stderr says why it failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

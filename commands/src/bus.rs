@@ -33,6 +33,13 @@ use crate::{
 /// How often a conflict caused only by the platform's own events is decided again.
 pub const SYSTEM_CONFLICT_RETRIES: u32 = 3;
 
+/// Whether a command waits for its stream first (see [`CommandBus::execute_serialized`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    None,
+    Stream,
+}
+
 /// Writes that commit with a command's events but are not events (see [`CommandBus::execute_with`]).
 pub type SideWrites = Box<
     dyn for<'c> FnOnce(
@@ -143,6 +150,34 @@ impl CommandBus {
             .await
     }
 
+    /// [`CommandBus::execute`] for a stream whose commands are decided on its current state alone,
+    /// never on what the client saw (a ledger: a spend is checked against the balance at the time):
+    /// the transaction first waits for a lock on the stream, so concurrent commands on it are decided
+    /// one after another instead of failing with a conflict, and each sees the others' events.
+    pub async fn execute_serialized<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        respond: impl FnOnce(Option<i64>) -> StoredResponse,
+    ) -> Result<Outcome, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()>,
+    {
+        let mut respond = Some(respond);
+        let mut loaded_version = 0;
+        self.attempt::<A>(
+            aggregate_id,
+            command,
+            ctx,
+            Lock::Stream,
+            &mut None,
+            &mut respond,
+            &mut loaded_version,
+        )
+        .await
+    }
+
     /// [`CommandBus::execute`], with `side` run in the same transaction after the events are appended
     /// (only when the command appended any): data that must commit with the events but stays out of
     /// the log, such as personal contact details.
@@ -173,6 +208,7 @@ impl CommandBus {
                     aggregate_id,
                     command.clone(),
                     ctx,
+                    Lock::None,
                     &mut side,
                     &mut respond,
                     &mut loaded_version,
@@ -213,11 +249,16 @@ impl CommandBus {
 
     /// One try of [`CommandBus::execute_with`]; `side` and `respond` are consumed only when the
     /// events were appended.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "private: the public entry points each pass a fixed subset"
+    )]
     async fn attempt<A>(
         &self,
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
+        lock: Lock,
         side: &mut Option<SideWrites>,
         respond: &mut Option<impl FnOnce(Option<i64>) -> StoredResponse>,
         loaded_version: &mut i64,
@@ -232,6 +273,14 @@ impl CommandBus {
                 tx.rollback().await?;
                 return Ok(Outcome::Replayed(stored));
             }
+        }
+        if lock == Lock::Stream {
+            // Held to the end of the transaction; taken after the idempotency key's try-lock, which
+            // never waits, so two commands cannot wait on each other.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+                .bind(format!("stream:{}:{aggregate_id}", A::TYPE))
+                .execute(&mut *tx)
+                .await?;
         }
         let mut loaded = store::load::<A>(&mut tx, aggregate_id).await?;
         *loaded_version = loaded.version;

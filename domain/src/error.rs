@@ -26,6 +26,14 @@ pub enum DomainError {
     /// The command does not fit the aggregate's current state.
     #[error("{0}")]
     InvalidState(&'static str),
+    /// A spend larger than the balance.
+    #[error("the balance is {balance} tokens; {requested} were asked for")]
+    InsufficientTokens {
+        /// The balance at the time of the decision.
+        balance: i64,
+        /// The amount asked for.
+        requested: i64,
+    },
 }
 
 impl DomainError {

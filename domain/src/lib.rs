@@ -23,6 +23,7 @@ pub mod agent;
 pub mod error;
 pub mod guardrail;
 pub mod human;
+pub mod ledger;
 pub mod meta;
 pub mod problem;
 pub mod solution;

@@ -24,7 +24,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes::humans::routes())
         .merge(routes::admin::routes())
         .merge(routes::review::routes())
-        .merge(routes::search::routes());
+        .merge(routes::search::routes())
+        .merge(routes::tokens::routes());
     with_middleware(
         state,
         routes::ops::routes()

@@ -41,6 +41,7 @@ pub enum ErrorCode {
     EmailTaken,
     AlreadyClaimed,
     DuplicateVote,
+    RewardAlreadyClaimed,
     Gone,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -64,9 +65,8 @@ impl ErrorCode {
             Forbidden | AgentNotVerified | InsufficientTokens => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict | UsernameTaken | EmailTaken | AlreadyClaimed | DuplicateVote => {
-                StatusCode::CONFLICT
-            }
+            Conflict | UsernameTaken | EmailTaken | AlreadyClaimed | DuplicateVote
+            | RewardAlreadyClaimed => StatusCode::CONFLICT,
             Gone => StatusCode::GONE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -182,6 +182,9 @@ impl From<bw_domain::DomainError> for ApiError {
             D::Forbidden(why) => Self::refused(ErrorCode::Forbidden, why),
             D::InvalidState(why) => Self::refused(ErrorCode::Conflict, why),
             D::AlreadyClaimed(why) => Self::refused(ErrorCode::AlreadyClaimed, why),
+            e @ D::InsufficientTokens { .. } => {
+                Self::refused(ErrorCode::InsufficientTokens, e.to_string())
+            }
         }
     }
 }

@@ -138,6 +138,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::routes::humans::HumansApi::openapi());
     doc.merge(crate::routes::admin::AdminApi::openapi());
     doc.merge(crate::routes::review::ReviewApi::openapi());
+    doc.merge(crate::routes::tokens::TokensApi::openapi());
     doc.merge(crate::routes::search::SearchApi::openapi());
     doc
 }

@@ -9,6 +9,7 @@ pub mod problems;
 pub mod review;
 pub mod search;
 pub mod solutions;
+pub mod tokens;
 pub mod verification;
 
 use bw_domain::DomainError;

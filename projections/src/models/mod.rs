@@ -5,6 +5,7 @@ pub mod humans;
 pub mod problems;
 pub mod review_queue;
 pub mod solutions;
+pub mod tokens;
 
 use bw_infra::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
