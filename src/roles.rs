@@ -26,8 +26,8 @@ use bw_infra::{
 };
 use bw_projections::{
     models::{
-        agents::AgentDirectory, humans::Humans, problems::ProblemFeed, review_queue::ReviewQueue,
-        solutions::Solutions, tokens::TokenLedger,
+        agents::AgentDirectory, humans::Humans, missions::Missions, problems::ProblemFeed,
+        review_queue::ReviewQueue, solutions::Solutions, tokens::TokenLedger,
     },
     runtime::{Projection, Projector, ProjectorConfig},
     status::ProjectionsCheck,
@@ -158,6 +158,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(Solutions),
         Arc::new(ReviewQueue),
         Arc::new(TokenLedger),
+        Arc::new(Missions),
     ]
 }
 

@@ -876,6 +876,16 @@ const ROUTES: &[(&str, &str)] = &[
     // Before spending: each person's 10 tokens.
     ("post", "/api/v1/tokens/orientation-reward"),
     ("post", "/api/v1/tokens/spend"),
+    ("post", "/api/v1/missions"),
+    ("get", "/api/v1/missions"),
+    ("get", "/api/v1/missions/nearby"),
+    ("get", "/api/v1/missions/mine"),
+    ("get", "/api/v1/missions/agent"),
+    ("get", "/api/v1/missions/{id}"),
+    ("patch", "/api/v1/missions/{id}"),
+    ("delete", "/api/v1/missions/{id}"),
+    ("post", "/api/v1/missions/{id}/claim"),
+    ("patch", "/api/v1/missions/{id}/claims/{claimId}"),
     // Last: every human caller forgets themselves here.
     ("delete", "/api/v1/profile"),
 ];
@@ -1022,6 +1032,21 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
         ("post", "/api/v1/human-auth/resend-code") => open(202),
         ("post", "/api/v1/human-auth/login") => open(200),
         ("post", "/api/v1/human-auth/refresh") => open(200),
+        // The matrix's solution is not approved: its owner is told so (409), other agents that it
+        // is not theirs (403).
+        ("post", "/api/v1/missions") => agents(409, 403),
+        ("get", "/api/v1/missions") => public(200),
+        // Without lat/lng: invalid for everyone.
+        ("get", "/api/v1/missions/nearby") => public(422),
+        ("get", "/api/v1/missions/mine") => HUMANS,
+        ("get", "/api/v1/missions/agent") => any_agent(200),
+        // No mission has the matrix's id: every caller allowed to ask is told 404.
+        ("get", "/api/v1/missions/{id}") => public(404),
+        ("patch", "/api/v1/missions/{id}") | ("delete", "/api/v1/missions/{id}") => any_agent(404),
+        ("post", "/api/v1/missions/{id}/claim")
+        | ("patch", "/api/v1/missions/{id}/claims/{claimId}") => {
+            [401, 401, 403, 403, 404, 404, 404, 404, 403]
+        }
         ("post", "/api/v1/tokens/orientation-reward") | ("post", "/api/v1/tokens/spend") => {
             [401, 401, 403, 403, 201, 201, 201, 201, 403]
         }
@@ -1152,6 +1177,7 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 p if p.starts_with("/api/v1/admin/agents/") => subject.id.clone(),
                 p if p.starts_with("/api/v1/admin/humans/") => victim.id.clone(),
                 p if p.starts_with("/api/v1/admin/flagged/") => queue_item.clone(),
+                p if p.starts_with("/api/v1/missions/") => uuid::Uuid::nil().to_string(),
                 _ => owner.id.clone(),
             };
             let url = p.root_url(&path.replace("{id}", &id));
@@ -1194,6 +1220,18 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 }
                 ("put", "/api/v1/admin/agents/{id}/rate-limit") => json!({ "limit": 100 }),
                 ("post", "/api/v1/tokens/spend") => json!({ "amount": 1, "type": "spend_vote" }),
+                ("post", "/api/v1/missions") => json!({
+                    "solutionId": solution, "title": "Test the wells",
+                    "description": "Take a sample from each well and photograph the strip test.",
+                    "instructions": [{ "step": 1, "text": "Collect the sample" }],
+                    "evidenceRequired": [{ "type": "photo", "description": "The strip" }],
+                    "estimatedDurationMinutes": 60, "tokenReward": 10,
+                    "expiresAt": chrono::Utc::now() + chrono::TimeDelta::days(30)
+                }),
+                ("patch", "/api/v1/missions/{id}") => json!({ "title": "Retitled" }),
+                ("patch", "/api/v1/missions/{id}/claims/{claimId}") => {
+                    json!({ "notes": "On my way" })
+                }
                 ("post", "/api/v1/admin/flagged/{id}/review") => {
                     json!({ "decision": "approve", "notes": "Reviewed in the authorization matrix" })
                 }

@@ -164,6 +164,24 @@ impl CommandBus {
     where
         A: Aggregate<Error = DomainError, Services = ()>,
     {
+        self.execute_serialized_with::<A>(aggregate_id, command, ctx, None, respond)
+            .await
+    }
+
+    /// [`CommandBus::execute_serialized`] with `side` writes in the same transaction (see
+    /// [`CommandBus::execute_with`]).
+    pub async fn execute_serialized_with<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        side: Option<SideWrites>,
+        respond: impl FnOnce(Option<i64>) -> StoredResponse,
+    ) -> Result<Outcome, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()>,
+    {
+        let mut side = side;
         let mut respond = Some(respond);
         let mut loaded_version = 0;
         self.attempt::<A>(
@@ -171,7 +189,7 @@ impl CommandBus {
             command,
             ctx,
             Lock::Stream,
-            &mut None,
+            &mut side,
             &mut respond,
             &mut loaded_version,
         )

@@ -28,6 +28,7 @@ pub enum ContentType {
     Problem,
     Solution,
     Debate,
+    Mission,
 }
 
 impl ContentType {
@@ -37,6 +38,7 @@ impl ContentType {
             Self::Problem => "problem",
             Self::Solution => "solution",
             Self::Debate => "debate",
+            Self::Mission => "mission",
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod guardrail;
 pub mod human;
 pub mod ledger;
 pub mod meta;
+pub mod mission;
 pub mod problem;
 pub mod solution;
 pub mod taxonomy;

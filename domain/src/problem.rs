@@ -166,6 +166,7 @@ pub struct Problem {
     /// Events applied so far: the stream sequence of the last one.
     version: i64,
     review: Review,
+    domain: Option<ProblemDomain>,
 }
 
 impl Problem {
@@ -173,6 +174,11 @@ impl Problem {
     /// not superseded, not archived): the guardrail skips the work otherwise.
     pub fn accepts_verdict(&self, source_sequence: i64) -> bool {
         self.status != Some(ProblemStatus::Archived) && self.review.accepts_verdict(source_sequence)
+    }
+
+    /// The problem's domain, if it exists.
+    pub fn domain(&self) -> Option<ProblemDomain> {
+        self.domain
     }
 
     /// What a solution proposal needs to know about this problem.
@@ -298,9 +304,11 @@ impl Aggregate for Problem {
                 problem_id,
                 reported_by,
                 status,
+                details,
                 ..
             } => {
                 self.id = Some(problem_id);
+                self.domain = Some(details.domain);
                 self.owner = Some(reported_by);
                 self.status = Some(status);
                 self.review.submitted(self.version);

@@ -285,9 +285,23 @@ pub struct Solution {
     version: i64,
     /// Guardrail state of the solution and of each debate post, by id.
     reviews: BTreeMap<Uuid, Review>,
+    /// The problem it answers.
+    problem_id: Option<Uuid>,
 }
 
 impl Solution {
+    /// `(solution id, owner, problem id, guardrail status)`, if the solution exists: what creating
+    /// a mission from it needs (with the problem's domain, looked up separately).
+    pub fn as_parent(&self) -> Option<(Uuid, Uuid, Uuid, Option<GuardrailStatus>)> {
+        let id = self.id?;
+        Some((
+            id,
+            self.owner?,
+            self.problem_id?,
+            self.reviews.get(&id).and_then(Review::status),
+        ))
+    }
+
     /// Whether a verdict on `target` (the solution or one of its debate posts) for the submission at
     /// `source_sequence` would be recorded: the guardrail skips the work otherwise.
     pub fn accepts_verdict(&self, target: Uuid, source_sequence: i64) -> bool {
@@ -451,9 +465,11 @@ impl Aggregate for Solution {
                 solution_id,
                 proposed_by,
                 status,
+                problem_id,
                 ..
             } => {
                 self.id = Some(solution_id);
+                self.problem_id = Some(problem_id);
                 self.owner = Some(proposed_by);
                 self.status = Some(status);
                 self.reviews

@@ -25,7 +25,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes::admin::routes())
         .merge(routes::review::routes())
         .merge(routes::search::routes())
-        .merge(routes::tokens::routes());
+        .merge(routes::tokens::routes())
+        .merge(routes::missions::routes());
     with_middleware(
         state,
         routes::ops::routes()

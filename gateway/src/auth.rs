@@ -40,6 +40,15 @@ pub struct AgentAuth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaybeAgent(pub Option<AgentAuth>);
 
+/// Anyone on a public route, identified when they send a credential: an agent, a human, or nobody.
+/// A credential that is sent must be valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    Agent(AgentAuth),
+    Human(HumanAuth),
+}
+
 /// A human with a valid access token, of any role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanAuth {
@@ -179,6 +188,22 @@ impl FromRequestParts<AppState> for MaybeAgent {
                 authenticate(platform, key).await.map(|a| Self(Some(a)))
             }
             Some(token) => human(platform, token).await.map(|_| Self(None)),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let platform = platform(state)?;
+        match bearer(parts)? {
+            None => Ok(Self::Anonymous),
+            Some(key) if is_api_key(key) => authenticate(platform, key).await.map(Self::Agent),
+            Some(token) => human(platform, token).await.map(Self::Human),
         }
     }
 }

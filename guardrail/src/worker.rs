@@ -15,6 +15,7 @@ use bw_domain::{
         normalise, verdict_id,
     },
     meta::Actor,
+    mission::{Mission, MissionCommand, MissionEvent, MissionText},
     problem::{Problem, ProblemCommand, ProblemEvent},
     solution::{Solution, SolutionCommand, SolutionEvent},
 };
@@ -89,7 +90,29 @@ impl Content {
     }
 }
 
-/// The text of the problem or solution on stream `aggregate_id` as of sequence `upto`, folded from the
+/// A mission's text into `content_of`'s fields: title, description, then each other field.
+fn mission_text(
+    fields: &mut [String; 3],
+    other: &mut std::collections::BTreeMap<&'static str, Vec<String>>,
+    text: &MissionText,
+) {
+    fields[0].clone_from(&text.title);
+    fields[1].clone_from(&text.description);
+    other.insert(
+        "instructions",
+        text.instructions.iter().map(|s| s.text.clone()).collect(),
+    );
+    other.insert(
+        "evidenceRequired",
+        text.evidence_required
+            .iter()
+            .map(|e| e.description.clone())
+            .collect(),
+    );
+    other.insert("requiredSkills", text.required_skills.clone());
+}
+
+/// The text of the problem, solution or mission on stream `aggregate_id` as of sequence `upto`, folded from the
 /// log (a report or proposal, then every edit).
 pub async fn content_of(
     conn: &mut PgConnection,
@@ -162,78 +185,98 @@ pub async fn content_of(
                 }
                 _ => {}
             },
-            _ => match decode::<SolutionEvent>(payload)? {
-                SolutionEvent::SolutionProposed {
-                    details,
-                    proposed_by,
+            ContentType::Mission => match decode::<MissionEvent>(payload)? {
+                MissionEvent::MissionCreated {
+                    spec,
+                    created_by,
+                    domain: problem_domain,
                     ..
                 } => {
-                    fields = [
-                        details.title.as_str().to_owned(),
-                        details.description.as_str().to_owned(),
-                        details.approach.as_str().to_owned(),
-                    ];
-                    author = Some(proposed_by);
-                    let impact = &details.expected_impact;
-                    other.insert(
-                        "expectedImpact",
-                        vec![format!("{} ({})", impact.metric, impact.timeframe)],
-                    );
-                    other.insert(
-                        "risksAndMitigations",
-                        details
-                            .risks_and_mitigations
-                            .iter()
-                            .map(|r| format!("{}: {}", r.risk, r.mitigation))
-                            .collect(),
-                    );
-                    other.insert("requiredSkills", details.required_skills.clone());
-                    other.insert("requiredLocations", details.required_locations.clone());
-                    other.insert(
-                        "timelineEstimate",
-                        details
-                            .timeline_estimate
-                            .iter()
-                            .map(|t| t.as_str().to_owned())
-                            .collect(),
-                    );
+                    author = Some(created_by);
+                    domain = Some(problem_domain);
+                    mission_text(&mut fields, &mut other, &spec.text);
+                    other.insert("locationName", spec.location_name.iter().cloned().collect());
+                    other.insert("missionType", spec.mission_type.iter().cloned().collect());
                 }
-                SolutionEvent::SolutionEdited { changes, .. } => {
-                    if let Some(t) = &changes.title {
-                        fields[0] = t.as_str().to_owned();
-                    }
-                    if let Some(d) = &changes.description {
-                        fields[1] = d.as_str().to_owned();
-                    }
-                    if let Some(a) = &changes.approach {
-                        fields[2] = a.as_str().to_owned();
-                    }
-                    if let Some(e) = &changes.expected_impact {
-                        other.insert(
-                            "expectedImpact",
-                            vec![format!("{} ({})", e.metric, e.timeframe)],
-                        );
-                    }
-                    if let Some(r) = &changes.risks_and_mitigations {
-                        other.insert(
-                            "risksAndMitigations",
-                            r.iter()
-                                .map(|r| format!("{}: {}", r.risk, r.mitigation))
-                                .collect(),
-                        );
-                    }
-                    if let Some(v) = &changes.required_skills {
-                        other.insert("requiredSkills", v.clone());
-                    }
-                    if let Some(v) = &changes.required_locations {
-                        other.insert("requiredLocations", v.clone());
-                    }
-                    if let Some(t) = &changes.timeline_estimate {
-                        other.insert("timelineEstimate", vec![t.as_str().to_owned()]);
-                    }
+                MissionEvent::MissionEdited { text, .. } => {
+                    mission_text(&mut fields, &mut other, &text);
                 }
                 _ => {}
             },
+            ContentType::Solution | ContentType::Debate => {
+                match decode::<SolutionEvent>(payload)? {
+                    SolutionEvent::SolutionProposed {
+                        details,
+                        proposed_by,
+                        ..
+                    } => {
+                        fields = [
+                            details.title.as_str().to_owned(),
+                            details.description.as_str().to_owned(),
+                            details.approach.as_str().to_owned(),
+                        ];
+                        author = Some(proposed_by);
+                        let impact = &details.expected_impact;
+                        other.insert(
+                            "expectedImpact",
+                            vec![format!("{} ({})", impact.metric, impact.timeframe)],
+                        );
+                        other.insert(
+                            "risksAndMitigations",
+                            details
+                                .risks_and_mitigations
+                                .iter()
+                                .map(|r| format!("{}: {}", r.risk, r.mitigation))
+                                .collect(),
+                        );
+                        other.insert("requiredSkills", details.required_skills.clone());
+                        other.insert("requiredLocations", details.required_locations.clone());
+                        other.insert(
+                            "timelineEstimate",
+                            details
+                                .timeline_estimate
+                                .iter()
+                                .map(|t| t.as_str().to_owned())
+                                .collect(),
+                        );
+                    }
+                    SolutionEvent::SolutionEdited { changes, .. } => {
+                        if let Some(t) = &changes.title {
+                            fields[0] = t.as_str().to_owned();
+                        }
+                        if let Some(d) = &changes.description {
+                            fields[1] = d.as_str().to_owned();
+                        }
+                        if let Some(a) = &changes.approach {
+                            fields[2] = a.as_str().to_owned();
+                        }
+                        if let Some(e) = &changes.expected_impact {
+                            other.insert(
+                                "expectedImpact",
+                                vec![format!("{} ({})", e.metric, e.timeframe)],
+                            );
+                        }
+                        if let Some(r) = &changes.risks_and_mitigations {
+                            other.insert(
+                                "risksAndMitigations",
+                                r.iter()
+                                    .map(|r| format!("{}: {}", r.risk, r.mitigation))
+                                    .collect(),
+                            );
+                        }
+                        if let Some(v) = &changes.required_skills {
+                            other.insert("requiredSkills", v.clone());
+                        }
+                        if let Some(v) = &changes.required_locations {
+                            other.insert("requiredLocations", v.clone());
+                        }
+                        if let Some(t) = &changes.timeline_estimate {
+                            other.insert("timelineEstimate", vec![t.as_str().to_owned()]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     let author = author
@@ -367,6 +410,23 @@ impl GuardrailWorker {
                 .await?;
                 Ok(Some(Submission {
                     content_type: ContentType::Problem,
+                    content_id: stream_id,
+                    stream_id,
+                    author: c.author,
+                    text: c.text(),
+                }))
+            }
+            ("Mission", "MissionCreated" | "MissionEdited") => {
+                let c = content_of(
+                    conn,
+                    &event.aggregate_type,
+                    &event.aggregate_id,
+                    event.sequence,
+                    ContentType::Mission,
+                )
+                .await?;
+                Ok(Some(Submission {
+                    content_type: ContentType::Mission,
                     content_id: stream_id,
                     stream_id,
                     author: c.author,
@@ -516,6 +576,11 @@ impl GuardrailWorker {
                 .load::<Solution>(&event.aggregate_id)
                 .await?
                 .accepts_verdict(submission.content_id, event.sequence),
+            ContentType::Mission => self
+                .bus
+                .load::<Mission>(&event.aggregate_id)
+                .await?
+                .accepts_verdict(event.sequence),
         };
         if !due {
             return Ok(None);
@@ -612,6 +677,11 @@ impl GuardrailWorker {
                         .execute::<Problem>(&stream, ProblemCommand::Review(command), &ctx, respond)
                         .await
                 }
+                ContentType::Mission => {
+                    self.bus
+                        .execute::<Mission>(&stream, MissionCommand::Review(command), &ctx, respond)
+                        .await
+                }
                 ContentType::Solution | ContentType::Debate => {
                     self.bus
                         .execute::<Solution>(
@@ -664,7 +734,7 @@ impl Projection for GuardrailWorker {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Problem", "Solution"]
+        &["Problem", "Solution", "Mission"]
     }
 
     /// Embeds the batch's submissions in one pass (Layer A rejections excepted), so that `judge`

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agents;
 pub mod heartbeat;
 pub mod humans;
+pub mod missions;
 pub mod ops;
 pub mod problems;
 pub mod review;

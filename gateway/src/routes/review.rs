@@ -12,6 +12,7 @@ use bw_commands::{CommandContext, idempotency::StoredResponse};
 use bw_domain::{
     guardrail::{ReviewCommand, ReviewDecision},
     meta::Actor,
+    mission::{Mission, MissionCommand},
     problem::{Problem, ProblemCommand},
     solution::{Solution, SolutionCommand},
 };
@@ -43,7 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/admin/flagged/{id}/review", post(review))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/flagged", tag = "admin", security(("human_token" = [])), params(("state" = Option<String>, Query, description = "`pending_review`, `claimed`, `approved`, `rejected`, `superseded` or `all`; default: the open ones"), ("contentType" = Option<String>, Query, description = "`problem`, `solution` or `debate`"), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "Oldest first", body = crate::openapi::Ok<Vec<QueueItem>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/api/v1/admin/flagged", tag = "admin", security(("human_token" = [])), params(("state" = Option<String>, Query, description = "`pending_review`, `claimed`, `approved`, `rejected`, `superseded` or `all`; default: the open ones"), ("contentType" = Option<String>, Query, description = "`problem`, `solution`, `debate` or `mission`"), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "Oldest first", body = crate::openapi::Ok<Vec<QueueItem>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
 async fn list(
     Api(platform): Api,
     _: AdminAuth,
@@ -70,9 +71,9 @@ async fn list(
     }
     let content_type = query.get("contentType").cloned();
     if let Some(t) = &content_type
-        && !["problem", "solution", "debate"].contains(&t.as_str())
+        && !["problem", "solution", "debate", "mission"].contains(&t.as_str())
     {
-        fields.error("contentType", "one of problem, solution, debate");
+        fields.error("contentType", "one of problem, solution, debate, mission");
     }
     let limit = page_limit(&mut fields, query.get("limit").map(String::as_str));
     fields.finish()?;
@@ -143,6 +144,11 @@ async fn run(
         platform
             .bus
             .execute::<Problem>(&stream, ProblemCommand::Review(command), ctx, respond)
+            .await?
+    } else if item.content_type == "mission" {
+        platform
+            .bus
+            .execute::<Mission>(&stream, MissionCommand::Review(command), ctx, respond)
             .await?
     } else {
         let command = SolutionCommand::Review {

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod humans;
+pub mod missions;
 pub mod problems;
 pub mod review_queue;
 pub mod solutions;

@@ -3,6 +3,7 @@
 
 use bw_domain::{
     guardrail::{ReviewClaimed, Reviewed, Verdict},
+    mission::MissionEvent,
     problem::ProblemEvent,
     solution::SolutionEvent,
     taxonomy::GuardrailStatus,
@@ -44,7 +45,7 @@ impl Projection for ReviewQueue {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Problem", "Solution"]
+        &["Problem", "Solution", "Mission"]
     }
 
     fn apply<'a>(
@@ -55,7 +56,19 @@ impl Projection for ReviewQueue {
         Box::pin(async move {
             let problem;
             let solution;
-            let change = if event.aggregate_type == "Problem" {
+            let mission;
+            let change = if event.aggregate_type == "Mission" {
+                mission = decode::<MissionEvent>(event)?;
+                match &mission {
+                    MissionEvent::GuardrailDecided(v) => Change::Flagged(v),
+                    MissionEvent::ReviewClaimed(c) => Change::Claimed(c),
+                    MissionEvent::Reviewed(r) => Change::Reviewed(r),
+                    MissionEvent::MissionEdited { mission_id, .. } => {
+                        Change::Resubmitted(*mission_id)
+                    }
+                    _ => Change::Nothing,
+                }
+            } else if event.aggregate_type == "Problem" {
                 problem = decode::<ProblemEvent>(event)?;
                 match &problem {
                     ProblemEvent::GuardrailDecided(v) => Change::Flagged(v),
@@ -237,6 +250,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<(QueueItem, Value)>, 
     let sql = match item.content_type.as_str() {
         "problem" => "SELECT to_jsonb(p) FROM rm_problems p WHERE problem_id = $1",
         "solution" => "SELECT to_jsonb(s) FROM rm_solutions s WHERE solution_id = $1",
+        "mission" => "SELECT to_jsonb(m) FROM rm_missions m WHERE mission_id = $1",
         _ => "SELECT to_jsonb(d) FROM rm_debates d WHERE debate_id = $1",
     };
     let content: Option<Value> = sqlx::query_scalar(sql)

@@ -1,0 +1,652 @@
+//! Missions over HTTP against the real stack: created from an approved solution, judged by the
+//! guardrail, found in the marketplace and nearby (really sorted by distance), claimed within both
+//! limits even under concurrent claims, updated and abandoned by the claimant.
+
+mod support;
+
+use std::sync::Arc;
+
+use bw_domain::{
+    guardrail::{Assessment, ContentType, HarmRisk},
+    taxonomy::{ProblemDomain, Role},
+};
+use bw_guardrail::{Classifier, GuardrailError};
+use futures::future::BoxFuture;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{
+    Platform, field_error,
+    people::{Person, person},
+    send, until_logged,
+};
+
+/// Layer B standing in: every text is well aligned (0.95 clears a new agent's 0.90), except text
+/// marked `[doubtful]`, which gets no score (so an admin decides).
+#[derive(Debug)]
+struct Aligned;
+
+impl Classifier for Aligned {
+    fn name(&self) -> &str {
+        "aligned@1"
+    }
+
+    fn assess<'a>(
+        &'a self,
+        _: ContentType,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Assessment>, GuardrailError>> {
+        let doubtful = text.contains("[doubtful]");
+        Box::pin(async move {
+            Ok((!doubtful).then_some(Assessment {
+                alignment: 0.95,
+                aligned_domain: Some(ProblemDomain::CleanWaterSanitation),
+                harm_risk: HarmRisk::None,
+                harm_category: None,
+                solution_scores: None,
+            }))
+        })
+    }
+}
+
+/// Nairobi's central business district.
+const NAIROBI: (f64, f64) = (-1.2864, 36.8172);
+
+struct World {
+    p: Platform,
+    key: String,
+    solution: String,
+}
+
+/// A platform whose guardrail approves, an agent, and its approved problem and solution.
+async fn world() -> World {
+    let p = Platform::spawn_with_classifier(Arc::new(Aligned)).await;
+    let (status, _, body) = send(p.http.post(p.url("/auth/agents/register")).json(&json!({
+        "username": "mission_maker", "framework": "custom", "specializations": ["clean_water_sanitation"]
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["data"]["apiKey"].as_str().expect("key").to_owned();
+    let (status, _, body) = send(p.http.post(p.url("/problems")).bearer_auth(&key).json(&json!({
+        "title": "Contaminated wells in Kibera ward 4",
+        "description": "Three hand-dug wells test positive for E. coli; families drink from them for lack of a piped supply.",
+        "domain": "clean_water_sanitation", "severity": "high"
+    })))
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let problem = body["data"]["problemId"].as_str().expect("id").to_owned();
+    let (_, verdict) = until_logged(&p.pipeline.pool, "GuardrailDecided", &problem).await;
+    assert_eq!(verdict["data"]["decision"], "approved", "{verdict}");
+    let (status, _, body) = send(p.http.post(p.url("/solutions")).bearer_auth(&key).json(&json!({
+        "problemId": problem,
+        "title": "Weekly well testing by trained neighbours",
+        "description": "Train one volunteer per street to test the wells weekly and post the results at the chief's office.",
+        "approach": "Buy strip kits, run a two-hour training, publish a results board, escalate positives to the county.",
+        "expectedImpact": { "metric": "wells tested weekly", "value": 12, "timeframe": "3 months" }
+    })))
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let solution = body["data"]["solutionId"].as_str().expect("id").to_owned();
+    let (_, verdict) = until_logged(&p.pipeline.pool, "GuardrailDecided", &solution).await;
+    assert_eq!(verdict["data"]["decision"], "approved", "{verdict}");
+    World { p, key, solution }
+}
+
+fn mission_body(
+    solution: &str,
+    title: &str,
+    at: (f64, f64),
+    max_claims: u16,
+    reward: u32,
+) -> Value {
+    json!({
+        "solutionId": solution,
+        "title": title,
+        "description": "Take a water sample from the well, run the strip test and photograph the strip beside the bottle.",
+        "instructions": [{ "step": 1, "text": "Collect 100 ml in the clean bottle" }, { "step": 2, "text": "Dip the strip for ten seconds" }],
+        "evidenceRequired": [{ "type": "photo", "description": "The strip next to the labelled bottle" }],
+        "requiredSkills": ["water testing"],
+        "requiredLatitude": at.0, "requiredLongitude": at.1,
+        "estimatedDurationMinutes": 60,
+        "difficulty": "beginner",
+        "tokenReward": reward,
+        "maxClaims": max_claims,
+        "expiresAt": chrono::Utc::now() + chrono::TimeDelta::days(30)
+    })
+}
+
+/// Creates a mission and waits for its (approving) verdict; returns its id and the verdict's position.
+async fn approved_mission(
+    w: &World,
+    title: &str,
+    at: (f64, f64),
+    max_claims: u16,
+    reward: u32,
+) -> (String, i64) {
+    let (status, _, body) = send(
+        w.p.http
+            .post(w.p.url("/missions"))
+            .bearer_auth(&w.key)
+            .json(&mission_body(&w.solution, title, at, max_claims, reward)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["data"]["missionId"].as_str().expect("id").to_owned();
+    let (position, verdict) = until_logged(&w.p.pipeline.pool, "GuardrailDecided", &id).await;
+    assert_eq!(verdict["data"]["decision"], "approved", "{verdict}");
+    (id, position)
+}
+
+async fn claim(
+    p: &Platform,
+    who: &Person,
+    mission: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    send(
+        p.http
+            .post(p.url(&format!("/missions/{mission}/claim")))
+            .bearer_auth(&who.access),
+    )
+    .await
+}
+
+fn position(headers: &reqwest::header::HeaderMap) -> i64 {
+    headers["bw-position"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("position")
+}
+
+#[tokio::test]
+async fn a_mission_goes_from_an_approved_solution_to_a_claim_and_back_to_open() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, at) =
+        approved_mission(&w, "Test the ward 4 wells", (-1.3133, 36.7876), 1, 25).await;
+
+    // Humans nearby find it, its location rounded to about a kilometre.
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!(
+                "/missions/nearby?lat={}&lng={}&radius=10",
+                NAIROBI.0, NAIROBI.1
+            )))
+            .header("bw-min-position", at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found = &body["data"][0];
+    assert_eq!(found["id"], mission.as_str(), "{body}");
+    assert_eq!(found["latitude"], json!(-1.31));
+    assert_eq!(found["longitude"], json!(36.79));
+    let km = found["distanceKm"].as_f64().expect("distance");
+    assert!(
+        (4.0..5.0).contains(&km),
+        "Kibera is about 4.4 km from the CBD: {km}"
+    );
+    assert_eq!(found["slotsAvailable"], 1);
+
+    // Ana claims it and sees the exact location and her claim; anonymous readers do not.
+    let ana = person(p, "claimant_ana", Role::Human).await;
+    let (status, headers, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let claim_id = body["data"]["claimId"].as_str().expect("claim").to_owned();
+    let at = position(&headers);
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["latitude"], json!(-1.3133));
+    assert_eq!(body["data"]["status"], "claimed");
+    assert_eq!(body["data"]["myClaim"]["claimId"], claim_id.as_str());
+    assert_eq!(body["data"]["myClaim"]["status"], "active");
+    let (_, _, anonymous) = send(p.http.get(p.url(&format!("/missions/{mission}")))).await;
+    assert_eq!(anonymous["data"]["latitude"], json!(-1.31));
+    assert_eq!(anonymous["data"]["myClaim"], Value::Null);
+
+    // The only slot is taken.
+    let ben = person(p, "claimant_ben", Role::Human).await;
+    let (status, _, body) = claim(p, &ben, &mission).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "ALREADY_CLAIMED");
+    // Its agent cannot change it under a claim.
+    let (status, _, body) = send(
+        p.http
+            .patch(p.url(&format!("/missions/{mission}")))
+            .bearer_auth(&w.key)
+            .json(&json!({ "title": "Test the ward 5 wells" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Progress, then Ana gives it up: the slot opens, Ben takes it.
+    let claim_url = p.url(&format!("/missions/{mission}/claims/{claim_id}"));
+    let (status, _, body) = send(
+        p.http
+            .patch(&claim_url)
+            .bearer_auth(&ana.access)
+            .json(&json!({ "progressPercent": 40, "notes": "Bottle collected" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = send(
+        p.http
+            .patch(&claim_url)
+            .bearer_auth(&ben.access)
+            .json(&json!({ "abandon": true })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only the claimant: {body}");
+    let (status, _, body) = send(
+        p.http
+            .patch(&claim_url)
+            .bearer_auth(&ana.access)
+            .json(&json!({ "abandon": true, "progressPercent": 50 })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _, body) = send(
+        p.http
+            .patch(&claim_url)
+            .bearer_auth(&ana.access)
+            .json(&json!({ "abandon": true, "notes": "Moved away" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, headers, body) = claim(p, &ben, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Ana's list shows her abandoned claim, with the mission.
+    let (status, _, body) = send(
+        p.http
+            .get(p.url("/missions/mine"))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["claim"]["status"], "abandoned");
+    assert_eq!(body["data"][0]["claim"]["progressPercent"], 40);
+    assert_eq!(body["data"][0]["mission"]["id"], mission.as_str());
+
+    // The lifecycle is explicit in the log: open → claimed → open → claimed.
+    let changes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT payload->'data'->>'from', payload->'data'->>'to' FROM events
+         WHERE aggregate_id = $1 AND event_type = 'MissionStatusChanged' ORDER BY sequence",
+    )
+    .bind(&mission)
+    .fetch_all(&p.pipeline.pool)
+    .await
+    .expect("changes");
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        changes,
+        vec![
+            pair("open", "claimed"),
+            pair("claimed", "open"),
+            pair("open", "claimed")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_marketplace_filters_and_really_sorts_by_distance() {
+    let w = world().await;
+    let p = &w.p;
+    let (near, _) = approved_mission(&w, "Near the CBD", (-1.2900, 36.8200), 2, 10).await;
+    let (middle, _) = approved_mission(&w, "Kibera", (-1.3133, 36.7876), 2, 50).await;
+    let (far, at) = approved_mission(&w, "Thika", (-1.0333, 37.0693), 2, 30).await;
+
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|m| m["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let get = |query: String| {
+        p.http
+            .get(p.url(&format!("/missions?{query}")))
+            .header("bw-min-position", at)
+    };
+    let (status, _, body) = send(get(format!(
+        "lat={}&lng={}&radiusKm=50&sort=distance",
+        NAIROBI.0, NAIROBI.1
+    )))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), vec![near.clone(), middle.clone(), far.clone()]);
+    let (_, _, body) = send(get(format!(
+        "lat={}&lng={}&radiusKm=10&sort=distance",
+        NAIROBI.0, NAIROBI.1
+    )))
+    .await;
+    assert_eq!(
+        ids(&body),
+        vec![near.clone(), middle.clone()],
+        "Thika is ~40 km away"
+    );
+    let (_, _, body) = send(get("sort=tokenReward".into())).await;
+    assert_eq!(ids(&body), vec![middle.clone(), far.clone(), near.clone()]);
+    let (_, _, body) = send(get("minReward=20&maxReward=40".into())).await;
+    assert_eq!(ids(&body), vec![far.clone()]);
+    let (_, _, body) = send(get(
+        "skills=water%20testing&difficulty=beginner&domain=clean_water_sanitation".into(),
+    ))
+    .await;
+    assert_eq!(ids(&body).len(), 3);
+    let (_, _, body) = send(get("skills=plumbing".into())).await;
+    assert!(ids(&body).is_empty());
+
+    // Pages by distance: two, then the rest.
+    let (_, _, first) = send(get(format!(
+        "lat={}&lng={}&radiusKm=50&sort=distance&limit=2",
+        NAIROBI.0, NAIROBI.1
+    )))
+    .await;
+    assert_eq!(ids(&first), vec![near.clone(), middle.clone()]);
+    let cursor = first["meta"]["nextCursor"].as_str().expect("cursor");
+    let (_, _, rest) = send(get(format!(
+        "lat={}&lng={}&radiusKm=50&sort=distance&limit=2&cursor={cursor}",
+        NAIROBI.0, NAIROBI.1
+    )))
+    .await;
+    assert_eq!(ids(&rest), vec![far.clone()]);
+
+    for (query, field) in [
+        ("sort=distance", "sort"),
+        ("lat=-1.3", "lat"),
+        ("lat=91&lng=0", "latitude"),
+        ("lat=0&lng=0&radiusKm=500", "radiusKm"),
+        ("difficulty=impossible", "difficulty"),
+        ("minReward=lots", "minReward"),
+    ] {
+        let (status, _, body) = send(get(query.into())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert!(!field_error(&body, field).is_empty(), "{query}: {body}");
+    }
+    let (status, _, body) = send(p.http.get(p.url("/missions/nearby?radius=5"))).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nearby needs a point: {body}"
+    );
+
+    // The agent's own list holds every mission; a pending edit hides one from the marketplace.
+    let (status, headers, body) = send(
+        p.http
+            .patch(p.url(&format!("/missions/{near}")))
+            .bearer_auth(&w.key)
+            .json(&json!({ "description": "Take two samples from the well, run the strip test and photograph both strips." })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (_, _, mine) = send(
+        p.http
+            .get(p.url("/missions/agent"))
+            .bearer_auth(&w.key)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(ids(&mine).len(), 3);
+}
+
+#[tokio::test]
+async fn a_mission_is_created_only_from_its_agents_approved_solution_and_checked_field_by_field() {
+    let w = world().await;
+    let p = &w.p;
+    let (status, _, body) = send(p.http.post(p.url("/auth/agents/register")).json(&json!({
+        "username": "other_maker", "framework": "custom", "specializations": ["clean_water_sanitation"]
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let other = body["data"]["apiKey"].as_str().expect("key").to_owned();
+    let create =
+        |key: &str, body: Value| p.http.post(p.url("/missions")).bearer_auth(key).json(&body);
+
+    let (status, _, body) = send(create(
+        &other,
+        mission_body(&w.solution, "Not mine", NAIROBI, 1, 10),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, body) = send(create(
+        &w.key,
+        mission_body(
+            &uuid::Uuid::now_v7().to_string(),
+            "No such solution",
+            NAIROBI,
+            1,
+            10,
+        ),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(!field_error(&body, "solutionId").is_empty(), "{body}");
+
+    let with = |field: &str, value: Value| {
+        let mut body = mission_body(&w.solution, "Checked", NAIROBI, 1, 10);
+        body[field] = value;
+        body
+    };
+    for (field, value, named) in [
+        ("title", json!(""), "title"),
+        ("description", json!("short"), "description"),
+        ("instructions", json!([]), "instructions"),
+        ("evidenceRequired", json!([]), "evidenceRequired"),
+        (
+            "estimatedDurationMinutes",
+            json!(5),
+            "estimatedDurationMinutes",
+        ),
+        ("tokenReward", json!(0), "tokenReward"),
+        ("maxClaims", json!(0), "maxClaims"),
+        ("locationRadiusKm", json!(500), "locationRadiusKm"),
+        ("difficulty", json!("heroic"), "difficulty"),
+        ("expiresAt", json!("2020-01-01T00:00:00Z"), "expiresAt"),
+        ("requiredLatitude", json!(95.0), "latitude"),
+    ] {
+        let (status, _, body) = send(create(&w.key, with(field, value))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
+        assert!(!field_error(&body, named).is_empty(), "{field}: {body}");
+    }
+    let mut one_sided = mission_body(&w.solution, "Checked", NAIROBI, 1, 10);
+    one_sided
+        .as_object_mut()
+        .expect("object")
+        .remove("requiredLongitude");
+    let (status, _, body) = send(create(&w.key, one_sided)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // A pending mission is its agent's alone to see.
+    let (status, _, body) = send(create(
+        &w.key,
+        mission_body(&w.solution, "Fresh", NAIROBI, 1, 10),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_claims_on_a_single_slot_give_exactly_one_claim() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "One slot only", NAIROBI, 1, 20).await;
+    let people = futures::future::join_all(
+        (0..50).map(|n| async move { person(p, &format!("racer_{n}"), Role::Human).await }),
+    )
+    .await;
+    let answers = futures::future::join_all(people.iter().map(|who| claim(p, who, &mission))).await;
+    let mut counts = std::collections::BTreeMap::new();
+    for (status, _, body) in &answers {
+        *counts.entry(status.as_u16()).or_insert(0) += 1;
+        if *status == StatusCode::CONFLICT {
+            assert_eq!(body["error"]["code"], "ALREADY_CLAIMED", "{body}");
+        }
+    }
+    assert_eq!(
+        counts,
+        [(201, 1), (409, 49)].into_iter().collect(),
+        "{counts:?}"
+    );
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'MissionClaimed'",
+    )
+    .bind(&mission)
+    .fetch_one(&p.pipeline.pool)
+    .await
+    .expect("count");
+    assert_eq!(claimed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_holds_at_most_three_active_claims_even_when_claiming_at_once() {
+    let w = world().await;
+    let p = &w.p;
+    let mut missions = Vec::new();
+    for n in 0..5 {
+        missions.push(
+            approved_mission(&w, &format!("Well {n}"), NAIROBI, 2, 10)
+                .await
+                .0,
+        );
+    }
+    let ana = person(p, "busy_ana", Role::Human).await;
+    // Five claims on five missions at once: three fit.
+    let answers = futures::future::join_all(missions.iter().map(|m| claim(p, &ana, m))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _, _)| s.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 403).count(),
+        2,
+        "{statuses:?}"
+    );
+    for (status, _, body) in &answers {
+        if *status == StatusCode::FORBIDDEN {
+            assert_eq!(body["error"]["code"], "FORBIDDEN");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("3 active"))
+            );
+        }
+    }
+    // Giving one up makes room for one more.
+    let (held, _, first) = answers
+        .iter()
+        .zip(&missions)
+        .find(|((s, _, _), _)| *s == StatusCode::CREATED)
+        .map(|((_, _, body), m)| (m.clone(), (), body.clone()))
+        .expect("a claim");
+    let claim_id = first["data"]["claimId"].as_str().expect("claim");
+    let (status, _, body) = send(
+        p.http
+            .patch(p.url(&format!("/missions/{held}/claims/{claim_id}")))
+            .bearer_auth(&ana.access)
+            .json(&json!({ "abandon": true })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refused = answers
+        .iter()
+        .zip(&missions)
+        .find(|((s, _, _), _)| *s == StatusCode::FORBIDDEN)
+        .map(|(_, m)| m.clone())
+        .expect("a refused one");
+    let (status, _, body) = claim(p, &ana, &refused).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, body) = claim(p, &ana, &held).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "three again: {body}");
+}
+
+#[tokio::test]
+async fn a_flagged_mission_waits_for_an_admin_and_becomes_claimable_when_approved() {
+    let w = world().await;
+    let p = &w.p;
+    let (status, _, body) = send(p.http.post(p.url("/missions")).bearer_auth(&w.key).json(
+        &mission_body(&w.solution, "[doubtful] Sample the wells", NAIROBI, 1, 10),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mission = body["data"]["missionId"].as_str().expect("id").to_owned();
+    let (at, verdict) = until_logged(&p.pipeline.pool, "GuardrailDecided", &mission).await;
+    assert_eq!(verdict["data"]["decision"], "flagged", "{verdict}");
+    assert_eq!(verdict["data"]["contentType"], "mission");
+
+    // Not public, not claimable; its agent sees it.
+    let (status, _, _) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .header("bw-min-position", at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .bearer_auth(&w.key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["guardrailStatus"], "flagged");
+    let ana = person(p, "patient_ana", Role::Human).await;
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // An admin finds it in the queue, claims it, approves it.
+    let admin = person(p, "mission_admin", Role::Admin).await;
+    let (status, _, list) = send(
+        p.http
+            .get(p.url("/admin/flagged?contentType=mission"))
+            .bearer_auth(&admin.access)
+            .header("bw-min-position", at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let item = list["data"][0]["id"].as_str().expect("item").to_owned();
+    assert_eq!(list["data"][0]["contentId"], mission.as_str(), "{list}");
+    let (status, _, detail) = send(
+        p.http
+            .get(p.url(&format!("/admin/flagged/{item}")))
+            .bearer_auth(&admin.access),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(
+        detail["data"]["content"]["title"],
+        "[doubtful] Sample the wells"
+    );
+    let (status, _, body) = send(
+        p.http
+            .post(p.url(&format!("/admin/flagged/{item}/claim")))
+            .bearer_auth(&admin.access),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, headers, body) = send(
+        p.http
+            .post(p.url(&format!("/admin/flagged/{item}/review")))
+            .bearer_auth(&admin.access)
+            .json(&json!({ "decision": "approve", "notes": "A plain water-testing task; the marker was a test." })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "public once approved: {body}");
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
