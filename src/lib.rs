@@ -13,6 +13,7 @@ pub mod admin;
 pub mod cli;
 pub mod evaluate;
 pub mod roles;
+pub mod scheduler;
 pub mod seed;
 
 /// Installs ring as the process-wide rustls provider. reqwest (trace export) and sqlx/async-nats

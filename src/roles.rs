@@ -550,6 +550,12 @@ async fn spawn_projectors(
     Ok(())
 }
 
+/// Runs the expiry scheduler (`src/scheduler.rs`) until shutdown.
+fn spawn_scheduler(pool: PgPool, shutdown: &Shutdown) {
+    let scheduler = crate::scheduler::ExpiryScheduler::new(pool);
+    shutdown.spawn(scheduler.run(crate::scheduler::DEFAULT_INTERVAL, shutdown.triggered()));
+}
+
 /// Purges expired idempotency records periodically.
 fn spawn_purge(pool: PgPool, shutdown: &Shutdown) {
     let stop = shutdown.triggered();
@@ -608,6 +614,7 @@ async fn project(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> 
     apply_streams(&deps.nats, &args.streams).await?;
     let embedder = load_embedder(&args.model, false).await?;
     spawn_projectors(&deps, &args.streams, embedder, &shutdown).await?;
+    spawn_scheduler(deps.pool.clone(), &shutdown);
     let app = bind(
         args.ops.addr_or(9092),
         "BW_OPS_ADDR",
@@ -637,6 +644,7 @@ async fn dev(common: CommonConfig, args: DevArgs, shutdown: Shutdown) -> anyhow:
     spawn_projectors(&deps, &args.streams, embedder.clone(), &shutdown).await?;
     spawn_guardrail(&deps, &args.streams, &args.guardrail, embedder, &shutdown).await?;
     spawn_purge(deps.pool.clone(), &shutdown);
+    spawn_scheduler(deps.pool.clone(), &shutdown);
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;
     let addr = app.local_addr()?;

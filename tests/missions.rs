@@ -650,3 +650,98 @@ async fn a_flagged_mission_waits_for_an_admin_and_becomes_claimable_when_approve
     let (status, _, body) = claim(p, &ana, &mission).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+#[tokio::test]
+async fn the_scheduler_releases_claims_past_their_deadline_and_expires_missions_once() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "Sample before the rains", NAIROBI, 1, 15).await;
+    let ana = person(p, "slow_ana", Role::Human).await;
+    let (status, headers, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let claim_id = body["data"]["claimId"].as_str().expect("claim").to_owned();
+    let scheduler = betterworld::scheduler::ExpiryScheduler::new(p.pipeline.pool.clone());
+    // The read model must know the claim for the scheduler to find it.
+    let (status, _, _) = send(
+        p.http
+            .get(p.url("/missions/mine"))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Before the deadline nothing is due.
+    let now = chrono::Utc::now();
+    let early = scheduler.sweep_once(now).await.expect("sweep");
+    assert_eq!((early.candidates, early.changed), (0, 0));
+
+    // Eight days on: the claim is released and the slot opens; a second sweep changes nothing.
+    let later = now + chrono::TimeDelta::days(8);
+    let swept = scheduler.sweep_once(later).await.expect("sweep");
+    assert_eq!(swept.changed, 1, "{swept:?}");
+    let (released_at, released) = until_logged(&p.pipeline.pool, "ClaimReleased", &mission).await;
+    assert_eq!(released["data"]["claimId"], claim_id.as_str());
+    assert_eq!(released["data"]["reason"], "deadline");
+    let again = scheduler.sweep_once(later).await.expect("sweep");
+    assert_eq!(again.changed, 0, "{again:?}");
+    let (_, _, body) = send(
+        p.http
+            .get(p.url("/missions/mine"))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", released_at),
+    )
+    .await;
+    assert_eq!(body["data"][0]["claim"]["status"], "released", "{body}");
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM active_claims WHERE human_id = $1")
+        .bind(ana.id.parse::<uuid::Uuid>().expect("id"))
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        held, 0,
+        "the released claim no longer counts toward Ana's three"
+    );
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .header("bw-min-position", released_at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["status"], "open");
+
+    // Past its expiry the mission expires, once, and leaves the marketplace.
+    let expired = scheduler
+        .sweep_once(now + chrono::TimeDelta::days(31))
+        .await
+        .expect("sweep");
+    assert_eq!(expired.changed, 1, "{expired:?}");
+    let last: String = sqlx::query_scalar(
+        "SELECT payload->'data'->>'to' FROM events WHERE aggregate_id = $1 AND event_type = 'MissionStatusChanged'
+         ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(&mission)
+    .fetch_one(&p.pipeline.pool)
+    .await
+    .expect("last change");
+    assert_eq!(last, "expired");
+    let max_position: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("max");
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .header("bw-min-position", max_position),
+    )
+    .await;
+    assert_eq!(body["data"]["status"], "expired", "{body}");
+    let ben = person(p, "late_ben", Role::Human).await;
+    let (status, _, body) = claim(p, &ben, &mission).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an expired mission takes no claims: {body}"
+    );
+}

@@ -314,6 +314,8 @@ pub enum MissionStatus {
     Claimed,
     /// Withdrawn by its agent.
     Archived,
+    /// Past `expiresAt` with no claim still running.
+    Expired,
 }
 
 impl MissionStatus {
@@ -323,6 +325,7 @@ impl MissionStatus {
             Self::Open => "open",
             Self::Claimed => "claimed",
             Self::Archived => "archived",
+            Self::Expired => "expired",
         }
     }
 }
@@ -333,6 +336,8 @@ impl MissionStatus {
 pub enum ClaimStatus {
     Active,
     Abandoned,
+    /// Past its deadline, or its mission expired.
+    Released,
 }
 
 impl ClaimStatus {
@@ -341,6 +346,7 @@ impl ClaimStatus {
         match self {
             Self::Active => "active",
             Self::Abandoned => "abandoned",
+            Self::Released => "released",
         }
     }
 }
@@ -389,8 +395,21 @@ pub enum MissionCommand {
         update: ClaimUpdate,
         at: DateTime<Utc>,
     },
+    /// The scheduler's sweep at time `at`: releases claims past their deadline, and expires the
+    /// mission once it is past `expiresAt` with no claim still within its deadline (§2.4: a running
+    /// claim keeps an expired mission alive until its own deadline). A sweep with nothing due
+    /// records nothing, so sweeping twice is harmless.
+    Sweep { at: DateTime<Utc> },
     /// The guardrail's verdict, or an admin's claim or review.
     Review(ReviewCommand),
+}
+
+/// Why a claim was released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    /// The claim's 7 days ran out.
+    Deadline,
 }
 
 /// Events of the `Mission` aggregate.
@@ -454,6 +473,15 @@ pub enum MissionEvent {
         notes: Option<String>,
         abandoned_at: DateTime<Utc>,
     },
+    /// The scheduler released a claim; the slot is free. Version 1.
+    #[serde(rename_all = "camelCase")]
+    ClaimReleased {
+        mission_id: Uuid,
+        claim_id: Uuid,
+        human_id: Uuid,
+        reason: ReleaseReason,
+        released_at: DateTime<Utc>,
+    },
     /// The guardrail judged the mission. Version 1.
     GuardrailDecided(Box<Verdict>),
     /// An admin claimed the flagged mission. Version 1.
@@ -481,6 +509,7 @@ impl DomainEvent for MissionEvent {
             Self::MissionClaimed { .. } => "MissionClaimed",
             Self::ClaimProgressed { .. } => "ClaimProgressed",
             Self::ClaimAbandoned { .. } => "ClaimAbandoned",
+            Self::ClaimReleased { .. } => "ClaimReleased",
             Self::GuardrailDecided(_) => "GuardrailDecided",
             Self::ReviewClaimed(_) => "ReviewClaimed",
             Self::Reviewed(_) => "Reviewed",
@@ -692,7 +721,9 @@ impl Aggregate for Mission {
                 if self.status == Some(MissionStatus::Archived) {
                     return Err(DomainError::InvalidState("the mission is archived"));
                 }
-                if self.expires_at.is_some_and(|e| e <= at) {
+                if self.status == Some(MissionStatus::Expired)
+                    || self.expires_at.is_some_and(|e| e <= at)
+                {
                     return Err(DomainError::InvalidState("the mission has expired"));
                 }
                 if self.claims.contains_key(&claim_id) {
@@ -807,6 +838,40 @@ impl Aggregate for Mission {
                     }
                 }
             }
+            MissionCommand::Sweep { at } => {
+                let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
+                if matches!(
+                    self.status,
+                    Some(MissionStatus::Archived | MissionStatus::Expired)
+                ) {
+                    return Ok(());
+                }
+                let due: Vec<(Uuid, Uuid)> = self
+                    .claims
+                    .iter()
+                    .filter(|(_, c)| c.status == ClaimStatus::Active && c.deadline_at <= at)
+                    .map(|(id, c)| (*id, c.human_id))
+                    .collect();
+                for (claim_id, human_id) in due {
+                    sink.write(
+                        MissionEvent::ClaimReleased {
+                            mission_id,
+                            claim_id,
+                            human_id,
+                            reason: ReleaseReason::Deadline,
+                            released_at: at,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+                let to = if self.expires_at.is_some_and(|e| e <= at) && self.active_claims() == 0 {
+                    MissionStatus::Expired
+                } else {
+                    self.status_for(self.active_claims())
+                };
+                self.change_status(mission_id, to, at, sink).await;
+            }
             MissionCommand::Review(command) => {
                 let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
                 if self.status == Some(MissionStatus::Archived) {
@@ -867,6 +932,11 @@ impl Aggregate for Mission {
             MissionEvent::ClaimAbandoned { claim_id, .. } => {
                 if let Some(claim) = self.claims.get_mut(&claim_id) {
                     claim.status = ClaimStatus::Abandoned;
+                }
+            }
+            MissionEvent::ClaimReleased { claim_id, .. } => {
+                if let Some(claim) = self.claims.get_mut(&claim_id) {
+                    claim.status = ClaimStatus::Released;
                 }
             }
             MissionEvent::GuardrailDecided(v) => {
@@ -1329,5 +1399,97 @@ mod tests {
             ])
             .when(claim(CLAIM_A, ANA))
             .then_expect_error(DomainError::NotFound("mission"));
+    }
+
+    #[test]
+    fn given_a_claim_past_its_deadline_when_swept_then_released_and_the_slot_opens() {
+        let sweep = MissionCommand::Sweep {
+            at: at() + CLAIM_DEADLINE,
+        };
+        TestFramework::<Mission>::with(())
+            .given(vec![
+                created(1),
+                approved(),
+                claimed(CLAIM_A, ANA),
+                status(MissionStatus::Open, MissionStatus::Claimed),
+            ])
+            .when(sweep)
+            .then_expect_events(vec![
+                MissionEvent::ClaimReleased {
+                    mission_id: MISSION,
+                    claim_id: CLAIM_A,
+                    human_id: ANA,
+                    reason: ReleaseReason::Deadline,
+                    released_at: at() + CLAIM_DEADLINE,
+                },
+                MissionEvent::MissionStatusChanged {
+                    mission_id: MISSION,
+                    from: MissionStatus::Claimed,
+                    to: MissionStatus::Open,
+                    changed_at: at() + CLAIM_DEADLINE,
+                },
+            ]);
+    }
+
+    #[test]
+    fn given_nothing_due_when_swept_then_nothing_is_recorded() {
+        TestFramework::<Mission>::with(())
+            .given(vec![created(2), approved(), claimed(CLAIM_A, ANA)])
+            .when(MissionCommand::Sweep {
+                at: at() + TimeDelta::days(1),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_an_expired_mission_when_swept_then_expired_only_once_no_claim_is_running() {
+        let expiry = at() + TimeDelta::days(30);
+        let running = vec![created(2), approved(), claimed(CLAIM_A, ANA)];
+        // Past expiry but the claim made at() ran out long ago: released, then expired.
+        TestFramework::<Mission>::with(())
+            .given(running.clone())
+            .when(MissionCommand::Sweep { at: expiry })
+            .then_expect_events(vec![
+                MissionEvent::ClaimReleased {
+                    mission_id: MISSION,
+                    claim_id: CLAIM_A,
+                    human_id: ANA,
+                    reason: ReleaseReason::Deadline,
+                    released_at: expiry,
+                },
+                MissionEvent::MissionStatusChanged {
+                    mission_id: MISSION,
+                    from: MissionStatus::Open,
+                    to: MissionStatus::Expired,
+                    changed_at: expiry,
+                },
+            ]);
+        // A claim made a day before expiry keeps the mission alive until its own deadline.
+        let late_claim = MissionEvent::MissionClaimed {
+            mission_id: MISSION,
+            claim_id: CLAIM_B,
+            human_id: BEN,
+            claimed_at: expiry - TimeDelta::days(1),
+            deadline_at: expiry - TimeDelta::days(1) + CLAIM_DEADLINE,
+        };
+        TestFramework::<Mission>::with(())
+            .given(vec![created(2), approved(), late_claim])
+            .when(MissionCommand::Sweep { at: expiry })
+            .then_expect_events(vec![]);
+        TestFramework::<Mission>::with(())
+            .given(vec![
+                created(2),
+                approved(),
+                MissionEvent::MissionStatusChanged {
+                    mission_id: MISSION,
+                    from: MissionStatus::Open,
+                    to: MissionStatus::Expired,
+                    changed_at: expiry,
+                },
+            ])
+            .when(MissionCommand::Sweep {
+                at: expiry + TimeDelta::days(1),
+            })
+            .then_expect_events(vec![]);
     }
 }

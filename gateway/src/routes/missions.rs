@@ -579,14 +579,20 @@ fn reserve_claim(
     })
 }
 
-/// Frees a claim's place among the person's active claims.
-fn release_claim(claim_id: Uuid) -> SideWrites {
+/// Frees the places among their people's active claims of every claim on `mission_id` that the
+/// log (including this transaction's events) says has ended.
+pub fn release_ended_claims(mission_id: Uuid) -> SideWrites {
     Box::new(move |conn: &mut PgConnection| {
         Box::pin(async move {
-            sqlx::query("DELETE FROM active_claims WHERE claim_id = $1")
-                .bind(claim_id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "DELETE FROM active_claims a WHERE a.mission_id = $1 AND EXISTS (
+                   SELECT 1 FROM events e WHERE e.aggregate_type = 'Mission' AND e.aggregate_id = $1::text
+                     AND e.event_type IN ('ClaimAbandoned', 'ClaimReleased')
+                     AND e.payload->'data'->>'claimId' = a.claim_id::text)",
+            )
+            .bind(mission_id)
+            .execute(&mut *conn)
+            .await?;
             Ok(())
         })
     })
@@ -682,7 +688,7 @@ async fn update_claim(
             at: Utc::now(),
         },
         &ctx,
-        abandoning.then(|| release_claim(claim_id)),
+        abandoning.then(|| release_ended_claims(mission_id)),
         move |position| StoredResponse {
             status: 200,
             body: json!({

@@ -186,27 +186,12 @@ impl Projection for Missions {
                     notes,
                     abandoned_at,
                     ..
-                } => {
-                    let claim = sqlx::query(
-                        "UPDATE rm_mission_claims SET status = 'abandoned', notes = COALESCE($2, notes), updated_at = $3,
-                             position = $4
-                         WHERE claim_id = $1 AND status = 'active'",
-                    )
-                    .bind(claim_id)
-                    .bind(notes)
-                    .bind(abandoned_at)
-                    .bind(position)
-                    .execute(&mut *conn)
-                    .await?;
-                    super::expect_one(&claim, event, || format!("claim {claim_id} is not active"))?;
-                    sqlx::query(
-                        "UPDATE rm_missions SET active_claims = active_claims - 1, position = $2 WHERE mission_id = $1",
-                    )
-                    .bind(mission_id)
-                    .bind(position)
-                    .execute(&mut *conn)
-                    .await?
-                }
+                } => end_claim(conn, event, mission_id, claim_id, "abandoned", notes, abandoned_at).await?,
+                MissionEvent::ClaimReleased {
+                    claim_id,
+                    released_at,
+                    ..
+                } => end_claim(conn, event, mission_id, claim_id, "released", None, released_at).await?,
                 MissionEvent::GuardrailDecided(verdict) => {
                     sqlx::query(
                         "UPDATE rm_missions SET guardrail_status = $2, position = $3 WHERE mission_id = $1",
@@ -234,6 +219,37 @@ impl Projection for Missions {
             })
         })
     }
+}
+
+/// Ends an active claim (`abandoned` or `released`) and frees its slot.
+async fn end_claim(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    mission_id: Uuid,
+    claim_id: Uuid,
+    status: &str,
+    notes: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<sqlx::postgres::PgQueryResult, ProjectionError> {
+    let claim = sqlx::query(
+        "UPDATE rm_mission_claims SET status = $2, notes = COALESCE($3, notes), updated_at = $4, position = $5
+         WHERE claim_id = $1 AND status = 'active'",
+    )
+    .bind(claim_id)
+    .bind(status)
+    .bind(notes)
+    .bind(at)
+    .bind(event.global_position)
+    .execute(&mut *conn)
+    .await?;
+    super::expect_one(&claim, event, || format!("claim {claim_id} is not active"))?;
+    Ok(sqlx::query(
+        "UPDATE rm_missions SET active_claims = active_claims - 1, position = $2 WHERE mission_id = $1",
+    )
+    .bind(mission_id)
+    .bind(event.global_position)
+    .execute(&mut *conn)
+    .await?)
 }
 
 /// Rounds a coordinate to two decimals (about 1.1 km), as non-claimants see it.
@@ -270,7 +286,7 @@ pub struct MissionView {
     pub active_claims: i32,
     /// `maxClaims - activeClaims`.
     pub slots_available: i32,
-    /// `open`, `claimed`, `archived`.
+    /// `open`, `claimed`, `archived`, `expired`.
     pub status: String,
     pub guardrail_status: String,
     pub expires_at: DateTime<Utc>,
@@ -535,7 +551,7 @@ pub async fn by_agent(
 pub struct ClaimView {
     pub claim_id: Uuid,
     pub mission_id: Uuid,
-    /// `active` or `abandoned`.
+    /// `active`, `abandoned` or `released`.
     pub status: String,
     pub progress_percent: Option<i32>,
     pub notes: Option<String>,
