@@ -39,4 +39,7 @@ pub enum InfraError {
     /// Local IO (files, sockets) failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Object storage refused or failed (a bad key, an unreachable or erroring S3 service).
+    #[error("storage: {0}")]
+    Storage(String),
 }

@@ -20,6 +20,7 @@
 //! - [`health`]: readiness checks of the dependencies, reported by `/readyz`.
 //! - [`metrics`]: the Prometheus registry, HTTP metrics, pool gauges and process metrics.
 //! - [`telemetry`]: JSON logs with redaction, and OpenTelemetry export when configured.
+//! - [`storage`]: object storage for evidence files (a local directory, or S3 through presigned requests).
 //! - [`shutdown`]: the shutdown signal every long-running task watches, and the tracker that drains them.
 //! - [`error`]: [`InfraError`], this crate's one error type.
 
@@ -35,6 +36,7 @@ pub mod notify;
 pub mod postgres;
 pub mod relay;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;
 
 pub use config::{CommonConfig, Secret};
