@@ -28,7 +28,7 @@ pub enum Command {
     /// post), or `guardrail eval` to measure it on the labelled set.
     Guardrail(GuardrailCli),
     /// Run every role in one process, after creating the database and applying migrations (a laptop).
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// Create the database if missing and apply the migrations.
     Migrate(MigrateArgs),
     /// Inspect and operate the projections (read models).
@@ -148,6 +148,83 @@ pub struct ApiArgs {
     pub people: PeopleArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Where evidence files are kept.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// `local` (a directory: `BW_STORAGE_DIR`) or `s3` (any S3-compatible service: `BW_S3_*`).
+    #[arg(long = "storage", env = "BW_STORAGE", default_value = "local", value_parser = ["local", "s3"])]
+    pub storage: String,
+    /// The directory of the local store.
+    #[arg(
+        long = "storage-dir",
+        env = "BW_STORAGE_DIR",
+        default_value = ".bw/objects"
+    )]
+    pub storage_dir: std::path::PathBuf,
+    /// The S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9000`.
+    #[arg(long = "s3-endpoint", env = "BW_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long = "s3-region", env = "BW_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Created at start-up when missing.
+    #[arg(
+        long = "s3-bucket",
+        env = "BW_S3_BUCKET",
+        default_value = "betterworld-evidence"
+    )]
+    pub s3_bucket: String,
+    #[arg(
+        long = "s3-access-key",
+        env = "BW_S3_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub s3_access_key: Option<bw_infra::Secret<String>>,
+    #[arg(
+        long = "s3-secret-key",
+        env = "BW_S3_SECRET_KEY",
+        hide_env_values = true
+    )]
+    pub s3_secret_key: Option<bw_infra::Secret<String>>,
+}
+
+impl StorageArgs {
+    /// The configured store (an S3 bucket is created when missing).
+    pub async fn store(
+        &self,
+    ) -> anyhow::Result<std::sync::Arc<dyn bw_infra::storage::ObjectStore>> {
+        if self.storage == "local" {
+            return Ok(std::sync::Arc::new(bw_infra::storage::LocalStore::new(
+                &self.storage_dir,
+            )));
+        }
+        let missing = |name: &str| anyhow::anyhow!("{name}: required with BW_STORAGE=s3");
+        let endpoint = self
+            .s3_endpoint
+            .as_deref()
+            .ok_or_else(|| missing("BW_S3_ENDPOINT"))?;
+        let access = self
+            .s3_access_key
+            .as_ref()
+            .ok_or_else(|| missing("BW_S3_ACCESS_KEY"))?;
+        let secret = self
+            .s3_secret_key
+            .as_ref()
+            .ok_or_else(|| missing("BW_S3_SECRET_KEY"))?;
+        let store = bw_infra::storage::S3Store::new(
+            endpoint,
+            &self.s3_region,
+            &self.s3_bucket,
+            access.expose(),
+            secret.expose(),
+            std::time::Duration::from_secs(30),
+        )?;
+        store.ensure_bucket().await?;
+        Ok(std::sync::Arc::new(store))
+    }
 }
 
 /// Settings every command that touches humans' accounts shares.

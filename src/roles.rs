@@ -26,8 +26,9 @@ use bw_infra::{
 };
 use bw_projections::{
     models::{
-        agents::AgentDirectory, humans::Humans, missions::Missions, problems::ProblemFeed,
-        review_queue::ReviewQueue, solutions::Solutions, tokens::TokenLedger,
+        agents::AgentDirectory, evidence::EvidenceSubmissions, humans::Humans, missions::Missions,
+        problems::ProblemFeed, review_queue::ReviewQueue, solutions::Solutions,
+        tokens::TokenLedger,
     },
     runtime::{Projection, Projector, ProjectorConfig},
     status::ProjectionsCheck,
@@ -56,7 +57,7 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
             Some(crate::cli::GuardrailCommand::Eval(args)) => crate::evaluate::run(args).await,
             None => guardrail(common, cli.run, shutdown).await,
         },
-        Command::Dev(args) => dev(common, args, shutdown).await,
+        Command::Dev(args) => dev(common, *args, shutdown).await,
         Command::Migrate(args) => migrate(common, args).await,
         Command::Projections(command) => projections_command(common, command).await,
         Command::Seed(args) => crate::seed::run(common, args).await,
@@ -159,6 +160,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(ReviewQueue),
         Arc::new(TokenLedger),
         Arc::new(Missions),
+        Arc::new(EvidenceSubmissions),
     ]
 }
 
@@ -237,6 +239,7 @@ impl Deps {
             tokens: Arc::new(Keyring::load(self.pool.clone()).await?),
             embedder: load_embedder(&api.model, false).await?,
             email_secret: email_secret(&self.pool, &api.people).await?,
+            store: api.storage.store().await?,
         });
         Ok(self.with_projection_check())
     }

@@ -886,6 +886,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/missions/{id}"),
     ("post", "/api/v1/missions/{id}/claim"),
     ("patch", "/api/v1/missions/{id}/claims/{claimId}"),
+    ("post", "/api/v1/missions/{id}/evidence"),
+    ("get", "/api/v1/missions/{id}/evidence"),
     // Last: every human caller forgets themselves here.
     ("delete", "/api/v1/profile"),
 ];
@@ -1047,6 +1049,9 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
         | ("patch", "/api/v1/missions/{id}/claims/{claimId}") => {
             [401, 401, 403, 403, 404, 404, 404, 404, 403]
         }
+        // The matrix sends no multipart body: every human is told what the endpoint takes.
+        ("post", "/api/v1/missions/{id}/evidence") => [401, 401, 403, 403, 415, 415, 415, 415, 403],
+        ("get", "/api/v1/missions/{id}/evidence") => HUMANS,
         ("post", "/api/v1/tokens/orientation-reward") | ("post", "/api/v1/tokens/spend") => {
             [401, 401, 403, 403, 201, 201, 201, 201, 403]
         }

@@ -136,6 +136,15 @@ impl TestApp {
                 model: betterworld::cli::ModelArgs {
                     model_dir: "does-not-exist".into(),
                 },
+                storage: betterworld::cli::StorageArgs {
+                    storage: "local".into(),
+                    storage_dir: std::env::temp_dir().join("bw-http-objects"),
+                    s3_endpoint: None,
+                    s3_region: "us-east-1".into(),
+                    s3_bucket: "unused".into(),
+                    s3_access_key: None,
+                    s3_secret_key: None,
+                },
             };
             deps.with_platform(&api, false).await.expect("platform")
         } else {

@@ -745,3 +745,243 @@ async fn the_scheduler_releases_claims_past_their_deadline_and_expires_missions_
         "an expired mission takes no claims: {body}"
     );
 }
+
+/// A JPEG whose EXIF holds a GPS point (Kibera), a capture time and a camera serial number (which
+/// must not survive), followed by `padding` bytes.
+fn jpeg_with_exif(padding: usize) -> Vec<u8> {
+    use exif::{Field, In, Rational, Tag, Value, experimental::Writer};
+    let ascii = |tag, text: &str| Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value: Value::Ascii(vec![text.as_bytes().to_vec()]),
+    };
+    let dms = |tag, d: u32, m: u32, s100: u32| Field {
+        tag,
+        ifd_num: In::PRIMARY,
+        value: Value::Rational(vec![
+            Rational::from((d, 1)),
+            Rational::from((m, 1)),
+            Rational::from((s100, 100)),
+        ]),
+    };
+    let fields = [
+        dms(Tag::GPSLatitude, 1, 18, 4788),
+        ascii(Tag::GPSLatitudeRef, "S"),
+        dms(Tag::GPSLongitude, 36, 47, 1536),
+        ascii(Tag::GPSLongitudeRef, "E"),
+        ascii(Tag::DateTimeOriginal, "2026:11:20 10:30:00"),
+        ascii(Tag::BodySerialNumber, "SERIAL-123456"),
+        ascii(Tag::Artist, "Ana Private-Name"),
+    ];
+    let mut writer = Writer::new();
+    for f in &fields {
+        writer.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).expect("exif");
+    let tiff = tiff.into_inner();
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    let length = u16::try_from(tiff.len() + 8).expect("fits");
+    jpeg.extend_from_slice(&length.to_be_bytes());
+    jpeg.extend_from_slice(b"Exif\0\0");
+    jpeg.extend_from_slice(&tiff);
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    jpeg.extend((0..padding).map(|i| (i % 253) as u8));
+    jpeg
+}
+
+fn upload(
+    p: &Platform,
+    who: &Person,
+    mission: &str,
+    files: Vec<(Vec<u8>, &str, &str)>,
+    fields: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let mut form = reqwest::multipart::Form::new();
+    for (bytes, name, mime) in files {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_owned())
+            .mime_str(mime)
+            .expect("mime");
+        form = form.part("files", part);
+    }
+    for (name, value) in fields {
+        form = form.text((*name).to_owned(), (*value).to_owned());
+    }
+    p.http
+        .post(p.url(&format!("/missions/{mission}/evidence")))
+        .bearer_auth(&who.access)
+        .multipart(form)
+}
+
+#[tokio::test]
+async fn evidence_is_checked_by_content_stored_with_its_hash_and_stripped_of_personal_exif() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "Photograph the strip test", NAIROBI, 2, 25).await;
+    let ana = person(p, "evidence_ana", Role::Human).await;
+    let ben = person(p, "evidence_ben", Role::Human).await;
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // A 5 MB photo with EXIF GPS: accepted, stored byte for byte under a key of ids.
+    let photo = jpeg_with_exif(5 * 1024 * 1024 - 2048);
+    let (status, headers, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(photo.clone(), "IMG_2041.JPG", "image/jpeg")],
+        &[("notes", "Strip shows no contamination")],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["filesUploaded"], 1);
+    assert_eq!(body["data"]["duplicateOf"], json!([]));
+    let evidence = body["data"]["evidenceId"].as_str().expect("id").to_owned();
+    let (_, _, listed) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}/evidence")))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    let item = &listed["data"][0];
+    assert_eq!(item["evidenceId"], evidence.as_str(), "{listed}");
+    assert_eq!(item["stage"], "pending");
+    assert_eq!(
+        item["locationSource"], "exif",
+        "the form gave no point: {item}"
+    );
+    let latitude = item["latitude"].as_f64().expect("latitude");
+    assert!((latitude - -1.3133).abs() < 0.001, "{latitude}");
+    assert_eq!(item["capturedAt"], "2026-11-20T10:30:00Z");
+    let kept: Vec<&str> = item["exif"]
+        .as_object()
+        .expect("exif")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        kept,
+        vec!["dateTimeOriginal", "gpsLatitude", "gpsLongitude"]
+    );
+    assert!(!listed.to_string().contains("SERIAL-123456"));
+    assert!(!listed.to_string().contains("Private-Name"));
+    let file = &item["files"][0];
+    assert_eq!(file["mime"], "image/jpeg");
+    assert_eq!(file["size"], photo.len());
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
+    assert_eq!(file["sha256"], sha.as_str());
+    let key = file["key"].as_str().expect("key");
+    assert!(
+        key.starts_with("evidence/") && !key.contains("IMG_2041"),
+        "keys come from ids: {key}"
+    );
+    let stored = std::fs::read(p.store_root.join(key)).expect("stored file");
+    assert!(stored == photo, "stored byte for byte");
+
+    // The same photo again (with the form's point, which wins): recorded as a duplicate.
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(photo.clone(), "again.jpg", "image/jpeg")],
+        &[
+            ("latitude", "-1.30"),
+            ("longitude", "36.80"),
+            ("capturedAt", "2026-11-21T08:00:00Z"),
+        ],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["duplicateOf"], json!([evidence]));
+
+    // Refusals, each with the error envelope.
+    let too_big = vec![0xFF, 0xD8, 0xFF, 0xE0]
+        .into_iter()
+        .chain(std::iter::repeat_n(7u8, 11 * 1024 * 1024))
+        .collect::<Vec<u8>>();
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(too_big, "big.jpg", "image/jpeg")],
+        &[],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(b"GIF89a....".to_vec(), "a.gif", "image/gif")],
+        &[],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        field_error(&body, "files").contains("by its content"),
+        "{body}"
+    );
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(photo.clone(), "a.png", "image/png")],
+        &[],
+    ))
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a JPEG declared as PNG: {body}"
+    );
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(photo.clone(), "../../etc/passwd", "image/jpeg")],
+        &[],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(field_error(&body, "files").contains("plain name"), "{body}");
+    let six = (0..6)
+        .map(|_| (b"%PDF-1.7 tiny".to_vec(), "doc.pdf", "application/pdf"))
+        .collect();
+    let (status, _, body) = send(upload(p, &ana, &mission, six, &[])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(b"%PDF-1.7".to_vec(), "d.pdf", "application/pdf")],
+        &[("capturedAt", "2099-01-01T00:00:00Z")],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(!field_error(&body, "capturedAt").is_empty(), "{body}");
+    let (status, _, body) = send(upload(
+        p,
+        &ben,
+        &mission,
+        vec![(b"%PDF-1.7".to_vec(), "d.pdf", "application/pdf")],
+        &[],
+    ))
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "no claim, no evidence: {body}"
+    );
+    let (status, _, body) = send(
+        p.http
+            .post(p.url(&format!("/missions/{mission}/evidence")))
+            .bearer_auth(&ana.access)
+            .json(&json!({ "files": [] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(body["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
+}

@@ -21,6 +21,7 @@
 
 pub mod agent;
 pub mod error;
+pub mod evidence;
 pub mod guardrail;
 pub mod human;
 pub mod ledger;

@@ -557,6 +557,26 @@ impl Mission {
             .count()
     }
 
+    /// Whether `human_id` may submit evidence at `at` (§2.5: an active claim, before its deadline,
+    /// on a mission that has not expired).
+    pub fn evidence_check(&self, human_id: Uuid, at: DateTime<Utc>) -> crate::evidence::ClaimCheck {
+        use crate::evidence::ClaimCheck;
+        if self.status == Some(MissionStatus::Expired) || self.expires_at.is_some_and(|e| e <= at) {
+            return ClaimCheck::MissionExpired;
+        }
+        match self
+            .claims
+            .iter()
+            .find(|(_, c)| c.human_id == human_id && c.status == ClaimStatus::Active)
+        {
+            None => ClaimCheck::NoActiveClaim,
+            Some((_, c)) if c.deadline_at <= at => ClaimCheck::DeadlinePassed,
+            Some((claim_id, _)) => ClaimCheck::Active {
+                claim_id: *claim_id,
+            },
+        }
+    }
+
     /// The human who holds claim `claim_id`, if it is this mission's.
     pub fn claimant(&self, claim_id: Uuid) -> Option<Uuid> {
         self.claims.get(&claim_id).map(|c| c.human_id)

@@ -26,7 +26,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes::review::routes())
         .merge(routes::search::routes())
         .merge(routes::tokens::routes())
-        .merge(routes::missions::routes());
+        .merge(routes::missions::routes())
+        .merge(routes::evidence::routes());
     with_middleware(
         state,
         routes::ops::routes()

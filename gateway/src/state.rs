@@ -46,6 +46,8 @@ pub struct Platform {
     pub email_secret: Secret<Vec<u8>>,
     /// Embeds search queries; without it search is keyword-only.
     pub embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
+    /// Keeps evidence files (a local directory, or S3).
+    pub store: Arc<dyn bw_infra::storage::ObjectStore>,
 }
 
 /// Request limits.

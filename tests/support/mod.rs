@@ -330,6 +330,8 @@ pub struct Platform {
     pub base: String,
     pub http: reqwest::Client,
     pub shutdown: bw_infra::shutdown::Shutdown,
+    /// The local object store's directory (evidence files).
+    pub store_root: std::path::PathBuf,
 }
 
 impl Platform {
@@ -476,6 +478,8 @@ impl Platform {
                 .await;
             shutdown.spawn(projector.run(shutdown.triggered()));
         }
+        let store_root =
+            std::env::temp_dir().join(format!("bw-objects-{}", uuid::Uuid::new_v4().simple()));
         let state = bw_gateway::AppState {
             rate_limiter: bw_gateway::ratelimit::RateLimiter::new(rate_limit_scale),
             metrics: pipeline.metrics.clone(),
@@ -506,6 +510,7 @@ impl Platform {
                 ),
                 email_secret: bw_infra::Secret::new(b"test e-mail fingerprint secret".to_vec()),
                 embedder: embedder.clone(),
+                store: std::sync::Arc::new(bw_infra::storage::LocalStore::new(&store_root)),
             }),
         };
         let app = bw_gateway::Application::bind(
@@ -522,6 +527,7 @@ impl Platform {
             base,
             http: reqwest::Client::new(),
             shutdown,
+            store_root,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The read models, each with its projection and its queries.
 
 pub mod agents;
+pub mod evidence;
 pub mod humans;
 pub mod missions;
 pub mod problems;

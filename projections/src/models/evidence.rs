@@ -1,0 +1,118 @@
+//! Evidence submissions as their submitters (and, later, reviewers) read them.
+
+use bw_domain::evidence::EvidenceEvent;
+use bw_infra::envelope::EventEnvelope;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::decode;
+use crate::{ProjectionError, runtime::Projection};
+
+/// The projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvidenceSubmissions;
+
+/// Its name (checkpoint row, consumer, metrics).
+pub const NAME: &str = "evidence";
+
+impl Projection for EvidenceSubmissions {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["Evidence"]
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a EventEnvelope,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            match decode::<EvidenceEvent>(event)? {
+                EvidenceEvent::EvidenceSubmitted {
+                    evidence_id,
+                    mission_id,
+                    claim_id,
+                    human_id,
+                    files,
+                    capture,
+                    notes,
+                    submitted_at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO rm_evidence (evidence_id, mission_id, claim_id, human_id, files, latitude, longitude,
+                             location_source, captured_at, exif, notes, stage, submitted_at, position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13)",
+                    )
+                    .bind(evidence_id)
+                    .bind(mission_id)
+                    .bind(claim_id)
+                    .bind(human_id)
+                    .bind(serde_json::to_value(&files).unwrap_or_default())
+                    .bind(capture.location.map(|l| l.latitude))
+                    .bind(capture.location.map(|l| l.longitude))
+                    .bind(&capture.location_source)
+                    .bind(capture.captured_at)
+                    .bind(serde_json::to_value(&capture.exif).unwrap_or_default())
+                    .bind(notes)
+                    .bind(submitted_at)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A submission as read.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceView {
+    pub evidence_id: Uuid,
+    pub mission_id: Uuid,
+    pub claim_id: Uuid,
+    /// `[{key, sha256, size, mime, kind, duplicateOf?}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub files: Value,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// `form` or `exif`.
+    pub location_source: Option<String>,
+    pub captured_at: Option<DateTime<Utc>>,
+    /// The EXIF fields kept (personal ones stripped).
+    #[schema(value_type = Object)]
+    pub exif: Value,
+    pub notes: Option<String>,
+    /// `pending` until verification.
+    pub stage: String,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// `human_id`'s submissions for `mission_id`, newest first.
+pub async fn of(
+    pool: &PgPool,
+    mission_id: Uuid,
+    human_id: Uuid,
+) -> Result<Vec<EvidenceView>, ProjectionError> {
+    Ok(sqlx::query_as(
+        "SELECT evidence_id, mission_id, claim_id, files, latitude, longitude, location_source, captured_at, exif,
+                notes, stage, submitted_at
+         FROM rm_evidence WHERE mission_id = $1 AND human_id = $2 ORDER BY submitted_at DESC",
+    )
+    .bind(mission_id)
+    .bind(human_id)
+    .fetch_all(pool)
+    .await?)
+}
