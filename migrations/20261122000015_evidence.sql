@@ -21,6 +21,9 @@ CREATE TABLE rm_evidence (
     exif            jsonb NOT NULL,
     notes           text,
     stage           text NOT NULL,
+    checks          jsonb,
+    confidence      double precision,
+    final_confidence double precision,
     submitted_at    timestamptz NOT NULL,
     position        bigint NOT NULL
 );

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod cli;
 pub mod evaluate;
 pub mod roles;
+pub mod sagas;
 pub mod scheduler;
 pub mod seed;
 

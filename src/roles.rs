@@ -527,6 +527,9 @@ async fn spawn_projectors(
 ) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(deps.nats.clone());
     let mut all = projections();
+    all.extend(crate::sagas::RewardSaga::all(&CommandBus::new(
+        deps.pool.clone(),
+    )));
     if let Some(embedder) = embedder {
         all.push(Arc::new(bw_guardrail::index::SemanticIndex::new(embedder)));
     }

@@ -847,7 +847,11 @@ async fn evidence_is_checked_by_content_stored_with_its_hash_and_stripped_of_per
     .await;
     let item = &listed["data"][0];
     assert_eq!(item["evidenceId"], evidence.as_str(), "{listed}");
-    assert_eq!(item["stage"], "pending");
+    // In the radius (1), but taken two days before the claim (0), EXIF point only (0.6), original
+    // (1): 0.35 + 0 + 0.09 + 0.25 = 0.69 → peer review.
+    assert_eq!(item["stage"], "peer_review", "{item}");
+    assert_eq!(item["confidence"], 0.69, "{item}");
+    assert_eq!(item["checks"]["time"], 0.0, "{item}");
     assert_eq!(
         item["locationSource"], "exif",
         "the form gave no point: {item}"
@@ -984,4 +988,128 @@ async fn evidence_is_checked_by_content_stored_with_its_hash_and_stripped_of_per
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     assert_eq!(body["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
+}
+
+#[tokio::test]
+async fn verified_evidence_pays_the_claimant_once_and_completes_the_mission() {
+    let w = world().await;
+    let p = &w.p;
+    let kibera = (-1.3133, 36.7876);
+    let (mission, at) =
+        approved_mission(&w, "Photograph the Kibera well test", kibera, 1, 25).await;
+
+    // A human nearby finds it and claims it.
+    let ana = person(p, "rewarded_claimant", Role::Human).await;
+    let (status, _, body) = send(
+        p.http
+            .get(p.url(&format!(
+                "/missions/nearby?lat={}&lng={}&radius=10",
+                NAIROBI.0, NAIROBI.1
+            )))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["id"], mission.as_str());
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // A photo taken on the spot, just now: in the radius, in the claim window, the form's point
+    // agreeing with the photo's EXIF (within 1 km), original → confidence 1.0, verified.
+    let now = chrono::Utc::now().to_rfc3339();
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(jpeg_with_exif(1024), "well.jpg", "image/jpeg")],
+        &[
+            ("latitude", "-1.3130"),
+            ("longitude", "36.7880"),
+            ("capturedAt", &now),
+        ],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let evidence = body["data"]["evidenceId"].as_str().expect("id").to_owned();
+    let (_, verified) = until_logged(&p.pipeline.pool, "EvidenceVerified", &evidence).await;
+    assert_eq!(verified["data"]["source"], "auto");
+    assert_eq!(verified["data"]["confidence"], 1.0);
+
+    // The saga pays 25 tokens and completes the claim and the mission.
+    let (paid_at, credit) = until_logged(&p.pipeline.pool, "TokensCredited", &ana.id).await;
+    assert_eq!(credit["data"]["amount"], 25);
+    assert_eq!(credit["data"]["key"], format!("evidence-reward:{evidence}"));
+    let (completed_at, _) = until_logged(&p.pipeline.pool, "ClaimCompleted", &mission).await;
+    let (status, _, body) = send(
+        p.http
+            .get(p.url("/tokens/balance"))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", paid_at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({ "balance": 25, "totalEarned": 25, "totalSpent": 0 })
+    );
+    let (_, _, body) = send(
+        p.http
+            .get(p.url("/tokens/transactions"))
+            .bearer_auth(&ana.access),
+    )
+    .await;
+    assert_eq!(body["data"][0]["transactionType"], "earn_evidence_verified");
+    assert_eq!(body["data"][0]["referenceId"], evidence.as_str());
+    let max: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("max");
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .bearer_auth(&ana.access)
+            .header("bw-min-position", max.max(completed_at)),
+    )
+    .await;
+    assert_eq!(body["data"]["status"], "completed", "{body}");
+    assert_eq!(body["data"]["myClaim"]["status"], "completed");
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}/evidence")))
+            .bearer_auth(&ana.access),
+    )
+    .await;
+    assert_eq!(body["data"][0]["stage"], "verified", "{body}");
+
+    // Redelivered (a replay, a crash before the ack): a fresh saga given every evidence event
+    // again pays nothing more and completes nothing more.
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    let saga = betterworld::sagas::RewardSaga::new(p.pipeline.bus.clone());
+    let mut conn = p.pipeline.pool.acquire().await.expect("conn");
+    let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
+        .await
+        .expect("log");
+    for _ in 0..2 {
+        for event in &events {
+            use bw_projections::runtime::Projection as _;
+            saga.apply(&mut conn, event).await.expect("applied");
+        }
+    }
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    assert_eq!(after, before, "no second payment, no second completion");
+    let credits: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'TokensCredited' AND aggregate_id = $1",
+    )
+    .bind(&ana.id)
+    .fetch_one(&p.pipeline.pool)
+    .await
+    .expect("count");
+    assert_eq!(credits, 1);
 }

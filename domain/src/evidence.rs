@@ -80,6 +80,129 @@ impl ClaimCheck {
     }
 }
 
+/// What the automatic checks need to know about the mission and the claim (read from the mission's
+/// stream with the claim check).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MissionFacts {
+    pub location: Option<GeoPoint>,
+    pub radius_km: f64,
+    pub token_reward: u32,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// Confidence at or above which evidence is verified automatically (§2.6).
+pub const AUTO_VERIFY: f64 = 0.80;
+/// Confidence below which evidence is rejected automatically (§2.6).
+pub const AUTO_REJECT: f64 = 0.50;
+
+/// The automatic checks and the confidence they combine into (`docs/verification.md`):
+/// `0.35·gps + 0.25·time + 0.15·consistency + 0.25·originality`, each in 0–1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checks {
+    /// Distance from the mission's point, when both are known.
+    pub distance_km: Option<f64>,
+    /// 1 within the radius, 0.5 within twice it, 0 beyond; 0.4 without a point; 0.7 for a mission
+    /// with no location.
+    pub gps: f64,
+    /// 1 when captured between the claim (less an hour) and now; 0 outside; 0.4 when unknown.
+    pub time: f64,
+    /// The form's point against the photo's EXIF point: 1 within 1 km, 0 beyond; 0.6 when only one
+    /// is known; 0.4 when neither.
+    pub consistency: f64,
+    /// 0 when a file repeats an earlier submission's, else 1.
+    pub originality: f64,
+    pub confidence: f64,
+}
+
+/// Great-circle distance in km (haversine, mean Earth radius).
+pub fn distance_km(a: GeoPoint, b: GeoPoint) -> f64 {
+    let (la1, la2) = (a.latitude.to_radians(), b.latitude.to_radians());
+    let dla = la2 - la1;
+    let dlo = (b.longitude - a.longitude).to_radians();
+    let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+impl Checks {
+    /// Runs the checks on a submission at `at`.
+    pub fn run(
+        mission: &MissionFacts,
+        capture: &Capture,
+        exif_location: Option<GeoPoint>,
+        files: &[StoredFile],
+        at: DateTime<Utc>,
+    ) -> Self {
+        let distance = mission
+            .location
+            .zip(capture.location)
+            .map(|(m, c)| distance_km(m, c));
+        let gps = match (mission.location, distance) {
+            (None, _) => 0.7,
+            (Some(_), None) => 0.4,
+            (Some(_), Some(d)) if d <= mission.radius_km => 1.0,
+            (Some(_), Some(d)) if d <= 2.0 * mission.radius_km => 0.5,
+            _ => 0.0,
+        };
+        let time = match capture.captured_at {
+            None => 0.4,
+            Some(t) if t >= mission.claimed_at - TimeDelta::hours(1) && t <= at + CLOCK_SKEW => 1.0,
+            Some(_) => 0.0,
+        };
+        let form_location = (capture.location_source.as_deref() == Some("form"))
+            .then_some(capture.location)
+            .flatten();
+        let consistency = match (form_location, exif_location) {
+            (Some(f), Some(e)) if distance_km(f, e) <= 1.0 => 1.0,
+            (Some(_), Some(_)) => 0.0,
+            (None, None) => 0.4,
+            _ => 0.6,
+        };
+        let originality = if files.iter().any(|f| f.duplicate_of.is_some()) {
+            0.0
+        } else {
+            1.0
+        };
+        let confidence = 0.35 * gps + 0.25 * time + 0.15 * consistency + 0.25 * originality;
+        Self {
+            distance_km: distance,
+            gps,
+            time,
+            consistency,
+            originality,
+            confidence: (confidence * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
+/// Where evidence stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    PeerReview,
+    Verified,
+    Rejected,
+}
+
+impl Stage {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PeerReview => "peer_review",
+            Self::Verified => "verified",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// The reward for verified evidence (§5.1): `max(1, floor(reward × confidence))`.
+pub fn reward(token_reward: u32, confidence: f64) -> i64 {
+    let paid = (f64::from(token_reward) * confidence.clamp(0.0, 1.0)).floor();
+    // In range by construction: 0 ≤ paid ≤ token_reward ≤ u32::MAX.
+    #[allow(clippy::cast_possible_truncation)]
+    (paid as i64).max(1)
+}
+
 /// Commands of the `Evidence` aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EvidenceCommand {
@@ -89,6 +212,9 @@ pub enum EvidenceCommand {
         mission_id: Uuid,
         human_id: Uuid,
         claim: ClaimCheck,
+        mission: MissionFacts,
+        /// The first file's EXIF point, for the consistency check.
+        exif_location: Option<GeoPoint>,
         files: Vec<StoredFile>,
         capture: Box<Capture>,
         notes: Option<String>,
@@ -112,12 +238,46 @@ pub enum EvidenceEvent {
         notes: Option<String>,
         submitted_at: DateTime<Utc>,
     },
+    /// The automatic checks ran; the confidence routes the evidence (≥ 0.80 verified, < 0.50
+    /// rejected, else peer review). Version 1.
+    #[serde(rename_all = "camelCase")]
+    EvidenceChecked {
+        evidence_id: Uuid,
+        checks: Checks,
+        stage: Stage,
+        checked_at: DateTime<Utc>,
+    },
+    /// The evidence is verified: the claimant earns `max(1, floor(tokenReward × confidence))` and
+    /// the claim completes (reward saga). Version 1.
+    #[serde(rename_all = "camelCase")]
+    EvidenceVerified {
+        evidence_id: Uuid,
+        mission_id: Uuid,
+        claim_id: Uuid,
+        human_id: Uuid,
+        /// `auto`, `peer` or `admin`.
+        source: String,
+        confidence: f64,
+        token_reward: u32,
+        verified_at: DateTime<Utc>,
+    },
+    /// The evidence is rejected (the claimant may appeal). Version 1.
+    #[serde(rename_all = "camelCase")]
+    EvidenceRejected {
+        evidence_id: Uuid,
+        source: String,
+        confidence: f64,
+        rejected_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for EvidenceEvent {
     fn event_type(&self) -> String {
         match self {
             Self::EvidenceSubmitted { .. } => "EvidenceSubmitted",
+            Self::EvidenceChecked { .. } => "EvidenceChecked",
+            Self::EvidenceVerified { .. } => "EvidenceVerified",
+            Self::EvidenceRejected { .. } => "EvidenceRejected",
         }
         .to_owned()
     }
@@ -132,6 +292,7 @@ impl DomainEvent for EvidenceEvent {
 pub struct Evidence {
     id: Option<Uuid>,
     submitter: Option<Uuid>,
+    stage: Option<Stage>,
 }
 
 impl Aggregate for Evidence {
@@ -153,6 +314,8 @@ impl Aggregate for Evidence {
                 mission_id,
                 human_id,
                 claim,
+                mission,
+                exif_location,
                 files,
                 capture,
                 notes,
@@ -180,6 +343,15 @@ impl Aggregate for Evidence {
                 if notes.as_ref().is_some_and(|n| n.chars().count() > 2000) {
                     return Err(DomainError::invalid("notes", "at most 2000 characters"));
                 }
+                let checks = Checks::run(&mission, &capture, exif_location, &files, at);
+                let confidence = checks.confidence;
+                let stage = if confidence >= AUTO_VERIFY {
+                    Stage::Verified
+                } else if confidence < AUTO_REJECT {
+                    Stage::Rejected
+                } else {
+                    Stage::PeerReview
+                };
                 sink.write(
                     EvidenceEvent::EvidenceSubmitted {
                         evidence_id,
@@ -194,6 +366,47 @@ impl Aggregate for Evidence {
                     self,
                 )
                 .await;
+                sink.write(
+                    EvidenceEvent::EvidenceChecked {
+                        evidence_id,
+                        checks,
+                        stage,
+                        checked_at: at,
+                    },
+                    self,
+                )
+                .await;
+                match stage {
+                    Stage::Verified => {
+                        sink.write(
+                            EvidenceEvent::EvidenceVerified {
+                                evidence_id,
+                                mission_id,
+                                claim_id,
+                                human_id,
+                                source: "auto".into(),
+                                confidence,
+                                token_reward: mission.token_reward,
+                                verified_at: at,
+                            },
+                            self,
+                        )
+                        .await;
+                    }
+                    Stage::Rejected => {
+                        sink.write(
+                            EvidenceEvent::EvidenceRejected {
+                                evidence_id,
+                                source: "auto".into(),
+                                confidence,
+                                rejected_at: at,
+                            },
+                            self,
+                        )
+                        .await;
+                    }
+                    Stage::PeerReview => {}
+                }
             }
         }
         Ok(())
@@ -209,6 +422,9 @@ impl Aggregate for Evidence {
                 self.id = Some(evidence_id);
                 self.submitter = Some(human_id);
             }
+            EvidenceEvent::EvidenceChecked { stage, .. } => self.stage = Some(stage),
+            EvidenceEvent::EvidenceVerified { .. } => self.stage = Some(Stage::Verified),
+            EvidenceEvent::EvidenceRejected { .. } => self.stage = Some(Stage::Rejected),
         }
     }
 }
@@ -228,6 +444,10 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000, 0).expect("valid")
     }
 
+    fn point(lat: f64, lng: f64) -> GeoPoint {
+        GeoPoint::parse(lat, lng).expect("point")
+    }
+
     fn file(n: u8) -> StoredFile {
         StoredFile {
             key: format!("evidence/{MISSION}/{EVIDENCE}/{n}.jpg"),
@@ -239,13 +459,41 @@ mod tests {
         }
     }
 
-    fn capture(captured_at: DateTime<Utc>) -> Box<Capture> {
+    fn capture(location: Option<GeoPoint>, captured_at: DateTime<Utc>) -> Box<Capture> {
         Box::new(Capture {
-            location: Some(GeoPoint::parse(-1.29, 36.82).expect("point")),
-            location_source: Some("form".into()),
+            location,
+            location_source: location.map(|_| "form".into()),
             captured_at: Some(captured_at),
             exif: Default::default(),
         })
+    }
+
+    fn mission() -> MissionFacts {
+        MissionFacts {
+            location: Some(point(-1.29, 36.82)),
+            radius_km: 5.0,
+            token_reward: 25,
+            claimed_at: at() - TimeDelta::hours(2),
+        }
+    }
+
+    fn submit_with(
+        claim: ClaimCheck,
+        files: Vec<StoredFile>,
+        capture: Box<Capture>,
+    ) -> EvidenceCommand {
+        EvidenceCommand::Submit {
+            evidence_id: EVIDENCE,
+            mission_id: MISSION,
+            human_id: HUMAN,
+            claim,
+            mission: mission(),
+            exif_location: None,
+            files,
+            capture,
+            notes: Some("Strip shows no contamination".into()),
+            at: at(),
+        }
     }
 
     fn submit(
@@ -253,37 +501,88 @@ mod tests {
         files: Vec<StoredFile>,
         captured_at: DateTime<Utc>,
     ) -> EvidenceCommand {
-        EvidenceCommand::Submit {
-            evidence_id: EVIDENCE,
-            mission_id: MISSION,
-            human_id: HUMAN,
+        submit_with(
             claim,
             files,
-            capture: capture(captured_at),
-            notes: Some("Strip shows no contamination".into()),
-            at: at(),
-        }
+            capture(Some(point(-1.30, 36.81)), captured_at),
+        )
+    }
+
+    const ACTIVE: ClaimCheck = ClaimCheck::Active { claim_id: CLAIM };
+
+    fn events_of(command: EvidenceCommand) -> Vec<EvidenceEvent> {
+        TestFramework::<Evidence>::with(())
+            .given_no_previous_events()
+            .when(command)
+            .inspect_result()
+            .expect("accepted")
     }
 
     #[test]
-    fn given_an_active_claim_when_evidence_is_submitted_then_it_is_recorded_for_that_claim() {
-        TestFramework::<Evidence>::with(())
-            .given_no_previous_events()
-            .when(submit(
-                ClaimCheck::Active { claim_id: CLAIM },
-                vec![file(0)],
-                at() - TimeDelta::hours(1),
-            ))
-            .then_expect_events(vec![EvidenceEvent::EvidenceSubmitted {
-                evidence_id: EVIDENCE,
-                mission_id: MISSION,
-                claim_id: CLAIM,
-                human_id: HUMAN,
-                files: vec![file(0)],
-                capture: capture(at() - TimeDelta::hours(1)),
-                notes: Some("Strip shows no contamination".into()),
-                submitted_at: at(),
-            }]);
+    fn given_an_active_claim_when_good_evidence_is_submitted_then_checked_and_verified_automatically()
+     {
+        let events = events_of(submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1)));
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(
+            matches!(&events[0], EvidenceEvent::EvidenceSubmitted { claim_id, .. } if *claim_id == CLAIM)
+        );
+        let EvidenceEvent::EvidenceChecked { checks, stage, .. } = &events[1] else {
+            panic!("{events:?}")
+        };
+        // In the radius (1), in the claim window (1), form point only (0.6), original (1).
+        assert_eq!(
+            (
+                checks.gps,
+                checks.time,
+                checks.consistency,
+                checks.originality
+            ),
+            (1.0, 1.0, 0.6, 1.0)
+        );
+        assert_eq!(checks.confidence, 0.94);
+        assert_eq!(*stage, Stage::Verified);
+        assert!(matches!(
+            &events[2],
+            EvidenceEvent::EvidenceVerified { confidence, token_reward: 25, source, .. }
+                if *confidence == 0.94 && source == "auto"
+        ));
+    }
+
+    #[test]
+    fn given_an_active_claim_when_the_checks_are_middling_then_peer_review_and_when_poor_then_rejected()
+     {
+        // No point at all: 0.35·0.4 + 0.25·1 + 0.15·0.4 + 0.25·1 = 0.70 → peer review.
+        let events = events_of(submit_with(ACTIVE, vec![file(0)], capture(None, at())));
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(
+            matches!(&events[1], EvidenceEvent::EvidenceChecked { stage: Stage::PeerReview, checks, .. } if checks.confidence == 0.7)
+        );
+        // A duplicate photo taken 40 km away: 0 + 0.25 + 0.09 + 0 = 0.34 → rejected.
+        let mut copied = file(0);
+        copied.duplicate_of = Some(Uuid::from_u128(77));
+        let events = events_of(submit_with(
+            ACTIVE,
+            vec![copied],
+            capture(Some(point(-1.03, 37.07)), at()),
+        ));
+        assert!(
+            matches!(&events[1], EvidenceEvent::EvidenceChecked { stage: Stage::Rejected, checks, .. } if checks.confidence == 0.34),
+            "{events:?}"
+        );
+        assert!(matches!(&events[2], EvidenceEvent::EvidenceRejected { .. }));
+        // Taken before the claim: the time check fails.
+        let events = events_of(submit(ACTIVE, vec![file(0)], at() - TimeDelta::days(3)));
+        assert!(
+            matches!(&events[1], EvidenceEvent::EvidenceChecked { checks, .. } if checks.time == 0.0)
+        );
+    }
+
+    #[test]
+    fn rewards_follow_the_confidence_and_are_never_zero() {
+        assert_eq!(reward(25, 0.94), 23);
+        assert_eq!(reward(25, 1.0), 25);
+        assert_eq!(reward(3, 0.1), 1);
+        assert_eq!(reward(10, 1.7), 10, "confidence is clamped");
     }
 
     #[test]
@@ -311,12 +610,11 @@ mod tests {
 
     #[test]
     fn given_a_claim_when_files_or_times_are_out_of_bounds_then_the_field_is_named() {
-        let active = ClaimCheck::Active { claim_id: CLAIM };
         let cases = [
-            (submit(active, vec![], at()), "files"),
-            (submit(active, (0..6).map(file).collect(), at()), "files"),
+            (submit(ACTIVE, vec![], at()), "files"),
+            (submit(ACTIVE, (0..6).map(file).collect(), at()), "files"),
             (
-                submit(active, vec![file(0)], at() + TimeDelta::hours(1)),
+                submit(ACTIVE, vec![file(0)], at() + TimeDelta::hours(1)),
                 "capturedAt",
             ),
         ];
@@ -333,7 +631,7 @@ mod tests {
         // A phone a few minutes ahead is not "the future".
         TestFramework::<Evidence>::with(())
             .given_no_previous_events()
-            .when(submit(active, vec![file(0)], at() + TimeDelta::minutes(3)))
+            .when(submit(ACTIVE, vec![file(0)], at() + TimeDelta::minutes(3)))
             .inspect_result()
             .expect("within the clock skew");
     }

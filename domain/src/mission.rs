@@ -316,6 +316,8 @@ pub enum MissionStatus {
     Archived,
     /// Past `expiresAt` with no claim still running.
     Expired,
+    /// Every slot's claim completed.
+    Completed,
 }
 
 impl MissionStatus {
@@ -326,6 +328,7 @@ impl MissionStatus {
             Self::Claimed => "claimed",
             Self::Archived => "archived",
             Self::Expired => "expired",
+            Self::Completed => "completed",
         }
     }
 }
@@ -338,6 +341,8 @@ pub enum ClaimStatus {
     Abandoned,
     /// Past its deadline, or its mission expired.
     Released,
+    /// Its evidence was verified; the slot stays taken.
+    Completed,
 }
 
 impl ClaimStatus {
@@ -347,6 +352,7 @@ impl ClaimStatus {
             Self::Active => "active",
             Self::Abandoned => "abandoned",
             Self::Released => "released",
+            Self::Completed => "completed",
         }
     }
 }
@@ -400,6 +406,13 @@ pub enum MissionCommand {
     /// claim keeps an expired mission alive until its own deadline). A sweep with nothing due
     /// records nothing, so sweeping twice is harmless.
     Sweep { at: DateTime<Utc> },
+    /// The reward saga: the claim's evidence was verified, so the claim completes (repeats record
+    /// nothing).
+    CompleteClaim {
+        claim_id: Uuid,
+        evidence_id: Uuid,
+        at: DateTime<Utc>,
+    },
     /// The guardrail's verdict, or an admin's claim or review.
     Review(ReviewCommand),
 }
@@ -482,6 +495,15 @@ pub enum MissionEvent {
         reason: ReleaseReason,
         released_at: DateTime<Utc>,
     },
+    /// The claim's evidence was verified: the claim is completed and keeps its slot. Version 1.
+    #[serde(rename_all = "camelCase")]
+    ClaimCompleted {
+        mission_id: Uuid,
+        claim_id: Uuid,
+        human_id: Uuid,
+        evidence_id: Uuid,
+        completed_at: DateTime<Utc>,
+    },
     /// The guardrail judged the mission. Version 1.
     GuardrailDecided(Box<Verdict>),
     /// An admin claimed the flagged mission. Version 1.
@@ -510,6 +532,7 @@ impl DomainEvent for MissionEvent {
             Self::ClaimProgressed { .. } => "ClaimProgressed",
             Self::ClaimAbandoned { .. } => "ClaimAbandoned",
             Self::ClaimReleased { .. } => "ClaimReleased",
+            Self::ClaimCompleted { .. } => "ClaimCompleted",
             Self::GuardrailDecided(_) => "GuardrailDecided",
             Self::ReviewClaimed(_) => "ReviewClaimed",
             Self::Reviewed(_) => "Reviewed",
@@ -527,6 +550,7 @@ impl DomainEvent for MissionEvent {
 struct Claim {
     human_id: Uuid,
     status: ClaimStatus,
+    claimed_at: DateTime<Utc>,
     deadline_at: DateTime<Utc>,
 }
 
@@ -542,6 +566,9 @@ pub struct Mission {
     version: i64,
     review: Review,
     text: Option<MissionText>,
+    location: Option<GeoPoint>,
+    radius_km: u16,
+    token_reward: u32,
 }
 
 impl Mission {
@@ -555,6 +582,28 @@ impl Mission {
             .values()
             .filter(|c| c.status == ClaimStatus::Active)
             .count()
+    }
+
+    /// Slots taken: active claims and completed ones (a completed claim keeps its slot).
+    fn occupied(&self) -> usize {
+        self.claims
+            .values()
+            .filter(|c| matches!(c.status, ClaimStatus::Active | ClaimStatus::Completed))
+            .count()
+    }
+
+    /// What the evidence checks need (with the claim's time), when `human_id` holds an active claim.
+    pub fn facts_for(&self, human_id: Uuid) -> Option<crate::evidence::MissionFacts> {
+        let claim = self
+            .claims
+            .values()
+            .find(|c| c.human_id == human_id && c.status == ClaimStatus::Active)?;
+        Some(crate::evidence::MissionFacts {
+            location: self.location,
+            radius_km: f64::from(self.radius_km),
+            token_reward: self.token_reward,
+            claimed_at: claim.claimed_at,
+        })
     }
 
     /// Whether `human_id` may submit evidence at `at` (§2.5: an active claim, before its deadline,
@@ -582,9 +631,17 @@ impl Mission {
         self.claims.get(&claim_id).map(|c| c.human_id)
     }
 
-    /// The status the slots call for, given the current one.
-    fn status_for(&self, active: usize) -> MissionStatus {
-        if active >= usize::from(self.max_claims) {
+    /// The status the slots call for: completed when every slot's claim completed, claimed when
+    /// every slot is taken, else open.
+    fn status_for(&self) -> MissionStatus {
+        let done = self
+            .claims
+            .values()
+            .filter(|c| c.status == ClaimStatus::Completed)
+            .count();
+        if done >= usize::from(self.max_claims) {
+            MissionStatus::Completed
+        } else if self.occupied() >= usize::from(self.max_claims) {
             MissionStatus::Claimed
         } else {
             MissionStatus::Open
@@ -758,7 +815,10 @@ impl Aggregate for Mission {
                         "you already have an active claim on this mission",
                     ));
                 }
-                if self.active_claims() >= usize::from(self.max_claims) {
+                if self.status == Some(MissionStatus::Completed) {
+                    return Err(DomainError::InvalidState("the mission is completed"));
+                }
+                if self.occupied() >= usize::from(self.max_claims) {
                     return Err(DomainError::AlreadyClaimed(
                         "every slot of this mission is claimed",
                     ));
@@ -775,7 +835,7 @@ impl Aggregate for Mission {
                 )
                 .await;
                 // The sink applied the claim: the slots count it.
-                let to = self.status_for(self.active_claims());
+                let to = self.status_for();
                 self.change_status(mission_id, to, at, sink).await;
             }
             MissionCommand::UpdateClaim {
@@ -852,7 +912,7 @@ impl Aggregate for Mission {
                         )
                         .await;
                         if self.status == Some(MissionStatus::Claimed) {
-                            let to = self.status_for(self.active_claims());
+                            let to = self.status_for();
                             self.change_status(mission_id, to, at, sink).await;
                         }
                     }
@@ -862,7 +922,9 @@ impl Aggregate for Mission {
                 let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
                 if matches!(
                     self.status,
-                    Some(MissionStatus::Archived | MissionStatus::Expired)
+                    Some(
+                        MissionStatus::Archived | MissionStatus::Expired | MissionStatus::Completed
+                    )
                 ) {
                     return Ok(());
                 }
@@ -888,8 +950,38 @@ impl Aggregate for Mission {
                 let to = if self.expires_at.is_some_and(|e| e <= at) && self.active_claims() == 0 {
                     MissionStatus::Expired
                 } else {
-                    self.status_for(self.active_claims())
+                    self.status_for()
                 };
+                self.change_status(mission_id, to, at, sink).await;
+            }
+            MissionCommand::CompleteClaim {
+                claim_id,
+                evidence_id,
+                at,
+            } => {
+                let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
+                let claim = self
+                    .claims
+                    .get(&claim_id)
+                    .copied()
+                    .ok_or(DomainError::NotFound("claim"))?;
+                // Verified evidence completes the claim even if it was released meanwhile (the
+                // work was done in time: the evidence was accepted while the claim was active).
+                if claim.status == ClaimStatus::Completed {
+                    return Ok(());
+                }
+                sink.write(
+                    MissionEvent::ClaimCompleted {
+                        mission_id,
+                        claim_id,
+                        human_id: claim.human_id,
+                        evidence_id,
+                        completed_at: at,
+                    },
+                    self,
+                )
+                .await;
+                let to = self.status_for();
                 self.change_status(mission_id, to, at, sink).await;
             }
             MissionCommand::Review(command) => {
@@ -925,6 +1017,9 @@ impl Aggregate for Mission {
                 self.status = Some(status);
                 self.max_claims = spec.max_claims;
                 self.expires_at = Some(spec.expires_at);
+                self.location = spec.location;
+                self.radius_km = spec.location_radius_km;
+                self.token_reward = spec.token_reward;
                 self.text = Some(spec.text);
                 self.review.submitted(self.version);
             }
@@ -936,6 +1031,7 @@ impl Aggregate for Mission {
             MissionEvent::MissionClaimed {
                 claim_id,
                 human_id,
+                claimed_at,
                 deadline_at,
                 ..
             } => {
@@ -944,9 +1040,15 @@ impl Aggregate for Mission {
                     Claim {
                         human_id,
                         status: ClaimStatus::Active,
+                        claimed_at,
                         deadline_at,
                     },
                 );
+            }
+            MissionEvent::ClaimCompleted { claim_id, .. } => {
+                if let Some(claim) = self.claims.get_mut(&claim_id) {
+                    claim.status = ClaimStatus::Completed;
+                }
             }
             MissionEvent::ClaimProgressed { .. } => {}
             MissionEvent::ClaimAbandoned { claim_id, .. } => {
@@ -1511,5 +1613,46 @@ mod tests {
                 at: expiry + TimeDelta::days(1),
             })
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_a_claim_when_its_evidence_is_verified_then_it_completes_once_and_so_does_a_full_mission()
+     {
+        let given = vec![
+            created(1),
+            approved(),
+            claimed(CLAIM_A, ANA),
+            status(MissionStatus::Open, MissionStatus::Claimed),
+        ];
+        let complete = MissionCommand::CompleteClaim {
+            claim_id: CLAIM_A,
+            evidence_id: Uuid::from_u128(60),
+            at: at(),
+        };
+        let completed = MissionEvent::ClaimCompleted {
+            mission_id: MISSION,
+            claim_id: CLAIM_A,
+            human_id: ANA,
+            evidence_id: Uuid::from_u128(60),
+            completed_at: at(),
+        };
+        TestFramework::<Mission>::with(())
+            .given(given.clone())
+            .when(complete.clone())
+            .then_expect_events(vec![
+                completed.clone(),
+                status(MissionStatus::Claimed, MissionStatus::Completed),
+            ]);
+        let mut done = given;
+        done.push(completed);
+        done.push(status(MissionStatus::Claimed, MissionStatus::Completed));
+        TestFramework::<Mission>::with(())
+            .given(done.clone())
+            .when(complete)
+            .then_expect_events(vec![]);
+        TestFramework::<Mission>::with(())
+            .given(done)
+            .when(claim(CLAIM_B, BEN))
+            .then_expect_error(DomainError::InvalidState("the mission is completed"));
     }
 }

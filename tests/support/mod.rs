@@ -445,7 +445,9 @@ impl Platform {
         let relay = pipeline.relay();
         shutdown.spawn(relay.run(shutdown.triggered()));
         let mut projections = if projecting {
-            betterworld::roles::projections()
+            let mut all = betterworld::roles::projections();
+            all.extend(betterworld::sagas::RewardSaga::all(&pipeline.bus));
+            all
         } else {
             Vec::new()
         };

@@ -361,11 +361,11 @@ async fn submit(
     };
 
     let at = Utc::now();
-    let claim = platform
+    let mission = platform
         .bus
         .load::<Mission>(&mission_id.to_string())
-        .await?
-        .evidence_check(human.human_id, at);
+        .await?;
+    let claim = mission.evidence_check(human.human_id, at);
     let evidence_id = Uuid::now_v7();
     let mut files = Vec::with_capacity(form.files.len());
     for (n, received) in form.files.iter().enumerate() {
@@ -394,6 +394,9 @@ async fn submit(
     // Refused submissions store nothing: the claim is checked before any byte is written (the
     // aggregate checks it again on the same facts).
     claim.require_active()?;
+    let facts = mission
+        .facts_for(human.human_id)
+        .ok_or_else(|| ApiError::Internal("an active claim without its facts".into()))?;
     for (file, received) in files.iter().zip(&form.files) {
         let key = ObjectKey::parse(&file.key).map_err(|e| ApiError::Internal(e.to_string()))?;
         platform
@@ -417,6 +420,8 @@ async fn submit(
                 mission_id,
                 human_id: human.human_id,
                 claim,
+                mission: facts,
+                exif_location,
                 files,
                 capture: Box::new(capture),
                 notes: form.notes,

@@ -587,7 +587,7 @@ pub fn release_ended_claims(mission_id: Uuid) -> SideWrites {
             sqlx::query(
                 "DELETE FROM active_claims a WHERE a.mission_id = $1 AND EXISTS (
                    SELECT 1 FROM events e WHERE e.aggregate_type = 'Mission' AND e.aggregate_id = $1::text
-                     AND e.event_type IN ('ClaimAbandoned', 'ClaimReleased')
+                     AND e.event_type IN ('ClaimAbandoned', 'ClaimReleased', 'ClaimCompleted')
                      AND e.payload->'data'->>'claimId' = a.claim_id::text)",
             )
             .bind(mission_id)

@@ -70,6 +70,54 @@ impl Projection for EvidenceSubmissions {
                     .execute(&mut *conn)
                     .await?;
                 }
+                EvidenceEvent::EvidenceChecked {
+                    evidence_id,
+                    checks,
+                    stage,
+                    ..
+                } => {
+                    let updated = sqlx::query(
+                        "UPDATE rm_evidence SET checks = $2, confidence = $3, stage = $4, position = $5 WHERE evidence_id = $1",
+                    )
+                    .bind(evidence_id)
+                    .bind(serde_json::to_value(&checks).unwrap_or_default())
+                    .bind(checks.confidence)
+                    .bind(stage.as_str())
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    super::expect_one(&updated, event, || {
+                        format!("evidence {evidence_id} is missing")
+                    })?;
+                }
+                EvidenceEvent::EvidenceVerified {
+                    evidence_id,
+                    confidence,
+                    ..
+                }
+                | EvidenceEvent::EvidenceRejected {
+                    evidence_id,
+                    confidence,
+                    ..
+                } => {
+                    let stage = if event.event_type == "EvidenceVerified" {
+                        "verified"
+                    } else {
+                        "rejected"
+                    };
+                    let updated = sqlx::query(
+                        "UPDATE rm_evidence SET final_confidence = $2, stage = $3, position = $4 WHERE evidence_id = $1",
+                    )
+                    .bind(evidence_id)
+                    .bind(confidence)
+                    .bind(stage)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    super::expect_one(&updated, event, || {
+                        format!("evidence {evidence_id} is missing")
+                    })?;
+                }
             }
             Ok(())
         })
@@ -95,8 +143,15 @@ pub struct EvidenceView {
     #[schema(value_type = Object)]
     pub exif: Value,
     pub notes: Option<String>,
-    /// `pending` until verification.
+    /// `pending`, then `verified`, `rejected` or `peer_review`.
     pub stage: String,
+    /// The automatic checks (`docs/verification.md`).
+    #[schema(value_type = Option<Object>)]
+    pub checks: Option<Value>,
+    /// What the checks gave.
+    pub confidence: Option<f64>,
+    /// What decided: the checks' confidence, or (later) the peer or admin decision's.
+    pub final_confidence: Option<f64>,
     pub submitted_at: DateTime<Utc>,
 }
 
@@ -108,7 +163,7 @@ pub async fn of(
 ) -> Result<Vec<EvidenceView>, ProjectionError> {
     Ok(sqlx::query_as(
         "SELECT evidence_id, mission_id, claim_id, files, latitude, longitude, location_source, captured_at, exif,
-                notes, stage, submitted_at
+                notes, stage, checks, confidence, final_confidence, submitted_at
          FROM rm_evidence WHERE mission_id = $1 AND human_id = $2 ORDER BY submitted_at DESC",
     )
     .bind(mission_id)

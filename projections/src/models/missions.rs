@@ -192,6 +192,23 @@ impl Projection for Missions {
                     released_at,
                     ..
                 } => end_claim(conn, event, mission_id, claim_id, "released", None, released_at).await?,
+                MissionEvent::ClaimCompleted {
+                    claim_id,
+                    completed_at,
+                    ..
+                } => {
+                    // The slot stays taken: `active_claims` counts completed claims too.
+                    sqlx::query(
+                        "UPDATE rm_mission_claims SET status = 'completed', progress_percent = 100, updated_at = $2,
+                             position = $3
+                         WHERE claim_id = $1",
+                    )
+                    .bind(claim_id)
+                    .bind(completed_at)
+                    .bind(position)
+                    .execute(&mut *conn)
+                    .await?
+                }
                 MissionEvent::GuardrailDecided(verdict) => {
                     sqlx::query(
                         "UPDATE rm_missions SET guardrail_status = $2, position = $3 WHERE mission_id = $1",
