@@ -1,4 +1,5 @@
-//! The reward saga: verified evidence pays its claimant and completes the claim.
+//! The reward saga: verified evidence pays its claimant and completes the claim; each peer vote
+//! pays its reviewer 2 tokens (key `peer-review-reward:{reviewId}`).
 //!
 //! It runs on the projector runtime (checkpoint `rewards`, consumer of `Evidence` events). On
 //! `EvidenceVerified` it issues two commands, each deterministic and idempotent by construction:
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use bw_commands::{CommandBus, CommandContext, idempotency::StoredResponse};
 use bw_domain::{
     evidence::{EvidenceEvent, reward},
-    ledger::{Entry, EntryKind, Ledger, LedgerCommand, Reference},
+    ledger::{Entry, EntryKind, Ledger, LedgerCommand, PEER_REVIEW_REWARD, Reference},
     meta::Actor,
     mission::{Mission, MissionCommand},
 };
@@ -40,6 +41,63 @@ impl RewardSaga {
     /// Every saga this build runs, over `bus`.
     pub fn all(bus: &CommandBus) -> Vec<Arc<dyn Projection>> {
         vec![Arc::new(Self::new(bus.clone()))]
+    }
+}
+
+/// The context of a command the saga sends because of `event`.
+fn context(event: &EventEnvelope) -> CommandContext {
+    CommandContext {
+        actor: Actor::System,
+        correlation_id: event.metadata["correlationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        causation_id: Some(event.event_id.to_string()),
+        traceparent: event.metadata["traceparent"].as_str().map(str::to_owned),
+        idempotency: None,
+    }
+}
+
+fn no_body(position: Option<i64>) -> StoredResponse {
+    StoredResponse {
+        status: 200,
+        body: serde_json::Value::Null,
+        position,
+    }
+}
+
+impl RewardSaga {
+    /// 2 tokens for an accepted vote, once per review (§5.1).
+    async fn pay_reviewer(
+        &self,
+        event: &EventEnvelope,
+        review_id: uuid::Uuid,
+        reviewer: uuid::Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ProjectionError> {
+        self.bus
+            .execute_serialized::<Ledger>(
+                &reviewer.to_string(),
+                LedgerCommand::Credit {
+                    human_id: reviewer,
+                    entry: Entry {
+                        key: format!("peer-review-reward:{review_id}"),
+                        amount: PEER_REVIEW_REWARD,
+                        kind: EntryKind::EarnPeerReview,
+                        reference: Some(Reference {
+                            reference_type: "peer_review".into(),
+                            reference_id: review_id,
+                        }),
+                        description: Some("Peer review vote".into()),
+                    },
+                    at,
+                },
+                &context(event),
+                no_body,
+            )
+            .await
+            .map_err(failed(event))?;
+        Ok(())
     }
 }
 
@@ -76,10 +134,13 @@ impl Projection for RewardSaga {
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            if event.event_type != "EvidenceVerified" {
+            if !matches!(
+                event.event_type.as_str(),
+                "EvidenceVerified" | "PeerVoteCast"
+            ) {
                 return Ok(());
             }
-            let verified: EvidenceEvent =
+            let decoded: EvidenceEvent =
                 serde_json::from_value(event.payload.clone()).map_err(|e| {
                     ProjectionError::Apply {
                         position: event.global_position,
@@ -87,6 +148,15 @@ impl Projection for RewardSaga {
                         reason: e.to_string(),
                     }
                 })?;
+            if let EvidenceEvent::PeerVoteCast {
+                review_id,
+                reviewer,
+                cast_at,
+                ..
+            } = decoded
+            {
+                return self.pay_reviewer(event, review_id, reviewer, cast_at).await;
+            }
             let EvidenceEvent::EvidenceVerified {
                 evidence_id,
                 mission_id,
@@ -96,25 +166,12 @@ impl Projection for RewardSaga {
                 token_reward,
                 verified_at,
                 ..
-            } = verified
+            } = decoded
             else {
                 return Ok(());
             };
-            let ctx = CommandContext {
-                actor: Actor::System,
-                correlation_id: event.metadata["correlationId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                causation_id: Some(event.event_id.to_string()),
-                traceparent: event.metadata["traceparent"].as_str().map(str::to_owned),
-                idempotency: None,
-            };
-            let respond = |position| StoredResponse {
-                status: 200,
-                body: serde_json::Value::Null,
-                position,
-            };
+            let ctx = context(event);
+            let respond = no_body;
             self.bus
                 .execute_serialized::<Ledger>(
                     &human_id.to_string(),

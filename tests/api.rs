@@ -888,6 +888,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/missions/{id}/claims/{claimId}"),
     ("post", "/api/v1/missions/{id}/evidence"),
     ("get", "/api/v1/missions/{id}/evidence"),
+    ("get", "/api/v1/peer-reviews/pending"),
+    ("post", "/api/v1/peer-reviews/{evidenceId}/vote"),
     // Last: every human caller forgets themselves here.
     ("delete", "/api/v1/profile"),
 ];
@@ -1051,7 +1053,13 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
         }
         // The matrix sends no multipart body: every human is told what the endpoint takes.
         ("post", "/api/v1/missions/{id}/evidence") => [401, 401, 403, 403, 415, 415, 415, 415, 403],
-        ("get", "/api/v1/missions/{id}/evidence") => HUMANS,
+        ("get", "/api/v1/missions/{id}/evidence") | ("get", "/api/v1/peer-reviews/pending") => {
+            HUMANS
+        }
+        // No such evidence: every human is told 404.
+        ("post", "/api/v1/peer-reviews/{evidenceId}/vote") => {
+            [401, 401, 403, 403, 404, 404, 404, 404, 403]
+        }
         ("post", "/api/v1/tokens/orientation-reward") | ("post", "/api/v1/tokens/spend") => {
             [401, 401, 403, 403, 201, 201, 201, 201, 403]
         }
@@ -1237,6 +1245,10 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 ("patch", "/api/v1/missions/{id}/claims/{claimId}") => {
                     json!({ "notes": "On my way" })
                 }
+                ("post", "/api/v1/peer-reviews/{evidenceId}/vote") => json!({
+                    "verdict": "approve", "confidence": 0.9,
+                    "reasoning": "The photo shows the strip at the right well."
+                }),
                 ("post", "/api/v1/admin/flagged/{id}/review") => {
                     json!({ "decision": "approve", "notes": "Reviewed in the authorization matrix" })
                 }

@@ -1113,3 +1113,85 @@ async fn verified_evidence_pays_the_claimant_once_and_completes_the_mission() {
     .expect("count");
     assert_eq!(credits, 1);
 }
+
+#[tokio::test]
+async fn three_peer_votes_decide_doubtful_evidence_and_every_voter_earns_two_tokens() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "Photograph the pump", NAIROBI, 1, 40).await;
+    let ana = person(p, "doubtful_ana", Role::Human).await;
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // An old photo (taken before the claim): 0.69, peer review.
+    let (status, headers, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(jpeg_with_exif(64), "pump.jpg", "image/jpeg")],
+        &[],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let evidence = body["data"]["evidenceId"].as_str().expect("id").to_owned();
+    let at = position(&headers);
+
+    let reviewers = [
+        person(p, "reviewer_one", Role::Human).await,
+        person(p, "reviewer_two", Role::Human).await,
+        person(p, "reviewer_three", Role::Human).await,
+    ];
+    let pending = |who: &Person, at: i64| {
+        p.http
+            .get(p.url("/peer-reviews/pending"))
+            .bearer_auth(&who.access)
+            .header("bw-min-position", at)
+    };
+    let (_, _, own) = send(pending(&ana, at)).await;
+    assert_eq!(own["data"], json!([]), "not one's own evidence: {own}");
+    let (_, _, theirs) = send(pending(&reviewers[0], at)).await;
+    assert_eq!(
+        theirs["data"][0]["evidenceId"],
+        evidence.as_str(),
+        "{theirs}"
+    );
+
+    let vote = |who: &Person, verdict: &str, confidence: f64| {
+        p.http
+            .post(p.url(&format!("/peer-reviews/{evidence}/vote")))
+            .bearer_auth(&who.access)
+            .json(&json!({ "verdict": verdict, "confidence": confidence, "reasoning": "The strip is readable and the well matches the mission photo." }))
+    };
+    let (status, _, body) = send(vote(&ana, "approve", 1.0)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, headers, body) = send(vote(&reviewers[0], "approve", 0.9)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, body) = send(vote(&reviewers[0], "approve", 0.9)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "DUPLICATE_VOTE");
+    let (_, _, after) = send(pending(&reviewers[0], position(&headers))).await;
+    assert_eq!(after["data"], json!([]), "voted already: {after}");
+    let (status, _, body) = send(vote(&reviewers[1], "approve", 0.8)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, body) = send(vote(&reviewers[2], "reject", 0.2)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // peer = 1.7 / 1.9 = 0.895; final = 0.4 × 0.69 + 0.6 × 0.895 = 0.813 → verified; 40 × 0.813 → 32.
+    let (_, verified) = until_logged(&p.pipeline.pool, "EvidenceVerified", &evidence).await;
+    assert_eq!(verified["data"]["source"], "peer");
+    assert_eq!(verified["data"]["confidence"], 0.813);
+    let (paid, credit) = until_logged(&p.pipeline.pool, "TokensCredited", &ana.id).await;
+    assert_eq!(credit["data"]["amount"], 32);
+    for reviewer in &reviewers {
+        let (at, credit) = until_logged(&p.pipeline.pool, "TokensCredited", &reviewer.id).await;
+        assert_eq!(credit["data"]["amount"], 2);
+        assert_eq!(credit["data"]["kind"], "earn_peer_review");
+        let (_, _, balance) = send(
+            p.http
+                .get(p.url("/tokens/balance"))
+                .bearer_auth(&reviewer.access)
+                .header("bw-min-position", at.max(paid)),
+        )
+        .await;
+        assert_eq!(balance["data"]["balance"], 2, "{balance}");
+    }
+}

@@ -23,6 +23,9 @@ pub enum DomainError {
     /// Someone else holds the item (an admin's claim on flagged content).
     #[error("{0}")]
     AlreadyClaimed(&'static str),
+    /// The reviewer has voted on this item already.
+    #[error("you have voted on this evidence already")]
+    DuplicateVote,
     /// The command does not fit the aggregate's current state.
     #[error("{0}")]
     InvalidState(&'static str),

@@ -195,6 +195,40 @@ impl Stage {
     }
 }
 
+/// Votes after which peer review decides (§6.3).
+pub const PEER_REVIEWS_NEEDED: usize = 3;
+
+/// A peer's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+/// One peer's vote as decisions need it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Vote {
+    reviewer: Uuid,
+    approve: bool,
+    confidence: f64,
+}
+
+/// The decision of §6.3 over `votes`, with the automatic score `ai`: `(verified, final confidence)`.
+/// `peer = Σ confidence of approvals / Σ confidence`; `final = 0.4·ai + 0.6·peer`; verified when
+/// `final ≥ 0.6` and `peer ≥ 0.5`.
+fn peer_decision(votes: &[Vote], ai: f64) -> (bool, f64) {
+    let total: f64 = votes.iter().map(|v| v.confidence).sum();
+    let approving: f64 = votes
+        .iter()
+        .filter(|v| v.approve)
+        .map(|v| v.confidence)
+        .sum();
+    let peer = if total > 0.0 { approving / total } else { 0.0 };
+    let final_confidence = ((0.4 * ai + 0.6 * peer) * 1000.0).round() / 1000.0;
+    (final_confidence >= 0.6 && peer >= 0.5, final_confidence)
+}
+
 /// The reward for verified evidence (§5.1): `max(1, floor(reward × confidence))`.
 pub fn reward(token_reward: u32, confidence: f64) -> i64 {
     let paid = (f64::from(token_reward) * confidence.clamp(0.0, 1.0)).floor();
@@ -220,6 +254,17 @@ pub enum EvidenceCommand {
         notes: Option<String>,
         at: DateTime<Utc>,
     },
+    /// A person other than the submitter votes on evidence in peer review.
+    Vote {
+        review_id: Uuid,
+        reviewer: Uuid,
+        verdict: Verdict,
+        /// 0–1.
+        confidence: f64,
+        /// 20–2,000 characters.
+        reasoning: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of the `Evidence` aggregate.
@@ -236,6 +281,8 @@ pub enum EvidenceEvent {
         files: Vec<StoredFile>,
         capture: Box<Capture>,
         notes: Option<String>,
+        /// The mission's reward when the evidence was submitted (what verification pays from).
+        token_reward: u32,
         submitted_at: DateTime<Utc>,
     },
     /// The automatic checks ran; the confidence routes the evidence (≥ 0.80 verified, < 0.50
@@ -246,6 +293,17 @@ pub enum EvidenceEvent {
         checks: Checks,
         stage: Stage,
         checked_at: DateTime<Utc>,
+    },
+    /// A peer voted; the reviewer earns 2 tokens (reward saga). Version 1.
+    #[serde(rename_all = "camelCase")]
+    PeerVoteCast {
+        evidence_id: Uuid,
+        review_id: Uuid,
+        reviewer: Uuid,
+        verdict: Verdict,
+        confidence: f64,
+        reasoning: String,
+        cast_at: DateTime<Utc>,
     },
     /// The evidence is verified: the claimant earns `max(1, floor(tokenReward × confidence))` and
     /// the claim completes (reward saga). Version 1.
@@ -276,6 +334,7 @@ impl DomainEvent for EvidenceEvent {
         match self {
             Self::EvidenceSubmitted { .. } => "EvidenceSubmitted",
             Self::EvidenceChecked { .. } => "EvidenceChecked",
+            Self::PeerVoteCast { .. } => "PeerVoteCast",
             Self::EvidenceVerified { .. } => "EvidenceVerified",
             Self::EvidenceRejected { .. } => "EvidenceRejected",
         }
@@ -293,6 +352,11 @@ pub struct Evidence {
     id: Option<Uuid>,
     submitter: Option<Uuid>,
     stage: Option<Stage>,
+    mission_id: Option<Uuid>,
+    claim_id: Option<Uuid>,
+    token_reward: u32,
+    ai_confidence: Option<f64>,
+    votes: Vec<Vote>,
 }
 
 impl Aggregate for Evidence {
@@ -361,6 +425,7 @@ impl Aggregate for Evidence {
                         files,
                         capture,
                         notes,
+                        token_reward: mission.token_reward,
                         submitted_at: at,
                     },
                     self,
@@ -408,6 +473,78 @@ impl Aggregate for Evidence {
                     Stage::PeerReview => {}
                 }
             }
+            EvidenceCommand::Vote {
+                review_id,
+                reviewer,
+                verdict,
+                confidence,
+                reasoning,
+                at,
+            } => {
+                let evidence_id = self.id.ok_or(DomainError::NotFound("evidence"))?;
+                if self.submitter == Some(reviewer) {
+                    return Err(DomainError::Forbidden(
+                        "you cannot review your own evidence",
+                    ));
+                }
+                if self.stage != Some(Stage::PeerReview) {
+                    return Err(DomainError::InvalidState(
+                        "this evidence is not awaiting peer review",
+                    ));
+                }
+                if self.votes.iter().any(|v| v.reviewer == reviewer) {
+                    return Err(DomainError::DuplicateVote);
+                }
+                if !(0.0..=1.0).contains(&confidence) {
+                    return Err(DomainError::invalid("confidence", "from 0 to 1"));
+                }
+                let n = reasoning.trim().chars().count();
+                if !(20..=2000).contains(&n) {
+                    return Err(DomainError::invalid("reasoning", "20–2000 characters"));
+                }
+                sink.write(
+                    EvidenceEvent::PeerVoteCast {
+                        evidence_id,
+                        review_id,
+                        reviewer,
+                        verdict,
+                        confidence,
+                        reasoning,
+                        cast_at: at,
+                    },
+                    self,
+                )
+                .await;
+                if self.votes.len() >= PEER_REVIEWS_NEEDED {
+                    let (verified, final_confidence) =
+                        peer_decision(&self.votes, self.ai_confidence.unwrap_or(0.5));
+                    let (Some(mission_id), Some(claim_id), Some(human_id)) =
+                        (self.mission_id, self.claim_id, self.submitter)
+                    else {
+                        return Err(DomainError::NotFound("evidence"));
+                    };
+                    let decided = if verified {
+                        EvidenceEvent::EvidenceVerified {
+                            evidence_id,
+                            mission_id,
+                            claim_id,
+                            human_id,
+                            source: "peer".into(),
+                            confidence: final_confidence,
+                            token_reward: self.token_reward,
+                            verified_at: at,
+                        }
+                    } else {
+                        EvidenceEvent::EvidenceRejected {
+                            evidence_id,
+                            source: "peer".into(),
+                            confidence: final_confidence,
+                            rejected_at: at,
+                        }
+                    };
+                    sink.write(decided, self).await;
+                }
+            }
         }
         Ok(())
     }
@@ -417,12 +554,31 @@ impl Aggregate for Evidence {
             EvidenceEvent::EvidenceSubmitted {
                 evidence_id,
                 human_id,
+                mission_id,
+                claim_id,
+                token_reward,
                 ..
             } => {
                 self.id = Some(evidence_id);
                 self.submitter = Some(human_id);
+                self.mission_id = Some(mission_id);
+                self.claim_id = Some(claim_id);
+                self.token_reward = token_reward;
             }
-            EvidenceEvent::EvidenceChecked { stage, .. } => self.stage = Some(stage),
+            EvidenceEvent::EvidenceChecked { stage, checks, .. } => {
+                self.stage = Some(stage);
+                self.ai_confidence = Some(checks.confidence);
+            }
+            EvidenceEvent::PeerVoteCast {
+                reviewer,
+                verdict,
+                confidence,
+                ..
+            } => self.votes.push(Vote {
+                reviewer,
+                approve: verdict == Verdict::Approve,
+                confidence,
+            }),
             EvidenceEvent::EvidenceVerified { .. } => self.stage = Some(Stage::Verified),
             EvidenceEvent::EvidenceRejected { .. } => self.stage = Some(Stage::Rejected),
         }
@@ -634,5 +790,110 @@ mod tests {
             .when(submit(ACTIVE, vec![file(0)], at() + TimeDelta::minutes(3)))
             .inspect_result()
             .expect("within the clock skew");
+    }
+
+    fn in_peer_review() -> Vec<EvidenceEvent> {
+        events_of(submit_with(ACTIVE, vec![file(0)], capture(None, at())))
+    }
+
+    fn vote(reviewer: u128, verdict: Verdict, confidence: f64) -> EvidenceCommand {
+        EvidenceCommand::Vote {
+            review_id: Uuid::from_u128(1000 + reviewer),
+            reviewer: Uuid::from_u128(reviewer),
+            verdict,
+            confidence,
+            reasoning: "The strip and the bottle are clearly visible at the well.".into(),
+            at: at(),
+        }
+    }
+
+    fn cast(reviewer: u128, verdict: Verdict, confidence: f64) -> EvidenceEvent {
+        EvidenceEvent::PeerVoteCast {
+            evidence_id: EVIDENCE,
+            review_id: Uuid::from_u128(1000 + reviewer),
+            reviewer: Uuid::from_u128(reviewer),
+            verdict,
+            confidence,
+            reasoning: "The strip and the bottle are clearly visible at the well.".into(),
+            cast_at: at(),
+        }
+    }
+
+    #[test]
+    fn given_evidence_in_peer_review_when_three_peers_approve_then_verified_by_the_weighted_rule() {
+        let mut given = in_peer_review();
+        given.push(cast(10, Verdict::Approve, 0.9));
+        given.push(cast(11, Verdict::Approve, 0.8));
+        let events = TestFramework::<Evidence>::with(())
+            .given(given)
+            .when(vote(12, Verdict::Approve, 0.9))
+            .inspect_result()
+            .expect("voted");
+        assert_eq!(events[0], cast(12, Verdict::Approve, 0.9));
+        // final = 0.4 × 0.70 (the checks) + 0.6 × 1.0 (all approving) = 0.88
+        assert!(
+            matches!(
+                &events[1],
+                EvidenceEvent::EvidenceVerified { source, confidence, token_reward: 25, claim_id, .. }
+                    if source == "peer" && *confidence == 0.88 && *claim_id == CLAIM
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn given_evidence_in_peer_review_when_most_confidence_rejects_then_rejected() {
+        let mut given = in_peer_review();
+        given.push(cast(10, Verdict::Reject, 0.9));
+        given.push(cast(11, Verdict::Approve, 0.3));
+        let events = TestFramework::<Evidence>::with(())
+            .given(given)
+            .when(vote(12, Verdict::Reject, 0.6))
+            .inspect_result()
+            .expect("voted");
+        // peer = 0.3 / 1.8 = 0.167; final = 0.28 + 0.1 = 0.38
+        assert!(
+            matches!(
+                &events[1],
+                EvidenceEvent::EvidenceRejected { source, confidence, .. } if source == "peer" && *confidence == 0.38
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn given_evidence_in_peer_review_when_a_vote_breaks_a_rule_then_refused() {
+        TestFramework::<Evidence>::with(())
+            .given(in_peer_review())
+            .when(vote(3, Verdict::Approve, 0.9))
+            .then_expect_error(DomainError::Forbidden(
+                "you cannot review your own evidence",
+            ));
+        let mut voted = in_peer_review();
+        voted.push(cast(10, Verdict::Approve, 0.9));
+        TestFramework::<Evidence>::with(())
+            .given(voted)
+            .when(vote(10, Verdict::Reject, 0.9))
+            .then_expect_error(DomainError::DuplicateVote);
+        TestFramework::<Evidence>::with(())
+            .given(in_peer_review())
+            .when(vote(10, Verdict::Approve, 1.5))
+            .then_expect_error(DomainError::invalid("confidence", "from 0 to 1"));
+        let mut short = vote(10, Verdict::Approve, 0.5);
+        if let EvidenceCommand::Vote { reasoning, .. } = &mut short {
+            *reasoning = "looks fine".into();
+        }
+        TestFramework::<Evidence>::with(())
+            .given(in_peer_review())
+            .when(short)
+            .then_expect_error(DomainError::invalid("reasoning", "20–2000 characters"));
+        // Verified evidence takes no votes.
+        let verified = events_of(submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1)));
+        TestFramework::<Evidence>::with(())
+            .given(verified)
+            .when(vote(10, Verdict::Approve, 0.9))
+            .then_expect_error(DomainError::InvalidState(
+                "this evidence is not awaiting peer review",
+            ));
     }
 }

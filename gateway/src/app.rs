@@ -27,7 +27,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes::search::routes())
         .merge(routes::tokens::routes())
         .merge(routes::missions::routes())
-        .merge(routes::evidence::routes());
+        .merge(routes::evidence::routes())
+        .merge(routes::peer_reviews::routes());
     with_middleware(
         state,
         routes::ops::routes()

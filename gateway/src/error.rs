@@ -182,6 +182,7 @@ impl From<bw_domain::DomainError> for ApiError {
             D::Forbidden(why) => Self::refused(ErrorCode::Forbidden, why),
             D::InvalidState(why) => Self::refused(ErrorCode::Conflict, why),
             D::AlreadyClaimed(why) => Self::refused(ErrorCode::AlreadyClaimed, why),
+            e @ D::DuplicateVote => Self::refused(ErrorCode::DuplicateVote, e.to_string()),
             e @ D::InsufficientTokens { .. } => {
                 Self::refused(ErrorCode::InsufficientTokens, e.to_string())
             }

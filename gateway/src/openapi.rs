@@ -141,6 +141,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::routes::tokens::TokensApi::openapi());
     doc.merge(crate::routes::missions::MissionsApi::openapi());
     doc.merge(crate::routes::evidence::EvidenceApi::openapi());
+    doc.merge(crate::routes::peer_reviews::PeerReviewsApi::openapi());
     doc.merge(crate::routes::search::SearchApi::openapi());
     doc
 }

@@ -7,6 +7,7 @@ pub mod heartbeat;
 pub mod humans;
 pub mod missions;
 pub mod ops;
+pub mod peer_reviews;
 pub mod problems;
 pub mod review;
 pub mod search;

@@ -48,6 +48,7 @@ impl Projection for EvidenceSubmissions {
                     capture,
                     notes,
                     submitted_at,
+                    ..
                 } => {
                     sqlx::query(
                         "INSERT INTO rm_evidence (evidence_id, mission_id, claim_id, human_id, files, latitude, longitude,
@@ -89,6 +90,30 @@ impl Projection for EvidenceSubmissions {
                     super::expect_one(&updated, event, || {
                         format!("evidence {evidence_id} is missing")
                     })?;
+                }
+                EvidenceEvent::PeerVoteCast {
+                    evidence_id,
+                    review_id,
+                    reviewer,
+                    verdict,
+                    confidence,
+                    reasoning,
+                    cast_at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO rm_peer_votes (evidence_id, reviewer, review_id, verdict, confidence, reasoning, cast_at, position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(evidence_id)
+                    .bind(reviewer)
+                    .bind(review_id)
+                    .bind(if verdict == bw_domain::evidence::Verdict::Approve { "approve" } else { "reject" })
+                    .bind(confidence)
+                    .bind(reasoning)
+                    .bind(cast_at)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 EvidenceEvent::EvidenceVerified {
                     evidence_id,
@@ -168,6 +193,26 @@ pub async fn of(
     )
     .bind(mission_id)
     .bind(human_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Evidence `reviewer` may vote on: in peer review, not their own, not voted on yet; oldest first.
+pub async fn pending_for(
+    pool: &PgPool,
+    reviewer: Uuid,
+    limit: i64,
+) -> Result<Vec<EvidenceView>, ProjectionError> {
+    Ok(sqlx::query_as(
+        "SELECT e.evidence_id, e.mission_id, e.claim_id, e.files, e.latitude, e.longitude, e.location_source,
+                e.captured_at, e.exif, e.notes, e.stage, e.checks, e.confidence, e.final_confidence, e.submitted_at
+         FROM rm_evidence e
+         WHERE e.stage = 'peer_review' AND e.human_id <> $1
+           AND NOT EXISTS (SELECT 1 FROM rm_peer_votes v WHERE v.evidence_id = e.evidence_id AND v.reviewer = $1)
+         ORDER BY e.submitted_at LIMIT $2",
+    )
+    .bind(reviewer)
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }
