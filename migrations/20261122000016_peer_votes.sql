@@ -12,3 +12,7 @@ CREATE TABLE rm_peer_votes (
 );
 CREATE INDEX rm_peer_votes_by_reviewer ON rm_peer_votes (reviewer);
 CREATE INDEX rm_evidence_in_review ON rm_evidence (submitted_at) WHERE stage = 'peer_review';
+
+-- Appeals: the owner's reason, and the admin's resolution.
+ALTER TABLE rm_evidence ADD COLUMN appeal_reason text, ADD COLUMN appeal_resolution jsonb;
+CREATE INDEX rm_evidence_appealed ON rm_evidence (submitted_at) WHERE stage = 'appealed';

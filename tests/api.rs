@@ -890,6 +890,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/missions/{id}/evidence"),
     ("get", "/api/v1/peer-reviews/pending"),
     ("post", "/api/v1/peer-reviews/{evidenceId}/vote"),
+    ("post", "/api/v1/evidence/{evidenceId}/appeal"),
+    ("get", "/api/v1/admin/disputes"),
+    ("post", "/api/v1/admin/disputes/{evidenceId}/resolve"),
     // Last: every human caller forgets themselves here.
     ("delete", "/api/v1/profile"),
 ];
@@ -1057,8 +1060,13 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
             HUMANS
         }
         // No such evidence: every human is told 404.
-        ("post", "/api/v1/peer-reviews/{evidenceId}/vote") => {
+        ("post", "/api/v1/peer-reviews/{evidenceId}/vote")
+        | ("post", "/api/v1/evidence/{evidenceId}/appeal") => {
             [401, 401, 403, 403, 404, 404, 404, 404, 403]
+        }
+        ("get", "/api/v1/admin/disputes") => ADMINS,
+        ("post", "/api/v1/admin/disputes/{evidenceId}/resolve") => {
+            [401, 401, 403, 403, 403, 403, 404, 403, 403]
         }
         ("post", "/api/v1/tokens/orientation-reward") | ("post", "/api/v1/tokens/spend") => {
             [401, 401, 403, 403, 201, 201, 201, 201, 403]
@@ -1245,6 +1253,12 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 ("patch", "/api/v1/missions/{id}/claims/{claimId}") => {
                     json!({ "notes": "On my way" })
                 }
+                ("post", "/api/v1/evidence/{evidenceId}/appeal") => json!({
+                    "reason": "The photo was taken at the right well, please look again."
+                }),
+                ("post", "/api/v1/admin/disputes/{evidenceId}/resolve") => json!({
+                    "decision": "approve", "reasoning": "Checked with the ward office."
+                }),
                 ("post", "/api/v1/peer-reviews/{evidenceId}/vote") => json!({
                     "verdict": "approve", "confidence": 0.9,
                     "reasoning": "The photo shows the strip at the right well."

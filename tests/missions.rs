@@ -1195,3 +1195,80 @@ async fn three_peer_votes_decide_doubtful_evidence_and_every_voter_earns_two_tok
         assert_eq!(balance["data"]["balance"], 2, "{balance}");
     }
 }
+
+#[tokio::test]
+async fn a_rejection_can_be_appealed_once_and_an_admin_approval_pays_the_full_reward() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "Photograph the kiosk", NAIROBI, 1, 30).await;
+    let ana = person(p, "appealing_ana", Role::Human).await;
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let photo = jpeg_with_exif(128);
+    let (status, _, _) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(photo.clone(), "a.jpg", "image/jpeg")],
+        &[],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The same photo again, claimed to be 40 km away: copied, far, inconsistent → rejected.
+    let now = chrono::Utc::now().to_rfc3339();
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(photo, "b.jpg", "image/jpeg")],
+        &[
+            ("latitude", "-1.0333"),
+            ("longitude", "37.0693"),
+            ("capturedAt", &now),
+        ],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let evidence = body["data"]["evidenceId"].as_str().expect("id").to_owned();
+    let (_, rejected) = until_logged(&p.pipeline.pool, "EvidenceRejected", &evidence).await;
+    assert_eq!(rejected["data"]["source"], "auto");
+
+    let appeal = |who: &Person, reason: &str| {
+        p.http
+            .post(p.url(&format!("/evidence/{evidence}/appeal")))
+            .bearer_auth(&who.access)
+            .json(&json!({ "reason": reason }))
+    };
+    let reason = "I entered the wrong point; the photo is from the kiosk in the mission.";
+    let ben = person(p, "not_the_owner", Role::Human).await;
+    let (status, _, body) = send(appeal(&ben, reason)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, headers, body) = send(appeal(&ana, reason)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["newStage"], "appealed");
+    let (status, _, body) = send(appeal(&ana, reason)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "once: {body}");
+
+    let admin = person(p, "dispute_admin", Role::Admin).await;
+    let (status, _, list) = send(
+        p.http
+            .get(p.url("/admin/disputes"))
+            .bearer_auth(&admin.access)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["data"][0]["evidenceId"], evidence.as_str(), "{list}");
+    let (status, _, body) = send(
+        p.http
+            .post(p.url(&format!("/admin/disputes/{evidence}/resolve")))
+            .bearer_auth(&admin.access)
+            .json(&json!({ "decision": "approve", "reasoning": "Confirmed with the ward office: right kiosk." })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, verified) = until_logged(&p.pipeline.pool, "EvidenceVerified", &evidence).await;
+    assert_eq!(verified["data"]["source"], "admin");
+    let (_, credit) = until_logged(&p.pipeline.pool, "TokensCredited", &ana.id).await;
+    assert_eq!(credit["data"]["amount"], 30, "the full reward");
+}

@@ -182,6 +182,8 @@ pub enum Stage {
     PeerReview,
     Verified,
     Rejected,
+    /// The owner appealed a rejection; an admin decides.
+    Appealed,
 }
 
 impl Stage {
@@ -191,6 +193,7 @@ impl Stage {
             Self::PeerReview => "peer_review",
             Self::Verified => "verified",
             Self::Rejected => "rejected",
+            Self::Appealed => "appealed",
         }
     }
 }
@@ -254,6 +257,22 @@ pub enum EvidenceCommand {
         notes: Option<String>,
         at: DateTime<Utc>,
     },
+    /// The submitter appeals a rejection (once).
+    Appeal {
+        human_id: Uuid,
+        /// 20–2,000 characters.
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// An admin resolves an appeal: approval verifies with confidence 1.0 (the full reward, §5.1),
+    /// rejection is final.
+    ResolveAppeal {
+        admin_id: Uuid,
+        approve: bool,
+        /// 10–5,000 characters.
+        reasoning: String,
+        at: DateTime<Utc>,
+    },
     /// A person other than the submitter votes on evidence in peer review.
     Vote {
         review_id: Uuid,
@@ -293,6 +312,24 @@ pub enum EvidenceEvent {
         checks: Checks,
         stage: Stage,
         checked_at: DateTime<Utc>,
+    },
+    /// The submitter appealed the rejection. Version 1.
+    #[serde(rename_all = "camelCase")]
+    EvidenceAppealed {
+        evidence_id: Uuid,
+        human_id: Uuid,
+        reason: String,
+        appealed_at: DateTime<Utc>,
+    },
+    /// An admin resolved the appeal; `EvidenceVerified` (source `admin`) or `EvidenceRejected`
+    /// follows. Version 1.
+    #[serde(rename_all = "camelCase")]
+    EvidenceAppealResolved {
+        evidence_id: Uuid,
+        resolved_by: Uuid,
+        approved: bool,
+        reasoning: String,
+        resolved_at: DateTime<Utc>,
     },
     /// A peer voted; the reviewer earns 2 tokens (reward saga). Version 1.
     #[serde(rename_all = "camelCase")]
@@ -335,6 +372,8 @@ impl DomainEvent for EvidenceEvent {
             Self::EvidenceSubmitted { .. } => "EvidenceSubmitted",
             Self::EvidenceChecked { .. } => "EvidenceChecked",
             Self::PeerVoteCast { .. } => "PeerVoteCast",
+            Self::EvidenceAppealed { .. } => "EvidenceAppealed",
+            Self::EvidenceAppealResolved { .. } => "EvidenceAppealResolved",
             Self::EvidenceVerified { .. } => "EvidenceVerified",
             Self::EvidenceRejected { .. } => "EvidenceRejected",
         }
@@ -357,6 +396,7 @@ pub struct Evidence {
     token_reward: u32,
     ai_confidence: Option<f64>,
     votes: Vec<Vote>,
+    appealed: bool,
 }
 
 impl Aggregate for Evidence {
@@ -470,8 +510,91 @@ impl Aggregate for Evidence {
                         )
                         .await;
                     }
-                    Stage::PeerReview => {}
+                    // The checks never route to an appeal.
+                    Stage::PeerReview | Stage::Appealed => {}
                 }
+            }
+            EvidenceCommand::Appeal {
+                human_id,
+                reason,
+                at,
+            } => {
+                let evidence_id = self.id.ok_or(DomainError::NotFound("evidence"))?;
+                if self.submitter != Some(human_id) {
+                    return Err(DomainError::Forbidden("only the submitter may appeal"));
+                }
+                if self.stage != Some(Stage::Rejected) || self.appealed {
+                    return Err(DomainError::InvalidState(
+                        "only a rejection may be appealed, once",
+                    ));
+                }
+                let n = reason.trim().chars().count();
+                if !(20..=2000).contains(&n) {
+                    return Err(DomainError::invalid("reason", "20–2000 characters"));
+                }
+                sink.write(
+                    EvidenceEvent::EvidenceAppealed {
+                        evidence_id,
+                        human_id,
+                        reason,
+                        appealed_at: at,
+                    },
+                    self,
+                )
+                .await;
+            }
+            EvidenceCommand::ResolveAppeal {
+                admin_id,
+                approve,
+                reasoning,
+                at,
+            } => {
+                let evidence_id = self.id.ok_or(DomainError::NotFound("evidence"))?;
+                if self.stage != Some(Stage::Appealed) {
+                    return Err(DomainError::InvalidState(
+                        "no appeal is open on this evidence",
+                    ));
+                }
+                let n = reasoning.trim().chars().count();
+                if !(10..=5000).contains(&n) {
+                    return Err(DomainError::invalid("reasoning", "10–5000 characters"));
+                }
+                let (Some(mission_id), Some(claim_id), Some(human_id)) =
+                    (self.mission_id, self.claim_id, self.submitter)
+                else {
+                    return Err(DomainError::NotFound("evidence"));
+                };
+                sink.write(
+                    EvidenceEvent::EvidenceAppealResolved {
+                        evidence_id,
+                        resolved_by: admin_id,
+                        approved: approve,
+                        reasoning,
+                        resolved_at: at,
+                    },
+                    self,
+                )
+                .await;
+                let decided = if approve {
+                    EvidenceEvent::EvidenceVerified {
+                        evidence_id,
+                        mission_id,
+                        claim_id,
+                        human_id,
+                        source: "admin".into(),
+                        confidence: 1.0,
+                        token_reward: self.token_reward,
+                        verified_at: at,
+                    }
+                } else {
+                    EvidenceEvent::EvidenceRejected {
+                        evidence_id,
+                        source: "admin".into(),
+                        confidence: 0.0,
+                        rejected_at: at,
+                    }
+                };
+                sink.write(decided, self).await;
             }
             EvidenceCommand::Vote {
                 review_id,
@@ -569,6 +692,11 @@ impl Aggregate for Evidence {
                 self.stage = Some(stage);
                 self.ai_confidence = Some(checks.confidence);
             }
+            EvidenceEvent::EvidenceAppealed { .. } => {
+                self.stage = Some(Stage::Appealed);
+                self.appealed = true;
+            }
+            EvidenceEvent::EvidenceAppealResolved { .. } => {}
             EvidenceEvent::PeerVoteCast {
                 reviewer,
                 verdict,
@@ -894,6 +1022,78 @@ mod tests {
             .when(vote(10, Verdict::Approve, 0.9))
             .then_expect_error(DomainError::InvalidState(
                 "this evidence is not awaiting peer review",
+            ));
+    }
+
+    #[test]
+    fn given_rejected_evidence_when_its_owner_appeals_and_an_admin_approves_then_verified_with_full_confidence()
+     {
+        let mut copied = file(0);
+        copied.duplicate_of = Some(Uuid::from_u128(77));
+        let rejected = events_of(submit_with(
+            ACTIVE,
+            vec![copied],
+            capture(Some(point(-1.03, 37.07)), at()),
+        ));
+        let appeal = |human: Uuid, reason: &str| EvidenceCommand::Appeal {
+            human_id: human,
+            reason: reason.into(),
+            at: at(),
+        };
+        let reason = "The photo is mine; I reused it by mistake, here is the context.";
+        TestFramework::<Evidence>::with(())
+            .given(rejected.clone())
+            .when(appeal(Uuid::from_u128(9), reason))
+            .then_expect_error(DomainError::Forbidden("only the submitter may appeal"));
+        TestFramework::<Evidence>::with(())
+            .given(rejected.clone())
+            .when(appeal(HUMAN, "too short"))
+            .then_expect_error(DomainError::invalid("reason", "20–2000 characters"));
+        let appealed = TestFramework::<Evidence>::with(())
+            .given(rejected.clone())
+            .when(appeal(HUMAN, reason))
+            .inspect_result()
+            .expect("appealed");
+        let mut given = rejected;
+        given.extend(appealed);
+        TestFramework::<Evidence>::with(())
+            .given(given.clone())
+            .when(appeal(HUMAN, reason))
+            .then_expect_error(DomainError::InvalidState(
+                "only a rejection may be appealed, once",
+            ));
+        let events = TestFramework::<Evidence>::with(())
+            .given(given)
+            .when(EvidenceCommand::ResolveAppeal {
+                admin_id: Uuid::from_u128(99),
+                approve: true,
+                reasoning: "Checked with the ward office: genuine.".into(),
+                at: at(),
+            })
+            .inspect_result()
+            .expect("resolved");
+        assert!(
+            matches!(
+                &events[1],
+                EvidenceEvent::EvidenceVerified { source, confidence, token_reward: 25, .. }
+                    if source == "admin" && *confidence == 1.0
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn given_no_open_appeal_when_an_admin_resolves_then_refused() {
+        TestFramework::<Evidence>::with(())
+            .given(in_peer_review())
+            .when(EvidenceCommand::ResolveAppeal {
+                admin_id: Uuid::from_u128(99),
+                approve: true,
+                reasoning: "Looks fine to me overall.".into(),
+                at: at(),
+            })
+            .then_expect_error(DomainError::InvalidState(
+                "no appeal is open on this evidence",
             ));
     }
 }

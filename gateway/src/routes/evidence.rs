@@ -43,15 +43,22 @@ use super::{Fields, parse_path_id};
 
 /// The evidence routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/missions/{id}/evidence",
-        // Five files of 10 MB and the form fields.
-        post(submit)
-            .layer(DefaultBodyLimit::max(
-                MAX_FILES * MAX_FILE_BYTES + 1024 * 1024,
-            ))
-            .get(mine),
-    )
+    Router::new()
+        .route(
+            "/api/v1/missions/{id}/evidence",
+            // Five files of 10 MB and the form fields.
+            post(submit)
+                .layer(DefaultBodyLimit::max(
+                    MAX_FILES * MAX_FILE_BYTES + 1024 * 1024,
+                ))
+                .get(mine),
+        )
+        .route("/api/v1/evidence/{evidence_id}/appeal", post(appeal))
+        .route("/api/v1/admin/disputes", axum::routing::get(disputes))
+        .route(
+            "/api/v1/admin/disputes/{evidence_id}/resolve",
+            post(resolve),
+        )
 }
 
 /// A type found in a file's first bytes.
@@ -456,9 +463,104 @@ async fn mine(
     ))
 }
 
+/// `POST /evidence/{evidenceId}/appeal`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppealRequest {
+    /// 20–2,000 characters.
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/evidence/{evidenceId}/appeal", tag = "evidence", request_body = AppealRequest, params(("evidenceId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")), security(("human_token" = [])), responses((status = 201, description = "Appealed; an admin decides", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (403 not yours; 409 not rejected, or appealed already)", body = crate::openapi::ErrorEnvelope)))]
+async fn appeal(
+    Api(platform): Api,
+    human: HumanAuth,
+    Path(id): Path<String>,
+    body: crate::command::CommandBody<AppealRequest>,
+) -> Result<CommandResponse, ApiError> {
+    let evidence_id = parse_path_id(&id)?;
+    crate::command::execute::<Evidence, _>(
+        &platform,
+        Actor::Human(human.human_id),
+        evidence_id,
+        EvidenceCommand::Appeal {
+            human_id: human.human_id,
+            reason: body.body.reason.clone(),
+            at: Utc::now(),
+        },
+        &body,
+        move |position| StoredResponse {
+            status: 201,
+            body: json!({ "evidenceId": evidence_id, "newStage": "appealed" }),
+            position,
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/disputes", tag = "admin", params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the evidence read model has applied this position")), security(("human_token" = [])), responses((status = 200, description = "Appealed evidence awaiting an admin, oldest first", body = crate::openapi::Ok<Vec<EvidenceView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+async fn disputes(
+    Api(platform): Api,
+    _admin: crate::auth::AdminAuth,
+    min: crate::consistency::MinPosition,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<crate::envelope::ApiOk<Vec<EvidenceView>>, ApiError> {
+    let mut f = Fields::default();
+    let limit = super::page_limit(&mut f, query.get("limit").map(String::as_str));
+    f.finish()?;
+    min.wait(&platform, &EvidenceSubmissions).await?;
+    Ok(crate::envelope::ApiOk::new(
+        bw_projections::models::evidence::disputes(&platform.pool, limit).await?,
+    ))
+}
+
+/// `POST /admin/disputes/{evidenceId}/resolve`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `approve` (verified, the full reward) or `reject` (final).
+    decision: String,
+    /// 10–5,000 characters.
+    reasoning: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/disputes/{evidenceId}/resolve", tag = "admin", request_body = ResolveRequest, params(("evidenceId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")), security(("human_token" = [])), responses((status = 200, description = "Resolved", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 no open appeal)", body = crate::openapi::ErrorEnvelope)))]
+async fn resolve(
+    Api(platform): Api,
+    admin: crate::auth::AdminAuth,
+    Path(id): Path<String>,
+    body: crate::command::CommandBody<ResolveRequest>,
+) -> Result<CommandResponse, ApiError> {
+    let evidence_id = parse_path_id(&id)?;
+    let approve = match body.body.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(ApiError::field("decision", "approve or reject")),
+    };
+    let admin_id = admin.0.human_id;
+    crate::command::execute::<Evidence, _>(
+        &platform,
+        Actor::Human(admin_id),
+        evidence_id,
+        EvidenceCommand::ResolveAppeal {
+            admin_id,
+            approve,
+            reasoning: body.body.reasoning.clone(),
+            at: Utc::now(),
+        },
+        &body,
+        move |position| StoredResponse {
+            status: 200,
+            body: json!({ "evidenceId": evidence_id, "stage": if approve { "verified" } else { "rejected" } }),
+            position,
+        },
+    )
+    .await
+}
+
 /// The OpenAPI paths of this module.
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(submit, mine))]
+#[openapi(paths(submit, mine, appeal, disputes, resolve))]
 pub struct EvidenceApi;
 
 #[cfg(test)]

@@ -115,6 +115,46 @@ impl Projection for EvidenceSubmissions {
                     .execute(&mut *conn)
                     .await?;
                 }
+                EvidenceEvent::EvidenceAppealed {
+                    evidence_id,
+                    reason,
+                    ..
+                } => {
+                    let updated = sqlx::query(
+                        "UPDATE rm_evidence SET stage = 'appealed', appeal_reason = $2, position = $3 WHERE evidence_id = $1",
+                    )
+                    .bind(evidence_id)
+                    .bind(reason)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    super::expect_one(&updated, event, || {
+                        format!("evidence {evidence_id} is missing")
+                    })?;
+                }
+                EvidenceEvent::EvidenceAppealResolved {
+                    evidence_id,
+                    resolved_by,
+                    approved,
+                    reasoning,
+                    resolved_at,
+                } => {
+                    let resolution = serde_json::json!({
+                        "resolvedBy": resolved_by, "approved": approved,
+                        "reasoning": reasoning, "resolvedAt": resolved_at
+                    });
+                    let updated = sqlx::query(
+                        "UPDATE rm_evidence SET appeal_resolution = $2, position = $3 WHERE evidence_id = $1",
+                    )
+                    .bind(evidence_id)
+                    .bind(resolution)
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    super::expect_one(&updated, event, || {
+                        format!("evidence {evidence_id} is missing")
+                    })?;
+                }
                 EvidenceEvent::EvidenceVerified {
                     evidence_id,
                     confidence,
@@ -212,6 +252,18 @@ pub async fn pending_for(
          ORDER BY e.submitted_at LIMIT $2",
     )
     .bind(reviewer)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Evidence whose rejection was appealed and awaits an admin, oldest first.
+pub async fn disputes(pool: &PgPool, limit: i64) -> Result<Vec<EvidenceView>, ProjectionError> {
+    Ok(sqlx::query_as(
+        "SELECT evidence_id, mission_id, claim_id, files, latitude, longitude, location_source, captured_at, exif,
+                notes, stage, checks, confidence, final_confidence, submitted_at
+         FROM rm_evidence WHERE stage = 'appealed' ORDER BY submitted_at LIMIT $1",
+    )
     .bind(limit)
     .fetch_all(pool)
     .await?)
