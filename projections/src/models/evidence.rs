@@ -220,6 +220,9 @@ pub struct EvidenceView {
     pub submitted_at: DateTime<Utc>,
 }
 
+const COLUMNS: &str = "e.evidence_id, e.mission_id, e.claim_id, e.files, e.latitude, e.longitude, e.location_source,
+    e.captured_at, e.exif, e.notes, e.stage, e.checks, e.confidence, e.final_confidence, e.submitted_at";
+
 /// `human_id`'s submissions for `mission_id`, newest first.
 pub async fn of(
     pool: &PgPool,
@@ -227,9 +230,9 @@ pub async fn of(
     human_id: Uuid,
 ) -> Result<Vec<EvidenceView>, ProjectionError> {
     Ok(sqlx::query_as(
-        "SELECT evidence_id, mission_id, claim_id, files, latitude, longitude, location_source, captured_at, exif,
-                notes, stage, checks, confidence, final_confidence, submitted_at
-         FROM rm_evidence WHERE mission_id = $1 AND human_id = $2 ORDER BY submitted_at DESC",
+        &format!(
+            "SELECT {COLUMNS} FROM rm_evidence e WHERE mission_id = $1 AND human_id = $2 ORDER BY submitted_at DESC"
+        ),
     )
     .bind(mission_id)
     .bind(human_id)
@@ -244,12 +247,12 @@ pub async fn pending_for(
     limit: i64,
 ) -> Result<Vec<EvidenceView>, ProjectionError> {
     Ok(sqlx::query_as(
-        "SELECT e.evidence_id, e.mission_id, e.claim_id, e.files, e.latitude, e.longitude, e.location_source,
-                e.captured_at, e.exif, e.notes, e.stage, e.checks, e.confidence, e.final_confidence, e.submitted_at
-         FROM rm_evidence e
-         WHERE e.stage = 'peer_review' AND e.human_id <> $1
-           AND NOT EXISTS (SELECT 1 FROM rm_peer_votes v WHERE v.evidence_id = e.evidence_id AND v.reviewer = $1)
-         ORDER BY e.submitted_at LIMIT $2",
+        &format!(
+            "SELECT {COLUMNS} FROM rm_evidence e
+             WHERE e.stage = 'peer_review' AND e.human_id <> $1
+               AND NOT EXISTS (SELECT 1 FROM rm_peer_votes v WHERE v.evidence_id = e.evidence_id AND v.reviewer = $1)
+             ORDER BY e.submitted_at LIMIT $2"
+        ),
     )
     .bind(reviewer)
     .bind(limit)
@@ -260,9 +263,9 @@ pub async fn pending_for(
 /// Evidence whose rejection was appealed and awaits an admin, oldest first.
 pub async fn disputes(pool: &PgPool, limit: i64) -> Result<Vec<EvidenceView>, ProjectionError> {
     Ok(sqlx::query_as(
-        "SELECT evidence_id, mission_id, claim_id, files, latitude, longitude, location_source, captured_at, exif,
-                notes, stage, checks, confidence, final_confidence, submitted_at
-         FROM rm_evidence WHERE stage = 'appealed' ORDER BY submitted_at LIMIT $1",
+        &format!(
+            "SELECT {COLUMNS} FROM rm_evidence e WHERE e.stage = 'appealed' ORDER BY e.submitted_at LIMIT $1"
+        ),
     )
     .bind(limit)
     .fetch_all(pool)
