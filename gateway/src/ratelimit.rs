@@ -144,6 +144,14 @@ pub fn endpoint_limit(method: &Method, route: &str) -> Option<EndpointLimit> {
         ("GET", "/api/v1/heartbeat/instructions") => {
             endpoint("heartbeat", Scope::Caller, Limit::per_hour(10))
         }
+        ("POST", "/api/v1/missions") => endpoint("missions", Scope::Caller, Limit::per_minute(10)),
+        // §6.1: 10 evidence submissions per hour per person; §8.2: 3 appeals per day.
+        ("POST", "/api/v1/missions/{id}/evidence") => {
+            endpoint("evidence", Scope::Caller, Limit::per_hour(10))
+        }
+        ("POST", "/api/v1/evidence/{evidence_id}/appeal") => {
+            endpoint("appeals", Scope::Caller, Limit::per(3, 24 * 3600))
+        }
         _ => None,
     }
 }
