@@ -54,6 +54,7 @@ const NAIROBI: (f64, f64) = (-1.2864, 36.8172);
 struct World {
     p: Platform,
     key: String,
+    problem: String,
     solution: String,
 }
 
@@ -88,7 +89,12 @@ async fn world() -> World {
     let solution = body["data"]["solutionId"].as_str().expect("id").to_owned();
     let (_, verdict) = until_logged(&p.pipeline.pool, "GuardrailDecided", &solution).await;
     assert_eq!(verdict["data"]["decision"], "approved", "{verdict}");
-    World { p, key, solution }
+    World {
+        p,
+        key,
+        problem,
+        solution,
+    }
 }
 
 fn mission_body(
@@ -1074,6 +1080,22 @@ async fn verified_evidence_pays_the_claimant_once_and_completes_the_mission() {
     .await;
     assert_eq!(body["data"]["status"], "completed", "{body}");
     assert_eq!(body["data"]["myClaim"]["status"], "completed");
+    // The problem and the solution count the mission and its completion.
+    for path in [
+        format!("/problems/{}", w.problem),
+        format!("/solutions/{}", w.solution),
+    ] {
+        let (status, _, body) = send(
+            p.http
+                .get(p.url(&path))
+                .bearer_auth(&w.key)
+                .header("bw-min-position", max.max(completed_at)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["data"]["missionCount"], 1, "{path}: {body}");
+        assert_eq!(body["data"]["missionsCompleted"], 1, "{path}: {body}");
+    }
     let (_, _, body) = send(
         p.http
             .get(p.url(&format!("/missions/{mission}/evidence")))

@@ -926,3 +926,68 @@ async fn with_nats_away_commands_keep_succeeding_and_the_pipeline_catches_up_aft
     let feed = p.projector(Arc::new(ProblemFeed)).await;
     assert_eq!(feed.process_pending().await.expect("projected"), 20);
 }
+
+/// A projection that applies nothing, for consumer set-up tests.
+#[derive(Debug)]
+struct Probe(&'static [&'static str]);
+
+impl bw_projections::runtime::Projection for Probe {
+    fn name(&self) -> &'static str {
+        "filter_probe"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        self.0
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _: &'a mut sqlx::PgConnection,
+        _: &'a bw_infra::envelope::EventEnvelope,
+    ) -> futures::future::BoxFuture<'a, Result<(), bw_projections::ProjectionError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_projection_that_needs_more_event_types_gets_its_consumer_refiltered() {
+    // Given a projection's consumer filtered to one aggregate type
+    let p = Pipeline::new().await;
+    let durable = format!("{}_filter_probe", p.stream.name);
+    let filter = |p: &Pipeline| {
+        let js = p.js.clone();
+        let stream = p.stream.name.clone();
+        let durable = durable.clone();
+        async move {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+                .get_stream(&stream)
+                .await
+                .expect("stream")
+                .get_consumer(&durable)
+                .await
+                .expect("consumer");
+            consumer
+                .info()
+                .await
+                .expect("info")
+                .config
+                .filter_subject
+                .clone()
+        }
+    };
+    p.projector(Arc::new(Probe(&["Agent"]))).await;
+    assert_eq!(
+        filter(&p).await,
+        format!("{}.Agent.>", p.stream.subject_prefix)
+    );
+
+    // When the code's projection needs a second type
+    p.projector(Arc::new(Probe(&["Agent", "Mission"]))).await;
+
+    // Then the consumer sees every subject (and the same durable name is kept)
+    assert_eq!(filter(&p).await, format!("{}.>", p.stream.subject_prefix));
+}

@@ -298,6 +298,7 @@ pub enum ParentSolution {
     /// The solution exists: its owner, guardrail status and problem domain.
     Found {
         solution_id: Uuid,
+        problem_id: Uuid,
         owner: Uuid,
         guardrail_status: Option<GuardrailStatus>,
         domain: ProblemDomain,
@@ -434,6 +435,8 @@ pub enum MissionEvent {
     MissionCreated {
         mission_id: Uuid,
         solution_id: Uuid,
+        /// The solution's problem (for the problem feed's mission counts).
+        problem_id: Uuid,
         created_by: Uuid,
         domain: ProblemDomain,
         spec: Box<MissionSpec>,
@@ -712,6 +715,7 @@ impl Aggregate for Mission {
                 }
                 let ParentSolution::Found {
                     solution_id,
+                    problem_id,
                     owner,
                     guardrail_status,
                     domain,
@@ -733,6 +737,7 @@ impl Aggregate for Mission {
                 let event = MissionEvent::MissionCreated {
                     mission_id,
                     solution_id,
+                    problem_id,
                     created_by: agent_id,
                     domain,
                     spec,
@@ -1083,6 +1088,7 @@ mod tests {
 
     const MISSION: Uuid = Uuid::from_u128(10);
     const SOLUTION: Uuid = Uuid::from_u128(20);
+    const PROBLEM: Uuid = Uuid::from_u128(21);
     const AGENT: Uuid = Uuid::from_u128(30);
     const ANA: Uuid = Uuid::from_u128(40);
     const BEN: Uuid = Uuid::from_u128(41);
@@ -1131,6 +1137,7 @@ mod tests {
     fn approved_solution() -> ParentSolution {
         ParentSolution::Found {
             solution_id: SOLUTION,
+            problem_id: PROBLEM,
             owner: AGENT,
             guardrail_status: Some(GuardrailStatus::Approved),
             domain: ProblemDomain::CleanWaterSanitation,
@@ -1151,6 +1158,7 @@ mod tests {
         MissionEvent::MissionCreated {
             mission_id: MISSION,
             solution_id: SOLUTION,
+            problem_id: PROBLEM,
             created_by: AGENT,
             domain: ProblemDomain::CleanWaterSanitation,
             spec: Box::new(spec(max_claims)),
@@ -1229,6 +1237,7 @@ mod tests {
     fn given_a_solution_not_approved_or_not_owned_when_creating_then_refused() {
         let pending = ParentSolution::Found {
             solution_id: SOLUTION,
+            problem_id: PROBLEM,
             owner: AGENT,
             guardrail_status: Some(GuardrailStatus::Pending),
             domain: ProblemDomain::CleanWaterSanitation,
@@ -1241,6 +1250,7 @@ mod tests {
             ));
         let someone_elses = ParentSolution::Found {
             solution_id: SOLUTION,
+            problem_id: PROBLEM,
             owner: Uuid::from_u128(31),
             guardrail_status: Some(GuardrailStatus::Approved),
             domain: ProblemDomain::CleanWaterSanitation,

@@ -113,25 +113,47 @@ impl Projector {
             .get_stream(&stream.name)
             .await
             .map_err(|e| ProjectionError::JetStream(format!("stream {}: {e}", stream.name)))?;
-        let consumer = events
-            .get_or_create_consumer(
-                &durable,
-                pull::Config {
-                    durable_name: Some(durable.clone()),
-                    filter_subject: match projection.aggregate_types() {
-                        [one] => format!("{}.{one}.>", stream.subject_prefix),
-                        _ => format!("{}.>", stream.subject_prefix),
-                    },
-                    ack_policy: AckPolicy::Explicit,
-                    deliver_policy: DeliverPolicy::All,
-                    ack_wait: config.ack_wait,
-                    max_ack_pending: i64::try_from(config.batch * 4).unwrap_or(1024),
-                    max_deliver: -1,
-                    ..Default::default()
-                },
-            )
+        let wanted = pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: match projection.aggregate_types() {
+                [one] => format!("{}.{one}.>", stream.subject_prefix),
+                _ => format!("{}.>", stream.subject_prefix),
+            },
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: config.ack_wait,
+            max_ack_pending: i64::try_from(config.batch * 4).unwrap_or(1024),
+            max_deliver: -1,
+            ..Default::default()
+        };
+        let consumer_error = |e: &dyn std::fmt::Display| {
+            ProjectionError::JetStream(format!("consumer {durable}: {e}"))
+        };
+        let mut consumer: PullConsumer = events
+            .get_or_create_consumer(&durable, wanted.clone())
             .await
-            .map_err(|e| ProjectionError::JetStream(format!("consumer {durable}: {e}")))?;
+            .map_err(|e| consumer_error(&e))?;
+        // A projection that now needs other aggregate types gets a consumer with the new filter.
+        // Replacing it loses nothing: the new one delivers from the start, the checkpoint skips
+        // what was applied and anything missing is read from the log.
+        let current = consumer
+            .info()
+            .await
+            .map_err(|e| consumer_error(&e))?
+            .config
+            .filter_subject
+            .clone();
+        if current != wanted.filter_subject {
+            tracing::info!(projection = name, from = %current, to = %wanted.filter_subject, "consumer filter changed; replacing the consumer");
+            events
+                .delete_consumer(&durable)
+                .await
+                .map_err(|e| consumer_error(&e))?;
+            consumer = events
+                .create_consumer(wanted)
+                .await
+                .map_err(|e| consumer_error(&e))?;
+        }
         sqlx::query("INSERT INTO projection_checkpoints (projection, version) VALUES ($1, $2) ON CONFLICT (projection) DO NOTHING")
             .bind(name)
             .bind(projection.version())

@@ -184,6 +184,7 @@ async fn create(
                 None => ParentSolution::Missing,
                 Some(domain) => ParentSolution::Found {
                     solution_id,
+                    problem_id,
                     owner,
                     guardrail_status,
                     domain,

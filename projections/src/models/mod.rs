@@ -36,6 +36,49 @@ pub(crate) fn apply_error(event: &EventEnvelope, reason: String) -> ProjectionEr
     }
 }
 
+/// Adds a mission event to the mission counts of `table` (`rm_problems` or `rm_solutions`, keyed
+/// by `key`): `MissionCreated` counts a mission, a status change to `completed` a completed one.
+/// The parent's id comes from the mission's `MissionCreated` in the log. Other events change nothing.
+pub(crate) async fn count_mission(
+    conn: &mut sqlx::PgConnection,
+    event: &EventEnvelope,
+    table: &str,
+    key: &str,
+) -> Result<(), ProjectionError> {
+    let (column, field) = match event.event_type.as_str() {
+        "MissionCreated" => ("mission_count", key),
+        "MissionStatusChanged" if event.payload["data"]["to"] == "completed" => {
+            ("missions_completed", key)
+        }
+        _ => return Ok(()),
+    };
+    let parent_field = if key == "problem_id" {
+        "problemId"
+    } else {
+        "solutionId"
+    };
+    let parent: Option<String> = sqlx::query_scalar(
+        "SELECT payload->'data'->>$2 FROM events
+         WHERE aggregate_type = 'Mission' AND aggregate_id = $1 AND event_type = 'MissionCreated'",
+    )
+    .bind(&event.aggregate_id)
+    .bind(parent_field)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    let parent: Uuid = parent
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| apply_error(event, "the mission's creation names no parent".into()))?;
+    let updated = sqlx::query(&format!(
+        "UPDATE {table} SET {column} = {column} + 1, position = $2 WHERE {field} = $1"
+    ))
+    .bind(parent)
+    .bind(event.global_position)
+    .execute(&mut *conn)
+    .await?;
+    expect_one(&updated, event, || format!("{parent} is not in {table}"))
+}
+
 /// Fails the event unless its update touched exactly one row: what an event updates must already be
 /// in the read model, and a silent no-op would hide an out-of-order or missing event.
 pub(crate) fn expect_one(

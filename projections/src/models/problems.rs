@@ -32,8 +32,8 @@ impl Projection for ProblemFeed {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        // Solutions for the solution count.
-        &["Problem", "Solution"]
+        // Solutions and missions for their counts.
+        &["Problem", "Solution", "Mission"]
     }
 
     fn apply<'a>(
@@ -42,6 +42,9 @@ impl Projection for ProblemFeed {
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
+            if event.aggregate_type == "Mission" {
+                return super::count_mission(conn, event, "rm_problems", "problem_id").await;
+            }
             if event.aggregate_type == "Solution" {
                 if event.event_type == "SolutionProposed" {
                     let SolutionEvent::SolutionProposed { problem_id, .. } =
@@ -215,13 +218,16 @@ pub struct ProblemView {
     pub guardrail_status: String,
     pub edit_count: i32,
     pub solution_count: i32,
+    /// Missions created from this problem's solutions, and how many completed.
+    pub mission_count: i32,
+    pub missions_completed: i32,
     pub reported_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "problem_id, reported_by, title, description, domain, severity, affected_population_estimate,
     geographic_scope, location_name, latitude, longitude, existing_solutions, data_sources, evidence_links,
-    status, guardrail_status, edit_count, solution_count, reported_at, updated_at";
+    status, guardrail_status, edit_count, solution_count, mission_count, missions_completed, reported_at, updated_at";
 
 /// One problem by id, whatever its guardrail status (visibility is the caller's rule).
 pub async fn get(pool: &PgPool, problem_id: Uuid) -> Result<Option<ProblemView>, ProjectionError> {

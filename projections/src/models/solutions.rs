@@ -60,7 +60,8 @@ impl Projection for Solutions {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Solution"]
+        // Missions for the mission counts.
+        &["Solution", "Mission"]
     }
 
     fn apply<'a>(
@@ -69,6 +70,9 @@ impl Projection for Solutions {
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
+            if event.aggregate_type == "Mission" {
+                return super::count_mission(conn, event, "rm_solutions", "solution_id").await;
+            }
             match decode::<SolutionEvent>(event)? {
                 SolutionEvent::SolutionProposed {
                     solution_id,
@@ -271,6 +275,9 @@ pub struct SolutionView {
     pub status: String,
     pub guardrail_status: String,
     pub debate_count: i32,
+    /// Missions created from this solution, and how many completed.
+    pub mission_count: i32,
+    pub missions_completed: i32,
     pub edit_count: i32,
     pub proposed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -278,7 +285,7 @@ pub struct SolutionView {
 
 const COLUMNS: &str = "solution_id, problem_id, proposed_by, title, description, approach, expected_impact, estimated_cost,
     risks_and_mitigations, required_skills, required_locations, timeline_estimate, impact_score, feasibility_score,
-    cost_efficiency_score, composite_score, status, guardrail_status, debate_count, edit_count, proposed_at, updated_at";
+    cost_efficiency_score, composite_score, status, guardrail_status, debate_count, mission_count, missions_completed, edit_count, proposed_at, updated_at";
 
 /// One solution by id, whatever its guardrail status (visibility is the caller's rule).
 pub async fn get(
