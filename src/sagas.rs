@@ -2,12 +2,13 @@
 //! pays its reviewer 2 tokens (key `peer-review-reward:{reviewId}`).
 //!
 //! It runs on the projector runtime (checkpoint `rewards`, consumer of `Evidence` events). On
-//! `EvidenceVerified` it issues two commands, each deterministic and idempotent by construction:
-//! a ledger credit keyed `evidence-reward:{evidenceId}` for `max(1, floor(tokenReward × confidence))`
-//! (the `Ledger` aggregate records a key once) and the mission's `CompleteClaim` (which records
-//! nothing for a claim already completed). A redelivered event, a replay or a crash between the two
-//! commands therefore never pays twice and never leaves a claim open for good: the next delivery
-//! finishes what is missing.
+//! `EvidenceVerified` it first sends the mission `CompleteClaim` (which completes an active claim
+//! once, recording which evidence completed it), then — only when this evidence is the one that
+//! completed the claim — a ledger credit keyed `evidence-reward:{evidenceId}` for
+//! `max(1, floor(tokenReward × confidence))` (the `Ledger` aggregate records a key once). One claim
+//! is therefore paid once however many of its submissions are verified, and a redelivered event, a
+//! replay or a crash between the two commands never pays twice: the next delivery finishes what is
+//! missing.
 
 use std::sync::Arc;
 
@@ -105,7 +106,8 @@ impl RewardSaga {
 /// event (`projections status` shows it) rather than retrying a command that cannot succeed.
 fn failed(event: &EventEnvelope) -> impl Fn(bw_commands::CommandError) -> ProjectionError + '_ {
     move |e| match e {
-        bw_commands::CommandError::Database(e) => ProjectionError::Database(e),
+        // Server-side failures too (a deadlock, a timeout): the batch is retried, never failed.
+        bw_commands::CommandError::Database(e) => ProjectionError::Retry(e.to_string()),
         bw_commands::CommandError::Domain(refused) => ProjectionError::Apply {
             position: event.global_position,
             event_type: event.event_type.clone(),
@@ -171,7 +173,33 @@ impl Projection for RewardSaga {
                 return Ok(());
             };
             let ctx = context(event);
-            let respond = no_body;
+            // The claim first: only the submission that completes it is paid, so a claimant with
+            // several verified submissions on one claim is paid once.
+            self.bus
+                .execute_serialized_with::<Mission>(
+                    &mission_id.to_string(),
+                    MissionCommand::CompleteClaim {
+                        claim_id,
+                        evidence_id,
+                        at: verified_at,
+                    },
+                    &ctx,
+                    Some(bw_gateway::routes::missions::release_ended_claims(
+                        mission_id,
+                    )),
+                    no_body,
+                )
+                .await
+                .map_err(failed(event))?;
+            let mission: Mission = self
+                .bus
+                .load(&mission_id.to_string())
+                .await
+                .map_err(failed(event))?;
+            if mission.completed_by(claim_id) != Some(evidence_id) {
+                tracing::info!(%evidence_id, %claim_id, "verified evidence of a claim completed by another submission, or no longer active: no reward");
+                return Ok(());
+            }
             self.bus
                 .execute_serialized::<Ledger>(
                     &human_id.to_string(),
@@ -190,23 +218,7 @@ impl Projection for RewardSaga {
                         at: verified_at,
                     },
                     &ctx,
-                    respond,
-                )
-                .await
-                .map_err(failed(event))?;
-            self.bus
-                .execute_serialized_with::<Mission>(
-                    &mission_id.to_string(),
-                    MissionCommand::CompleteClaim {
-                        claim_id,
-                        evidence_id,
-                        at: verified_at,
-                    },
-                    &ctx,
-                    Some(bw_gateway::routes::missions::release_ended_claims(
-                        mission_id,
-                    )),
-                    respond,
+                    no_body,
                 )
                 .await
                 .map_err(failed(event))?;

@@ -1294,3 +1294,77 @@ async fn a_rejection_can_be_appealed_once_and_an_admin_approval_pays_the_full_re
     let (_, credit) = until_logged(&p.pipeline.pool, "TokensCredited", &ana.id).await;
     assert_eq!(credit["data"]["amount"], 30, "the full reward");
 }
+
+#[tokio::test]
+async fn one_claim_is_paid_once_however_many_of_its_submissions_are_verified() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "Photograph the tap stand", NAIROBI, 1, 20).await;
+    let ana = person(p, "twice_ana", Role::Human).await;
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // E1: an old photo, to peer review. E2: a good one, verified at once and paid.
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(jpeg_with_exif(64), "old.jpg", "image/jpeg")],
+        &[],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let first = body["data"]["evidenceId"].as_str().expect("id").to_owned();
+    let now = chrono::Utc::now().to_rfc3339();
+    let (status, _, body) = send(upload(
+        p,
+        &ana,
+        &mission,
+        vec![(jpeg_with_exif(4096), "new.jpg", "image/jpeg")],
+        &[
+            ("latitude", "-1.3130"),
+            ("longitude", "36.7880"),
+            ("capturedAt", &now),
+        ],
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let second = body["data"]["evidenceId"].as_str().expect("id").to_owned();
+    until_logged(&p.pipeline.pool, "EvidenceVerified", &second).await;
+    let (_, credit) = until_logged(&p.pipeline.pool, "TokensCredited", &ana.id).await;
+    assert_eq!(credit["data"]["key"], format!("evidence-reward:{second}"));
+    until_logged(&p.pipeline.pool, "ClaimCompleted", &mission).await;
+
+    // Peers then verify E1 as well.
+    for n in 0..3 {
+        let reviewer = person(p, &format!("late_reviewer_{n}"), Role::Human).await;
+        let (status, _, body) = send(
+            p.http
+                .post(p.url(&format!("/peer-reviews/{first}/vote")))
+                .bearer_auth(&reviewer.access)
+                .json(&json!({ "verdict": "approve", "confidence": 0.9, "reasoning": "The strip and the tap stand are both clearly visible." })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    until_logged(&p.pipeline.pool, "EvidenceVerified", &first).await;
+
+    // Whatever the running saga did or does, applying every evidence event again pays nothing:
+    // the claim was completed by E2, so E1's verification earns no second reward.
+    let saga = betterworld::sagas::RewardSaga::new(p.pipeline.bus.clone());
+    let mut conn = p.pipeline.pool.acquire().await.expect("conn");
+    let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
+        .await
+        .expect("log");
+    for event in &events {
+        use bw_projections::runtime::Projection as _;
+        saga.apply(&mut conn, event).await.expect("applied");
+    }
+    let rewards: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->'data'->>'key' FROM events WHERE event_type = 'TokensCredited' AND aggregate_id = $1",
+    )
+    .bind(&ana.id)
+    .fetch_all(&p.pipeline.pool)
+    .await
+    .expect("credits");
+    assert_eq!(rewards, vec![format!("evidence-reward:{second}")]);
+}

@@ -94,9 +94,12 @@ pub struct MissionFacts {
 pub const AUTO_VERIFY: f64 = 0.80;
 /// Confidence below which evidence is rejected automatically (§2.6).
 pub const AUTO_REJECT: f64 = 0.50;
+/// The highest confidence of evidence without an EXIF point (just below [`AUTO_VERIFY`]).
+pub const UNBACKED_CAP: f64 = 0.79;
 
 /// The automatic checks and the confidence they combine into (`docs/verification.md`):
-/// `0.35·gps + 0.25·time + 0.15·consistency + 0.25·originality`, each in 0–1.
+/// `0.35·gps + 0.25·time + 0.15·consistency + 0.25·originality`, each in 0–1, capped at
+/// [`UNBACKED_CAP`] when no file carries an EXIF point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Checks {
@@ -163,7 +166,13 @@ impl Checks {
         } else {
             1.0
         };
-        let confidence = 0.35 * gps + 0.25 * time + 0.15 * consistency + 0.25 * originality;
+        let mut confidence: f64 =
+            0.35 * gps + 0.25 * time + 0.15 * consistency + 0.25 * originality;
+        // What only the client asserted (a point, a time, no EXIF behind them) never verifies
+        // automatically: without the photo's own EXIF point, peers decide.
+        if exif_location.is_none() {
+            confidence = confidence.min(UNBACKED_CAP);
+        }
         Self {
             distance_km: distance,
             gps,
@@ -550,6 +559,11 @@ impl Aggregate for Evidence {
                 at,
             } => {
                 let evidence_id = self.id.ok_or(DomainError::NotFound("evidence"))?;
+                if self.submitter == Some(admin_id) {
+                    return Err(DomainError::Forbidden(
+                        "an admin cannot resolve an appeal on their own evidence",
+                    ));
+                }
                 if self.stage != Some(Stage::Appealed) {
                     return Err(DomainError::InvalidState(
                         "no appeal is open on this evidence",
@@ -805,7 +819,11 @@ mod tests {
     #[test]
     fn given_an_active_claim_when_good_evidence_is_submitted_then_checked_and_verified_automatically()
      {
-        let events = events_of(submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1)));
+        let mut command = submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1));
+        if let EvidenceCommand::Submit { exif_location, .. } = &mut command {
+            *exif_location = Some(point(-1.301, 36.811));
+        }
+        let events = events_of(command);
         assert_eq!(events.len(), 3, "{events:?}");
         assert!(
             matches!(&events[0], EvidenceEvent::EvidenceSubmitted { claim_id, .. } if *claim_id == CLAIM)
@@ -813,7 +831,7 @@ mod tests {
         let EvidenceEvent::EvidenceChecked { checks, stage, .. } = &events[1] else {
             panic!("{events:?}")
         };
-        // In the radius (1), in the claim window (1), form point only (0.6), original (1).
+        // In the radius (1), in the claim window (1), the form's point by the photo's (1), original (1).
         assert_eq!(
             (
                 checks.gps,
@@ -821,15 +839,24 @@ mod tests {
                 checks.consistency,
                 checks.originality
             ),
-            (1.0, 1.0, 0.6, 1.0)
+            (1.0, 1.0, 1.0, 1.0)
         );
-        assert_eq!(checks.confidence, 0.94);
+        assert_eq!(checks.confidence, 1.0);
         assert_eq!(*stage, Stage::Verified);
         assert!(matches!(
             &events[2],
             EvidenceEvent::EvidenceVerified { confidence, token_reward: 25, source, .. }
-                if *confidence == 0.94 && source == "auto"
+                if *confidence == 1.0 && source == "auto"
         ));
+        // The same claims with no EXIF point behind them: 0.94 capped at 0.79, peers decide.
+        let unbacked = events_of(submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1)));
+        assert!(
+            matches!(
+                &unbacked[1],
+                EvidenceEvent::EvidenceChecked { stage: Stage::PeerReview, checks, .. } if checks.confidence == 0.79
+            ),
+            "{unbacked:?}"
+        );
     }
 
     #[test]
@@ -1016,7 +1043,11 @@ mod tests {
             .when(short)
             .then_expect_error(DomainError::invalid("reasoning", "20–2000 characters"));
         // Verified evidence takes no votes.
-        let verified = events_of(submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1)));
+        let mut backed = submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1));
+        if let EvidenceCommand::Submit { exif_location, .. } = &mut backed {
+            *exif_location = Some(point(-1.301, 36.811));
+        }
+        let verified = events_of(backed);
         TestFramework::<Evidence>::with(())
             .given(verified)
             .when(vote(10, Verdict::Approve, 0.9))
@@ -1094,6 +1125,39 @@ mod tests {
             })
             .then_expect_error(DomainError::InvalidState(
                 "no appeal is open on this evidence",
+            ));
+    }
+
+    #[test]
+    fn given_an_appeal_on_an_admins_own_evidence_when_they_resolve_it_then_refused() {
+        let mut copied = file(0);
+        copied.duplicate_of = Some(Uuid::from_u128(77));
+        let mut given = events_of(submit_with(
+            ACTIVE,
+            vec![copied],
+            capture(Some(point(-1.03, 37.07)), at()),
+        ));
+        given.extend(
+            TestFramework::<Evidence>::with(())
+                .given(given.clone())
+                .when(EvidenceCommand::Appeal {
+                    human_id: HUMAN,
+                    reason: "The photo is mine and it is from the right well, truly.".into(),
+                    at: at(),
+                })
+                .inspect_result()
+                .expect("appealed"),
+        );
+        TestFramework::<Evidence>::with(())
+            .given(given)
+            .when(EvidenceCommand::ResolveAppeal {
+                admin_id: HUMAN,
+                approve: true,
+                reasoning: "Approving my own appeal.".into(),
+                at: at(),
+            })
+            .then_expect_error(DomainError::Forbidden(
+                "an admin cannot resolve an appeal on their own evidence",
             ));
     }
 }

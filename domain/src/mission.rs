@@ -555,6 +555,9 @@ struct Claim {
     status: ClaimStatus,
     claimed_at: DateTime<Utc>,
     deadline_at: DateTime<Utc>,
+    /// The evidence whose verification completed the claim.
+    #[serde(default)]
+    completed_by: Option<Uuid>,
 }
 
 /// The mission's state as far as decisions need it.
@@ -613,7 +616,8 @@ impl Mission {
     /// on a mission that has not expired).
     pub fn evidence_check(&self, human_id: Uuid, at: DateTime<Utc>) -> crate::evidence::ClaimCheck {
         use crate::evidence::ClaimCheck;
-        if self.status == Some(MissionStatus::Expired) || self.expires_at.is_some_and(|e| e <= at) {
+        // Past `expiresAt` a running claim keeps the mission alive (§2.4) until the sweep expires it.
+        if self.status == Some(MissionStatus::Expired) {
             return ClaimCheck::MissionExpired;
         }
         match self
@@ -627,6 +631,12 @@ impl Mission {
                 claim_id: *claim_id,
             },
         }
+    }
+
+    /// The evidence whose verification completed claim `claim_id`, if it is completed: the one
+    /// submission of the claim that is paid.
+    pub fn completed_by(&self, claim_id: Uuid) -> Option<Uuid> {
+        self.claims.get(&claim_id).and_then(|c| c.completed_by)
     }
 
     /// The human who holds claim `claim_id`, if it is this mission's.
@@ -820,6 +830,15 @@ impl Aggregate for Mission {
                         "you already have an active claim on this mission",
                     ));
                 }
+                if self
+                    .claims
+                    .values()
+                    .any(|c| c.human_id == human_id && c.status == ClaimStatus::Completed)
+                {
+                    return Err(DomainError::InvalidState(
+                        "you have completed this mission already",
+                    ));
+                }
                 if self.status == Some(MissionStatus::Completed) {
                     return Err(DomainError::InvalidState("the mission is completed"));
                 }
@@ -970,9 +989,9 @@ impl Aggregate for Mission {
                     .get(&claim_id)
                     .copied()
                     .ok_or(DomainError::NotFound("claim"))?;
-                // Verified evidence completes the claim even if it was released meanwhile (the
-                // work was done in time: the evidence was accepted while the claim was active).
-                if claim.status == ClaimStatus::Completed {
+                // Only an active claim completes, once: the first verified submission completes it
+                // (and is the one paid); a claim that ended (abandoned, released) records nothing.
+                if claim.status != ClaimStatus::Active {
                     return Ok(());
                 }
                 sink.write(
@@ -986,6 +1005,13 @@ impl Aggregate for Mission {
                     self,
                 )
                 .await;
+                if !matches!(
+                    self.status,
+                    Some(MissionStatus::Open | MissionStatus::Claimed)
+                ) {
+                    // An archived or expired mission stays so.
+                    return Ok(());
+                }
                 let to = self.status_for();
                 self.change_status(mission_id, to, at, sink).await;
             }
@@ -1047,12 +1073,18 @@ impl Aggregate for Mission {
                         status: ClaimStatus::Active,
                         claimed_at,
                         deadline_at,
+                        completed_by: None,
                     },
                 );
             }
-            MissionEvent::ClaimCompleted { claim_id, .. } => {
+            MissionEvent::ClaimCompleted {
+                claim_id,
+                evidence_id,
+                ..
+            } => {
                 if let Some(claim) = self.claims.get_mut(&claim_id) {
                     claim.status = ClaimStatus::Completed;
+                    claim.completed_by = Some(evidence_id);
                 }
             }
             MissionEvent::ClaimProgressed { .. } => {}
@@ -1664,5 +1696,81 @@ mod tests {
             .given(done)
             .when(claim(CLAIM_B, BEN))
             .then_expect_error(DomainError::InvalidState("the mission is completed"));
+    }
+
+    #[test]
+    fn given_a_claim_that_ended_or_a_person_who_completed_when_completing_or_claiming_again_then_nothing_or_refused()
+     {
+        let abandoned = MissionEvent::ClaimAbandoned {
+            mission_id: MISSION,
+            claim_id: CLAIM_A,
+            human_id: ANA,
+            notes: None,
+            abandoned_at: at(),
+        };
+        TestFramework::<Mission>::with(())
+            .given(vec![
+                created(2),
+                approved(),
+                claimed(CLAIM_A, ANA),
+                abandoned,
+            ])
+            .when(MissionCommand::CompleteClaim {
+                claim_id: CLAIM_A,
+                evidence_id: Uuid::from_u128(60),
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+        let completed = MissionEvent::ClaimCompleted {
+            mission_id: MISSION,
+            claim_id: CLAIM_A,
+            human_id: ANA,
+            evidence_id: Uuid::from_u128(60),
+            completed_at: at(),
+        };
+        TestFramework::<Mission>::with(())
+            .given(vec![
+                created(2),
+                approved(),
+                claimed(CLAIM_A, ANA),
+                completed,
+            ])
+            .when(claim(CLAIM_B, ANA))
+            .then_expect_error(DomainError::InvalidState(
+                "you have completed this mission already",
+            ));
+    }
+
+    #[test]
+    fn given_a_running_claim_past_the_missions_expiry_when_evidence_comes_then_it_is_accepted() {
+        let mut mission = Mission::default();
+        for event in [created(1), approved(), claimed(CLAIM_A, ANA)] {
+            mission.apply(event);
+        }
+        let after_expiry = at() + TimeDelta::days(30) + TimeDelta::hours(1);
+        // The claim made at at() ran out after 7 days: past its deadline.
+        assert_eq!(
+            mission.evidence_check(ANA, after_expiry),
+            crate::evidence::ClaimCheck::DeadlinePassed
+        );
+        let mut late = Mission::default();
+        for event in [
+            created(1),
+            approved(),
+            MissionEvent::MissionClaimed {
+                mission_id: MISSION,
+                claim_id: CLAIM_A,
+                human_id: ANA,
+                claimed_at: at() + TimeDelta::days(29),
+                deadline_at: at() + TimeDelta::days(29) + CLAIM_DEADLINE,
+            },
+        ] {
+            late.apply(event);
+        }
+        assert_eq!(
+            late.evidence_check(ANA, after_expiry),
+            crate::evidence::ClaimCheck::Active { claim_id: CLAIM_A },
+            "a running claim keeps an expired mission open for its evidence"
+        );
     }
 }

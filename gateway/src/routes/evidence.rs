@@ -353,8 +353,19 @@ async fn submit(
     });
     f.finish()?;
 
-    // EXIF fills in what the form did not give (§6.1), from the first file that has it.
-    let exif: Vec<ExifFacts> = form.files.iter().map(|r| exif_facts(&r.bytes)).collect();
+    // EXIF fills in what the form did not give (§6.1), from the first file that has it. An EXIF
+    // time is local time without a zone (read as UTC): one ahead of the clock is unknown, not a
+    // reason to refuse what the client never sent.
+    let horizon = Utc::now() + bw_domain::evidence::CLOCK_SKEW;
+    let exif: Vec<ExifFacts> = form
+        .files
+        .iter()
+        .map(|r| {
+            let mut facts = exif_facts(&r.bytes);
+            facts.captured_at = facts.captured_at.filter(|t| *t <= horizon);
+            facts
+        })
+        .collect();
     let exif_location = exif.iter().find_map(|e| e.location);
     let capture = Capture {
         location: form_location.or(exif_location),

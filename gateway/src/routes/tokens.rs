@@ -125,21 +125,29 @@ pub struct SpendRequest {
     reference_type: Option<String>,
     /// At most 500 characters.
     description: Option<String>,
-    /// Names this spend for good (1–64 visible ASCII characters): the same key never spends twice.
+    /// Names this spend for good (visible ASCII; up to 58 characters are kept as they are, longer
+    /// keys are hashed): the same key never spends twice.
     /// Defaults to the `Idempotency-Key` header, else a new key.
     idempotency_key: Option<String>,
 }
 
-/// The entry key of a spend: the body's key, else the request's `Idempotency-Key` (hashed when it
-/// is longer than an entry key may be), else a fresh one.
+/// The entry key of a spend: `spend:` and the body's key, else the request's `Idempotency-Key`,
+/// else a fresh id (hashed when too long). The prefix keeps clients out of the platform's keys
+/// (`evidence-reward:…`, `peer-review-reward:…`, `orientation-…`): a client cannot take a reward's
+/// key and block its payment.
 fn spend_key(request: &SpendRequest, header: Option<&str>) -> String {
-    if let Some(key) = &request.idempotency_key {
-        return key.clone();
-    }
-    match header {
-        Some(h) if h.len() <= 64 => h.to_owned(),
-        Some(h) => hex::encode(Sha256::digest(h.as_bytes())),
-        None => Uuid::now_v7().to_string(),
+    let raw = request
+        .idempotency_key
+        .clone()
+        .or_else(|| header.map(str::to_owned))
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    if raw.len() <= 58 {
+        format!("spend:{raw}")
+    } else {
+        format!(
+            "spend:{}",
+            &hex::encode(Sha256::digest(raw.as_bytes()))[..58]
+        )
     }
 }
 

@@ -223,6 +223,12 @@ pub struct EvidenceView {
 const COLUMNS: &str = "e.evidence_id, e.mission_id, e.claim_id, e.files, e.latitude, e.longitude, e.location_source,
     e.captured_at, e.exif, e.notes, e.stage, e.checks, e.confidence, e.final_confidence, e.submitted_at";
 
+/// [`COLUMNS`] as a reviewer sees them: the point rounded to about a kilometre, EXIF without GPS.
+const REVIEW_COLUMNS: &str = "e.evidence_id, e.mission_id, e.claim_id, e.files,
+    round(e.latitude::numeric, 2)::float8 AS latitude, round(e.longitude::numeric, 2)::float8 AS longitude,
+    e.location_source, e.captured_at, e.exif - 'gpsLatitude' - 'gpsLongitude' AS exif, e.notes, e.stage, e.checks,
+    e.confidence, e.final_confidence, e.submitted_at";
+
 /// `human_id`'s submissions for `mission_id`, newest first.
 pub async fn of(
     pool: &PgPool,
@@ -241,6 +247,7 @@ pub async fn of(
 }
 
 /// Evidence `reviewer` may vote on: in peer review, not their own, not voted on yet; oldest first.
+/// Locations are rounded (a reviewer is not told where and when a named claimant was, exactly).
 pub async fn pending_for(
     pool: &PgPool,
     reviewer: Uuid,
@@ -248,7 +255,7 @@ pub async fn pending_for(
 ) -> Result<Vec<EvidenceView>, ProjectionError> {
     Ok(sqlx::query_as(
         &format!(
-            "SELECT {COLUMNS} FROM rm_evidence e
+            "SELECT {REVIEW_COLUMNS} FROM rm_evidence e
              WHERE e.stage = 'peer_review' AND e.human_id <> $1
                AND NOT EXISTS (SELECT 1 FROM rm_peer_votes v WHERE v.evidence_id = e.evidence_id AND v.reviewer = $1)
              ORDER BY e.submitted_at LIMIT $2"
