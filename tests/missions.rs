@@ -1368,3 +1368,43 @@ async fn one_claim_is_paid_once_however_many_of_its_submissions_are_verified() {
     .expect("credits");
     assert_eq!(rewards, vec![format!("evidence-reward:{second}")]);
 }
+
+#[tokio::test]
+async fn a_replayed_upload_stores_nothing_again_and_a_reused_key_with_other_files_is_refused() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "Photograph the meter", NAIROBI, 1, 10).await;
+    let ana = person(p, "replaying_ana", Role::Human).await;
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let keyed = |bytes: Vec<u8>| {
+        upload(
+            p,
+            &ana,
+            &mission,
+            vec![(bytes, "m.jpg", "image/jpeg")],
+            &[("notes", "Meter read")],
+        )
+        .header("idempotency-key", "upload-meter-1")
+    };
+    let (status, _, first) = send(keyed(jpeg_with_exif(256))).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, _, again) = send(keyed(jpeg_with_exif(256))).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["data"]["evidenceId"], first["data"]["evidenceId"]);
+    let stored: usize = std::fs::read_dir(p.store_root.join("evidence"))
+        .expect("evidence dir")
+        .map(|m| {
+            std::fs::read_dir(m.expect("entry").path())
+                .expect("mission dir")
+                .count()
+        })
+        .sum();
+    assert_eq!(stored, 1, "one submission's objects, not two");
+    let (status, _, other) = send(keyed(jpeg_with_exif(512))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{other}");
+    assert!(
+        !field_error(&other, "Idempotency-Key").is_empty(),
+        "{other}"
+    );
+}

@@ -125,6 +125,21 @@ impl CommandBus {
         &self.pool
     }
 
+    /// The stored response of an earlier request with `ctx`'s idempotency key, if there is one (a
+    /// key reused with a different request is `IdempotencyMismatch`). For endpoints with work to do
+    /// before the command (storing uploaded files) that a replay must not repeat; the command itself
+    /// checks again in its transaction.
+    pub async fn replayed(
+        &self,
+        ctx: &CommandContext,
+    ) -> Result<Option<StoredResponse>, CommandError> {
+        let Some(key) = &ctx.idempotency else {
+            return Ok(None);
+        };
+        let mut conn = self.pool.acquire().await?;
+        idempotency::find(&mut conn, key).await
+    }
+
     /// Loads an aggregate's current state from the log (outside any command's transaction: for
     /// facts another aggregate's decision needs, looked up first and passed in its command).
     pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<A, CommandError> {

@@ -319,13 +319,40 @@ async fn submit(
     let multipart = multipart.map_err(|_| ApiError::UnsupportedMediaType {
         expected: "multipart/form-data",
     })?;
-    let ctx = context_without_body(
+    let form = read_form(multipart).await?;
+    // The idempotency fingerprint covers the files and the form, so the same key with other files
+    // is refused; a replay answers before anything is stored again.
+    let mut fingerprint = Vec::new();
+    for file in &form.files {
+        fingerprint.extend_from_slice(file.sha256.as_bytes());
+    }
+    for value in [
+        &form.latitude,
+        &form.longitude,
+        &form.captured_at,
+        &form.notes,
+    ] {
+        fingerprint.push(0);
+        fingerprint.extend_from_slice(value.as_deref().unwrap_or_default().as_bytes());
+    }
+    let mut ctx = context_without_body(
         &headers,
         "POST",
         &format!("/api/v1/missions/{mission_id}/evidence"),
         Actor::Human(human.human_id),
     )?;
-    let form = read_form(multipart).await?;
+    if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        ctx.idempotency = Some(bw_commands::idempotency::IdempotencyKey::new(
+            &Actor::Human(human.human_id).scope(),
+            key,
+            "POST",
+            &format!("/api/v1/missions/{mission_id}/evidence"),
+            &fingerprint,
+        ));
+    }
+    if let Some(stored) = platform.bus.replayed(&ctx).await? {
+        return Ok(CommandResponse(stored));
+    }
     let mut f = Fields::default();
     let number = |f: &mut Fields, name: &str, raw: &Option<String>| {
         raw.as_deref().and_then(|r| {
