@@ -893,6 +893,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/evidence/{evidenceId}/appeal"),
     ("get", "/api/v1/admin/disputes"),
     ("post", "/api/v1/admin/disputes/{evidenceId}/resolve"),
+    ("post", "/api/v1/admin/missions/{id}/cancel"),
     // Last: every human caller forgets themselves here.
     ("delete", "/api/v1/profile"),
 ];
@@ -1065,7 +1066,8 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
             [401, 401, 403, 403, 404, 404, 404, 404, 403]
         }
         ("get", "/api/v1/admin/disputes") => ADMINS,
-        ("post", "/api/v1/admin/disputes/{evidenceId}/resolve") => {
+        ("post", "/api/v1/admin/disputes/{evidenceId}/resolve")
+        | ("post", "/api/v1/admin/missions/{id}/cancel") => {
             [401, 401, 403, 403, 403, 403, 404, 403, 403]
         }
         ("post", "/api/v1/tokens/orientation-reward") | ("post", "/api/v1/tokens/spend") => {
@@ -1198,7 +1200,11 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 p if p.starts_with("/api/v1/admin/agents/") => subject.id.clone(),
                 p if p.starts_with("/api/v1/admin/humans/") => victim.id.clone(),
                 p if p.starts_with("/api/v1/admin/flagged/") => queue_item.clone(),
-                p if p.starts_with("/api/v1/missions/") => uuid::Uuid::nil().to_string(),
+                p if p.starts_with("/api/v1/missions/")
+                    || p.starts_with("/api/v1/admin/missions/") =>
+                {
+                    uuid::Uuid::nil().to_string()
+                }
                 _ => owner.id.clone(),
             };
             let url = p.root_url(&path.replace("{id}", &id));
@@ -1255,6 +1261,9 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 }
                 ("post", "/api/v1/evidence/{evidenceId}/appeal") => json!({
                     "reason": "The photo was taken at the right well, please look again."
+                }),
+                ("post", "/api/v1/admin/missions/{id}/cancel") => json!({
+                    "reason": "Cancelled in the authorization matrix."
                 }),
                 ("post", "/api/v1/admin/disputes/{evidenceId}/resolve") => json!({
                     "decision": "approve", "reasoning": "Checked with the ward office."

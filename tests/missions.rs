@@ -1408,3 +1408,48 @@ async fn a_replayed_upload_stores_nothing_again_and_a_reused_key_with_other_file
         "{other}"
     );
 }
+
+#[tokio::test]
+async fn an_admin_cancels_a_claimed_mission_and_its_claim_is_released() {
+    let w = world().await;
+    let p = &w.p;
+    let (mission, _) = approved_mission(&w, "Photograph the footbridge", NAIROBI, 1, 10).await;
+    let ana = person(p, "cancelled_ana", Role::Human).await;
+    let (status, _, body) = claim(p, &ana, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let admin = person(p, "cancelling_admin", Role::Admin).await;
+    let cancel = |reason: &str| {
+        p.http
+            .post(p.url(&format!("/admin/missions/{mission}/cancel")))
+            .bearer_auth(&admin.access)
+            .json(&json!({ "reason": reason }))
+    };
+    let (status, _, body) = send(cancel("short")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, headers, body) = send(cancel(
+        "The footbridge collapsed in the rains; nobody goes there.",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, released) = until_logged(&p.pipeline.pool, "ClaimReleased", &mission).await;
+    assert_eq!(released["data"]["reason"], "mission_cancelled");
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM active_claims WHERE human_id = $1")
+        .bind(ana.id.parse::<uuid::Uuid>().expect("id"))
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    assert_eq!(held, 0);
+    let (_, _, body) = send(
+        p.http
+            .get(p.url(&format!("/missions/{mission}")))
+            .bearer_auth(&w.key)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(body["data"]["status"], "cancelled", "{body}");
+    let (status, _, body) = send(cancel("Cancelling a second time should be refused.")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let ben = person(p, "after_cancel_ben", Role::Human).await;
+    let (status, _, body) = claim(p, &ben, &mission).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}

@@ -319,6 +319,8 @@ pub enum MissionStatus {
     Expired,
     /// Every slot's claim completed.
     Completed,
+    /// Stopped by an admin; its active claims were released.
+    Cancelled,
 }
 
 impl MissionStatus {
@@ -330,6 +332,7 @@ impl MissionStatus {
             Self::Archived => "archived",
             Self::Expired => "expired",
             Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -407,6 +410,14 @@ pub enum MissionCommand {
     /// claim keeps an expired mission alive until its own deadline). A sweep with nothing due
     /// records nothing, so sweeping twice is harmless.
     Sweep { at: DateTime<Utc> },
+    /// An admin cancels the mission (abuse, an unsafe location, a withdrawn partner): its active
+    /// claims are released and it takes no more.
+    Cancel {
+        admin_id: Uuid,
+        /// 10–2,000 characters, for the agent, the claimants and auditors.
+        reason: String,
+        at: DateTime<Utc>,
+    },
     /// The reward saga: the claim's evidence was verified, so the claim completes (repeats record
     /// nothing).
     CompleteClaim {
@@ -424,6 +435,8 @@ pub enum MissionCommand {
 pub enum ReleaseReason {
     /// The claim's 7 days ran out.
     Deadline,
+    /// An admin cancelled the mission.
+    MissionCancelled,
 }
 
 /// Events of the `Mission` aggregate.
@@ -489,6 +502,14 @@ pub enum MissionEvent {
         notes: Option<String>,
         abandoned_at: DateTime<Utc>,
     },
+    /// An admin cancelled the mission; its active claims are released next. Version 1.
+    #[serde(rename_all = "camelCase")]
+    MissionCancelled {
+        mission_id: Uuid,
+        cancelled_by: Uuid,
+        reason: String,
+        cancelled_at: DateTime<Utc>,
+    },
     /// The scheduler released a claim; the slot is free. Version 1.
     #[serde(rename_all = "camelCase")]
     ClaimReleased {
@@ -535,6 +556,7 @@ impl DomainEvent for MissionEvent {
             Self::ClaimProgressed { .. } => "ClaimProgressed",
             Self::ClaimAbandoned { .. } => "ClaimAbandoned",
             Self::ClaimReleased { .. } => "ClaimReleased",
+            Self::MissionCancelled { .. } => "MissionCancelled",
             Self::ClaimCompleted { .. } => "ClaimCompleted",
             Self::GuardrailDecided(_) => "GuardrailDecided",
             Self::ReviewClaimed(_) => "ReviewClaimed",
@@ -842,6 +864,9 @@ impl Aggregate for Mission {
                 if self.status == Some(MissionStatus::Completed) {
                     return Err(DomainError::InvalidState("the mission is completed"));
                 }
+                if self.status == Some(MissionStatus::Cancelled) {
+                    return Err(DomainError::InvalidState("the mission was cancelled"));
+                }
                 if self.occupied() >= usize::from(self.max_claims) {
                     return Err(DomainError::AlreadyClaimed(
                         "every slot of this mission is claimed",
@@ -978,6 +1003,53 @@ impl Aggregate for Mission {
                 };
                 self.change_status(mission_id, to, at, sink).await;
             }
+            MissionCommand::Cancel {
+                admin_id,
+                reason,
+                at,
+            } => {
+                let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
+                if !matches!(
+                    self.status,
+                    Some(MissionStatus::Open | MissionStatus::Claimed)
+                ) {
+                    return Err(DomainError::InvalidState(
+                        "only an open or claimed mission can be cancelled",
+                    ));
+                }
+                chars_within("reason", &reason, 10, 2000)?;
+                sink.write(
+                    MissionEvent::MissionCancelled {
+                        mission_id,
+                        cancelled_by: admin_id,
+                        reason,
+                        cancelled_at: at,
+                    },
+                    self,
+                )
+                .await;
+                let running: Vec<(Uuid, Uuid)> = self
+                    .claims
+                    .iter()
+                    .filter(|(_, c)| c.status == ClaimStatus::Active)
+                    .map(|(id, c)| (*id, c.human_id))
+                    .collect();
+                for (claim_id, human_id) in running {
+                    sink.write(
+                        MissionEvent::ClaimReleased {
+                            mission_id,
+                            claim_id,
+                            human_id,
+                            reason: ReleaseReason::MissionCancelled,
+                            released_at: at,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+                self.change_status(mission_id, MissionStatus::Cancelled, at, sink)
+                    .await;
+            }
             MissionCommand::CompleteClaim {
                 claim_id,
                 evidence_id,
@@ -1093,6 +1165,7 @@ impl Aggregate for Mission {
                     claim.status = ClaimStatus::Abandoned;
                 }
             }
+            MissionEvent::MissionCancelled { .. } => {}
             MissionEvent::ClaimReleased { claim_id, .. } => {
                 if let Some(claim) = self.claims.get_mut(&claim_id) {
                     claim.status = ClaimStatus::Released;
@@ -1772,5 +1845,61 @@ mod tests {
             crate::evidence::ClaimCheck::Active { claim_id: CLAIM_A },
             "a running claim keeps an expired mission open for its evidence"
         );
+    }
+
+    #[test]
+    fn given_a_claimed_mission_when_an_admin_cancels_it_then_its_claims_are_released_and_it_takes_no_more()
+     {
+        let reason = "The site is unsafe after the floods.";
+        TestFramework::<Mission>::with(())
+            .given(vec![
+                created(1),
+                approved(),
+                claimed(CLAIM_A, ANA),
+                status(MissionStatus::Open, MissionStatus::Claimed),
+            ])
+            .when(MissionCommand::Cancel {
+                admin_id: Uuid::from_u128(99),
+                reason: reason.into(),
+                at: at(),
+            })
+            .then_expect_events(vec![
+                MissionEvent::MissionCancelled {
+                    mission_id: MISSION,
+                    cancelled_by: Uuid::from_u128(99),
+                    reason: reason.into(),
+                    cancelled_at: at(),
+                },
+                MissionEvent::ClaimReleased {
+                    mission_id: MISSION,
+                    claim_id: CLAIM_A,
+                    human_id: ANA,
+                    reason: ReleaseReason::MissionCancelled,
+                    released_at: at(),
+                },
+                status(MissionStatus::Claimed, MissionStatus::Cancelled),
+            ]);
+        TestFramework::<Mission>::with(())
+            .given(vec![
+                created(1),
+                approved(),
+                MissionEvent::MissionCancelled {
+                    mission_id: MISSION,
+                    cancelled_by: Uuid::from_u128(99),
+                    reason: reason.into(),
+                    cancelled_at: at(),
+                },
+                status(MissionStatus::Open, MissionStatus::Cancelled),
+            ])
+            .when(claim(CLAIM_B, BEN))
+            .then_expect_error(DomainError::InvalidState("the mission was cancelled"));
+        TestFramework::<Mission>::with(())
+            .given(vec![created(1), approved()])
+            .when(MissionCommand::Cancel {
+                admin_id: Uuid::from_u128(99),
+                reason: "short".into(),
+                at: at(),
+            })
+            .then_expect_error(DomainError::invalid("reason", "10–2000 characters"));
     }
 }

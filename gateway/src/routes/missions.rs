@@ -66,6 +66,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/missions/{id}/claims/{claim_id}",
             patch(update_claim),
         )
+        .route("/api/v1/admin/missions/{id}/cancel", post(cancel))
 }
 
 /// `POST /missions`.
@@ -702,6 +703,43 @@ async fn update_claim(
     .await
 }
 
+/// `POST /admin/missions/{id}/cancel`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// 10–2,000 characters: why (the agent and the claimants see the mission cancelled).
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/missions/{id}/cancel", tag = "admin", request_body = CancelRequest, params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")), security(("human_token" = [])), responses((status = 200, description = "Cancelled; its active claims are released", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 not open or claimed)", body = crate::openapi::ErrorEnvelope)))]
+async fn cancel(
+    Api(platform): Api,
+    admin: crate::auth::AdminAuth,
+    Path(id): Path<String>,
+    body: CommandBody<CancelRequest>,
+) -> Result<CommandResponse, ApiError> {
+    let mission_id = parse_path_id(&id)?;
+    let admin_id = admin.0.human_id;
+    let ctx = body.context(Actor::Human(admin_id));
+    on_mission(
+        &platform,
+        mission_id,
+        MissionCommand::Cancel {
+            admin_id,
+            reason: body.body.reason.clone(),
+            at: Utc::now(),
+        },
+        &ctx,
+        Some(release_ended_claims(mission_id)),
+        move |position| StoredResponse {
+            status: 200,
+            body: json!({ "missionId": mission_id, "status": "cancelled" }),
+            position,
+        },
+    )
+    .await
+}
+
 /// The OpenAPI paths of this module.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(paths(
@@ -714,6 +752,7 @@ async fn update_claim(
     edit,
     archive,
     claim,
-    update_claim
+    update_claim,
+    cancel
 ))]
 pub struct MissionsApi;

@@ -229,7 +229,9 @@ impl Projection for Missions {
                     .execute(&mut *conn)
                     .await?
                 }
-                MissionEvent::ReviewClaimed(_) => return Ok(()),
+                MissionEvent::ReviewClaimed(_) | MissionEvent::MissionCancelled { .. } => {
+                    return Ok(());
+                }
             };
             super::expect_one(&updated, event, || {
                 format!("mission {mission_id} or its claim is not in the read model")
@@ -303,7 +305,7 @@ pub struct MissionView {
     pub active_claims: i32,
     /// `maxClaims - activeClaims`.
     pub slots_available: i32,
-    /// `open`, `claimed`, `archived`, `expired`.
+    /// `open`, `claimed`, `archived`, `expired`, `completed`, `cancelled`.
     pub status: String,
     pub guardrail_status: String,
     pub expires_at: DateTime<Utc>,
