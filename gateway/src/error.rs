@@ -193,14 +193,20 @@ impl From<bw_domain::DomainError> for ApiError {
 /// Whether a database error means the database is unreachable (so the client should retry) rather
 /// than a bug.
 fn is_unavailable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
+    match error {
         sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed
-    )
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        // A connection cut in the middle of a message surfaces as a protocol error.
+        | sqlx::Error::Protocol(_) => true,
+        // Connection exceptions (class 08) and the server shutting down or restarting (57P01–57P03).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -324,6 +330,24 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_database_connection_is_unavailable_not_a_bug() {
+        for broken in [
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            sqlx::Error::Protocol("expected ReadyForQuery".into()),
+            sqlx::Error::PoolTimedOut,
+        ] {
+            assert!(
+                matches!(database(broken), ApiError::Unavailable { .. }),
+                "503 for a database that went away"
+            );
+        }
+        assert!(matches!(
+            database(sqlx::Error::RowNotFound),
+            ApiError::Internal(_)
+        ));
+    }
 
     #[test]
     fn every_code_serialises_in_screaming_snake_case() {
