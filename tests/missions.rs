@@ -142,6 +142,22 @@ async fn approved_mission(
     (id, position)
 }
 
+/// An approved mission (see [`approved_mission`]) and a new person holding a claim on it.
+async fn claimed(
+    w: &World,
+    title: &str,
+    at: (f64, f64),
+    max_claims: u16,
+    reward: u32,
+    who: &str,
+) -> (String, Person) {
+    let (mission, _) = approved_mission(w, title, at, max_claims, reward).await;
+    let person = person(&w.p, who, Role::Human).await;
+    let (status, _, body) = claim(&w.p, &person, &mission).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (mission, person)
+}
+
 async fn claim(
     p: &Platform,
     who: &Person,
@@ -1140,10 +1156,7 @@ async fn verified_evidence_pays_the_claimant_once_and_completes_the_mission() {
 async fn three_peer_votes_decide_doubtful_evidence_and_every_voter_earns_two_tokens() {
     let w = world().await;
     let p = &w.p;
-    let (mission, _) = approved_mission(&w, "Photograph the pump", NAIROBI, 1, 40).await;
-    let ana = person(p, "doubtful_ana", Role::Human).await;
-    let (status, _, body) = claim(p, &ana, &mission).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (mission, ana) = claimed(&w, "Photograph the pump", NAIROBI, 1, 40, "doubtful_ana").await;
     // An old photo (taken before the claim): 0.69, peer review.
     let (status, headers, body) = send(upload(
         p,
@@ -1222,10 +1235,7 @@ async fn three_peer_votes_decide_doubtful_evidence_and_every_voter_earns_two_tok
 async fn a_rejection_can_be_appealed_once_and_an_admin_approval_pays_the_full_reward() {
     let w = world().await;
     let p = &w.p;
-    let (mission, _) = approved_mission(&w, "Photograph the kiosk", NAIROBI, 1, 30).await;
-    let ana = person(p, "appealing_ana", Role::Human).await;
-    let (status, _, body) = claim(p, &ana, &mission).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (mission, ana) = claimed(&w, "Photograph the kiosk", NAIROBI, 1, 30, "appealing_ana").await;
     let photo = jpeg_with_exif(128);
     let (status, _, _) = send(upload(
         p,
@@ -1299,10 +1309,7 @@ async fn a_rejection_can_be_appealed_once_and_an_admin_approval_pays_the_full_re
 async fn one_claim_is_paid_once_however_many_of_its_submissions_are_verified() {
     let w = world().await;
     let p = &w.p;
-    let (mission, _) = approved_mission(&w, "Photograph the tap stand", NAIROBI, 1, 20).await;
-    let ana = person(p, "twice_ana", Role::Human).await;
-    let (status, _, body) = claim(p, &ana, &mission).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (mission, ana) = claimed(&w, "Photograph the tap stand", NAIROBI, 1, 20, "twice_ana").await;
     // E1: an old photo, to peer review. E2: a good one, verified at once and paid.
     let (status, _, body) = send(upload(
         p,
@@ -1373,10 +1380,7 @@ async fn one_claim_is_paid_once_however_many_of_its_submissions_are_verified() {
 async fn a_replayed_upload_stores_nothing_again_and_a_reused_key_with_other_files_is_refused() {
     let w = world().await;
     let p = &w.p;
-    let (mission, _) = approved_mission(&w, "Photograph the meter", NAIROBI, 1, 10).await;
-    let ana = person(p, "replaying_ana", Role::Human).await;
-    let (status, _, body) = claim(p, &ana, &mission).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (mission, ana) = claimed(&w, "Photograph the meter", NAIROBI, 1, 10, "replaying_ana").await;
     let keyed = |bytes: Vec<u8>| {
         upload(
             p,
@@ -1413,10 +1417,15 @@ async fn a_replayed_upload_stores_nothing_again_and_a_reused_key_with_other_file
 async fn an_admin_cancels_a_claimed_mission_and_its_claim_is_released() {
     let w = world().await;
     let p = &w.p;
-    let (mission, _) = approved_mission(&w, "Photograph the footbridge", NAIROBI, 1, 10).await;
-    let ana = person(p, "cancelled_ana", Role::Human).await;
-    let (status, _, body) = claim(p, &ana, &mission).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (mission, ana) = claimed(
+        &w,
+        "Photograph the footbridge",
+        NAIROBI,
+        1,
+        10,
+        "cancelled_ana",
+    )
+    .await;
     let admin = person(p, "cancelling_admin", Role::Admin).await;
     let cancel = |reason: &str| {
         p.http

@@ -683,6 +683,44 @@ impl Mission {
         }
     }
 
+    /// Releases every active claim that `due` picks, for `reason`.
+    async fn release_claims(
+        &mut self,
+        mission_id: Uuid,
+        reason: ReleaseReason,
+        at: DateTime<Utc>,
+        sink: &EventSink<Self>,
+        due: impl Fn(&Claim) -> bool,
+    ) {
+        let released: Vec<(Uuid, Uuid)> = self
+            .claims
+            .iter()
+            .filter(|(_, c)| c.status == ClaimStatus::Active && due(c))
+            .map(|(id, c)| (*id, c.human_id))
+            .collect();
+        for (claim_id, human_id) in released {
+            sink.write(
+                MissionEvent::ClaimReleased {
+                    mission_id,
+                    claim_id,
+                    human_id,
+                    reason,
+                    released_at: at,
+                },
+                self,
+            )
+            .await;
+        }
+    }
+
+    /// Claim `claim_id` of this mission.
+    fn claim(&self, claim_id: Uuid) -> Result<Claim, DomainError> {
+        self.claims
+            .get(&claim_id)
+            .copied()
+            .ok_or(DomainError::NotFound("claim"))
+    }
+
     async fn change_status(
         &mut self,
         mission_id: Uuid,
@@ -894,11 +932,7 @@ impl Aggregate for Mission {
                 at,
             } => {
                 let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
-                let claim = self
-                    .claims
-                    .get(&claim_id)
-                    .copied()
-                    .ok_or(DomainError::NotFound("claim"))?;
+                let claim = self.claim(claim_id)?;
                 if claim.human_id != human_id {
                     return Err(DomainError::Forbidden(
                         "only the claimant may change a claim",
@@ -977,25 +1011,10 @@ impl Aggregate for Mission {
                 ) {
                     return Ok(());
                 }
-                let due: Vec<(Uuid, Uuid)> = self
-                    .claims
-                    .iter()
-                    .filter(|(_, c)| c.status == ClaimStatus::Active && c.deadline_at <= at)
-                    .map(|(id, c)| (*id, c.human_id))
-                    .collect();
-                for (claim_id, human_id) in due {
-                    sink.write(
-                        MissionEvent::ClaimReleased {
-                            mission_id,
-                            claim_id,
-                            human_id,
-                            reason: ReleaseReason::Deadline,
-                            released_at: at,
-                        },
-                        self,
-                    )
-                    .await;
-                }
+                self.release_claims(mission_id, ReleaseReason::Deadline, at, sink, |c| {
+                    c.deadline_at <= at
+                })
+                .await;
                 let to = if self.expires_at.is_some_and(|e| e <= at) && self.active_claims() == 0 {
                     MissionStatus::Expired
                 } else {
@@ -1028,25 +1047,14 @@ impl Aggregate for Mission {
                     self,
                 )
                 .await;
-                let running: Vec<(Uuid, Uuid)> = self
-                    .claims
-                    .iter()
-                    .filter(|(_, c)| c.status == ClaimStatus::Active)
-                    .map(|(id, c)| (*id, c.human_id))
-                    .collect();
-                for (claim_id, human_id) in running {
-                    sink.write(
-                        MissionEvent::ClaimReleased {
-                            mission_id,
-                            claim_id,
-                            human_id,
-                            reason: ReleaseReason::MissionCancelled,
-                            released_at: at,
-                        },
-                        self,
-                    )
-                    .await;
-                }
+                self.release_claims(
+                    mission_id,
+                    ReleaseReason::MissionCancelled,
+                    at,
+                    sink,
+                    |_| true,
+                )
+                .await;
                 self.change_status(mission_id, MissionStatus::Cancelled, at, sink)
                     .await;
             }
@@ -1056,11 +1064,7 @@ impl Aggregate for Mission {
                 at,
             } => {
                 let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
-                let claim = self
-                    .claims
-                    .get(&claim_id)
-                    .copied()
-                    .ok_or(DomainError::NotFound("claim"))?;
+                let claim = self.claim(claim_id)?;
                 // Only an active claim completes, once: the first verified submission completes it
                 // (and is the one paid); a claim that ended (abandoned, released) records nothing.
                 if claim.status != ClaimStatus::Active {
