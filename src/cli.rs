@@ -23,7 +23,7 @@ pub enum Command {
     /// Run the relay: publishes the event log to JetStream (one active instance; others stand by).
     Relay(WorkerArgs),
     /// Run the projectors that build the read models from JetStream.
-    Project(WorkerArgs),
+    Project(ProjectArgs),
     /// Run the guardrail worker (judges every submitted or edited problem, solution and debate
     /// post), or `guardrail eval` to measure it on the labelled set.
     Guardrail(GuardrailCli),
@@ -284,6 +284,104 @@ pub struct WorkerArgs {
     pub streams: StreamArgs,
 }
 
+/// `project`.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub vision: VisionArgs,
+    /// Where the vision worker reads evidence photos (only used with `BW_VISION_PROVIDER`).
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// The optional vision model for evidence (docs/verification.md). Unset: ambiguous evidence goes
+/// straight to peer review and nothing is sent anywhere.
+#[derive(Debug, Clone, Args)]
+pub struct VisionArgs {
+    /// `anthropic` (Messages API with the `verify_evidence` tool), or unset for none.
+    #[arg(long = "vision-provider", env = "BW_VISION_PROVIDER", value_parser = ["anthropic"])]
+    pub vision_provider: Option<String>,
+    /// The API's base URL, without `/v1`.
+    #[arg(
+        long = "vision-base-url",
+        env = "BW_VISION_BASE_URL",
+        default_value = "https://api.anthropic.com"
+    )]
+    pub vision_base_url: String,
+    /// The API key (required with a provider). Secret: never logged.
+    #[arg(
+        long = "vision-api-key",
+        env = "BW_VISION_API_KEY",
+        hide_env_values = true
+    )]
+    pub vision_api_key: Option<bw_infra::Secret<String>>,
+    #[arg(
+        long = "vision-model",
+        env = "BW_VISION_MODEL",
+        default_value = "claude-sonnet-4-5-20250929"
+    )]
+    pub vision_model: String,
+    /// Longest wait for one call.
+    #[arg(long = "vision-timeout", env = "BW_VISION_TIMEOUT", default_value = "30s", value_parser = bw_infra::config::parse_duration)]
+    pub vision_timeout: std::time::Duration,
+    /// Retries after a failed call (429, 5xx, transport errors).
+    #[arg(
+        long = "vision-max-retries",
+        env = "BW_VISION_MAX_RETRIES",
+        default_value_t = 2
+    )]
+    pub vision_max_retries: u32,
+    /// Spend per UTC day in cents, across instances; beyond it evidence goes to peer review.
+    #[arg(
+        long = "vision-daily-budget-cents",
+        env = "BW_VISION_DAILY_BUDGET_CENTS",
+        default_value_t = 3700
+    )]
+    pub vision_daily_budget_cents: i64,
+    /// What one image costs, in cents.
+    #[arg(
+        long = "vision-cents-per-image",
+        env = "BW_VISION_CENTS_PER_IMAGE",
+        default_value_t = 5
+    )]
+    pub vision_cents_per_image: i64,
+}
+
+impl VisionArgs {
+    /// The configured provider, if any; a provider needs its API key.
+    pub fn provider(
+        &self,
+        pool: &sqlx::PgPool,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn bw_guardrail::vision::VisionProvider>>> {
+        if self.vision_provider.is_none() {
+            return Ok(None);
+        }
+        let api_key = self
+            .vision_api_key
+            .as_ref()
+            .map(|k| k.expose().clone())
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("BW_VISION_API_KEY: required with BW_VISION_PROVIDER")
+            })?;
+        let provider = bw_guardrail::vision::AnthropicVision::new(
+            bw_guardrail::vision::VisionConfig {
+                base_url: self.vision_base_url.clone(),
+                api_key,
+                model: self.vision_model.clone(),
+                timeout: self.vision_timeout,
+                max_retries: self.vision_max_retries,
+                daily_budget_cents: self.vision_daily_budget_cents,
+                cents_per_image: self.vision_cents_per_image,
+            },
+            pool.clone(),
+        )?;
+        Ok(Some(std::sync::Arc::new(provider)))
+    }
+}
+
 /// JetStream settings of the roles that publish or consume the event stream.
 #[derive(Debug, Clone, Args)]
 pub struct StreamArgs {
@@ -327,6 +425,8 @@ pub struct DevArgs {
     pub streams: StreamArgs,
     #[command(flatten)]
     pub guardrail: GuardrailArgs,
+    #[command(flatten)]
+    pub vision: VisionArgs,
 }
 
 /// `guardrail [eval]`.

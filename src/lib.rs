@@ -8,6 +8,8 @@
 //! - [`seed`]: demo data for a local stack.
 //! - [`admin`]: creating admin and auditor accounts, rotating the access-token key.
 //! - [`evaluate`]: `betterworld guardrail eval`.
+//! - [`sagas`]: the reward saga; [`vision`]: the optional vision worker for evidence;
+//!   [`scheduler`]: the expiry sweeps.
 
 pub mod admin;
 pub mod cli;
@@ -16,6 +18,7 @@ pub mod roles;
 pub mod sagas;
 pub mod scheduler;
 pub mod seed;
+pub mod vision;
 
 /// Installs ring as the process-wide rustls provider. reqwest (trace export) and sqlx/async-nats
 /// would otherwise disagree on it, and async-nats panics on TLS connections when none is chosen.

@@ -37,7 +37,8 @@ use sqlx::{PgPool, postgres::PgConnectOptions};
 use tokio::task::JoinHandle;
 
 use crate::cli::{
-    ApiArgs, Command, DevArgs, MigrateArgs, ProjectionsCommand, ServeArgs, StreamArgs, WorkerArgs,
+    ApiArgs, Command, DevArgs, MigrateArgs, ProjectArgs, ProjectionsCommand, ServeArgs, StreamArgs,
+    WorkerArgs,
 };
 
 /// How often readiness is re-checked in the background (keeps `bw_ready` current).
@@ -519,17 +520,33 @@ async fn guardrail(
     result
 }
 
+/// A vision provider and the store holding the photos it is shown.
+type Vision = (
+    Arc<dyn bw_guardrail::vision::VisionProvider>,
+    Arc<dyn bw_infra::storage::ObjectStore>,
+);
+
 async fn spawn_projectors(
     deps: &Deps,
     streams: &StreamArgs,
     embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
+    vision: Option<Vision>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(deps.nats.clone());
     let mut all = projections();
-    all.extend(crate::sagas::RewardSaga::all(&CommandBus::new(
-        deps.pool.clone(),
-    )));
+    let bus = CommandBus::new(deps.pool.clone());
+    all.extend(crate::sagas::RewardSaga::all(&bus));
+    if let Some((provider, store)) = vision {
+        tracing::info!(
+            provider = provider.name(),
+            "the vision worker looks at evidence in peer review"
+        );
+        all.push(Arc::new(
+            crate::vision::VisionWorker::new(bus, provider, store)
+                .with_metrics(deps.state.metrics.guardrail.clone()),
+        ));
+    }
     if let Some(embedder) = embedder {
         all.push(Arc::new(bw_guardrail::index::SemanticIndex::new(embedder)));
     }
@@ -613,16 +630,25 @@ async fn relay(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> an
     result
 }
 
-async fn project(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+async fn project(
+    common: CommonConfig,
+    args: ProjectArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let deps = Deps::connect(&common, "projector", Limits::default())
         .await?
         .with_projection_check();
-    apply_streams(&deps.nats, &args.streams).await?;
-    let embedder = load_embedder(&args.model, false).await?;
-    spawn_projectors(&deps, &args.streams, embedder, &shutdown).await?;
+    let worker = &args.worker;
+    apply_streams(&deps.nats, &worker.streams).await?;
+    let embedder = load_embedder(&worker.model, false).await?;
+    let vision = match args.vision.provider(&deps.pool)? {
+        Some(provider) => Some((provider, args.storage.store().await?)),
+        None => None,
+    };
+    spawn_projectors(&deps, &worker.streams, embedder, vision, &shutdown).await?;
     spawn_scheduler(deps.pool.clone(), &shutdown);
     let app = bind(
-        args.ops.addr_or(9092),
+        worker.ops.addr_or(9092),
         "BW_OPS_ADDR",
         bw_gateway::ops_router(deps.state.clone()),
         deps.state.clone(),
@@ -647,7 +673,11 @@ async fn dev(common: CommonConfig, args: DevArgs, shutdown: Shutdown) -> anyhow:
         .platform
         .as_ref()
         .and_then(|p| p.embedder.clone());
-    spawn_projectors(&deps, &args.streams, embedder.clone(), &shutdown).await?;
+    let vision = match (args.vision.provider(&deps.pool)?, &deps.state.platform) {
+        (Some(provider), Some(platform)) => Some((provider, platform.store.clone())),
+        _ => None,
+    };
+    spawn_projectors(&deps, &args.streams, embedder.clone(), vision, &shutdown).await?;
     spawn_guardrail(&deps, &args.streams, &args.guardrail, embedder, &shutdown).await?;
     spawn_purge(deps.pool.clone(), &shutdown);
     spawn_scheduler(deps.pool.clone(), &shutdown);

@@ -46,7 +46,7 @@ impl RewardSaga {
 }
 
 /// The context of a command the saga sends because of `event`.
-fn context(event: &EventEnvelope) -> CommandContext {
+pub(crate) fn context(event: &EventEnvelope) -> CommandContext {
     CommandContext {
         actor: Actor::System,
         correlation_id: event.metadata["correlationId"]
@@ -59,7 +59,7 @@ fn context(event: &EventEnvelope) -> CommandContext {
     }
 }
 
-fn no_body(position: Option<i64>) -> StoredResponse {
+pub(crate) fn no_body(position: Option<i64>) -> StoredResponse {
     StoredResponse {
         status: 200,
         body: serde_json::Value::Null,
@@ -104,7 +104,9 @@ impl RewardSaga {
 
 /// A database failure or a conflict is retried; a refusal by the domain stops the saga at this
 /// event (`projections status` shows it) rather than retrying a command that cannot succeed.
-fn failed(event: &EventEnvelope) -> impl Fn(bw_commands::CommandError) -> ProjectionError + '_ {
+pub(crate) fn failed(
+    event: &EventEnvelope,
+) -> impl Fn(bw_commands::CommandError) -> ProjectionError + '_ {
     move |e| match e {
         // Server-side failures too (a deadlock, a timeout): the batch is retried, never failed.
         bw_commands::CommandError::Database(e) => ProjectionError::Retry(e.to_string()),

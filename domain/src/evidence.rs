@@ -241,6 +241,51 @@ fn peer_decision(votes: &[Vote], ai: f64) -> (bool, f64) {
     (final_confidence >= 0.6 && peer >= 0.5, final_confidence)
 }
 
+/// What a vision model said about evidence (§6.2); scores are clamped to 0–1 when recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisionAssessment {
+    /// The provider and model, e.g. `anthropic/claude-sonnet-4-5-20250929`.
+    pub model: String,
+    /// The photos show the mission's subject.
+    pub relevance_score: f64,
+    pub gps_plausibility: f64,
+    pub timestamp_plausibility: f64,
+    /// Not staged, edited or generated.
+    pub authenticity_score: f64,
+    pub requirement_checklist: Vec<RequirementCheck>,
+    /// What routes the evidence: ≥ 0.80 verified, < 0.50 rejected, otherwise peer review.
+    pub overall_confidence: f64,
+    pub reasoning: String,
+}
+
+/// One evidence requirement of the mission, and whether the model found it met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequirementCheck {
+    pub requirement: String,
+    pub met: bool,
+}
+
+impl VisionAssessment {
+    /// The scores clamped to 0–1 (a NaN becomes 0) and the texts bounded, as recorded.
+    fn bounded(mut self) -> Self {
+        let unit = |v: f64| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+        self.relevance_score = unit(self.relevance_score);
+        self.gps_plausibility = unit(self.gps_plausibility);
+        self.timestamp_plausibility = unit(self.timestamp_plausibility);
+        self.authenticity_score = unit(self.authenticity_score);
+        self.overall_confidence = (unit(self.overall_confidence) * 1000.0).round() / 1000.0;
+        self.reasoning = self.reasoning.chars().take(4000).collect();
+        self.model = self.model.chars().take(200).collect();
+        self.requirement_checklist.truncate(50);
+        for check in &mut self.requirement_checklist {
+            check.requirement = check.requirement.chars().take(500).collect();
+        }
+        self
+    }
+}
+
 /// The reward for verified evidence (§5.1): `max(1, floor(reward × confidence))`.
 pub fn reward(token_reward: u32, confidence: f64) -> i64 {
     let paid = (f64::from(token_reward) * confidence.clamp(0.0, 1.0)).floor();
@@ -282,6 +327,15 @@ pub enum EvidenceCommand {
         reasoning: String,
         at: DateTime<Utc>,
     },
+    /// A vision model's assessment of evidence awaiting peer review (§6.2, the vision worker).
+    /// Before any peer has voted it routes the evidence like the automatic checks (≥ 0.80
+    /// verified, < 0.50 rejected, else peer review; a duplicate is never verified by it); after a
+    /// vote it only becomes the automatic score the peers' decision weighs. Evidence no longer in
+    /// peer review, or already assessed, records nothing (a redelivery is harmless).
+    RecordVision {
+        assessment: VisionAssessment,
+        at: DateTime<Utc>,
+    },
     /// A person other than the submitter votes on evidence in peer review.
     Vote {
         review_id: Uuid,
@@ -321,6 +375,15 @@ pub enum EvidenceEvent {
         checks: Checks,
         stage: Stage,
         checked_at: DateTime<Utc>,
+    },
+    /// A vision model assessed evidence in peer review; `stage` is where it routed it
+    /// (`EvidenceVerified`/`EvidenceRejected` with source `vision` follows a decision). Version 1.
+    #[serde(rename_all = "camelCase")]
+    EvidenceVisionAssessed {
+        evidence_id: Uuid,
+        assessment: VisionAssessment,
+        stage: Stage,
+        assessed_at: DateTime<Utc>,
     },
     /// The submitter appealed the rejection. Version 1.
     #[serde(rename_all = "camelCase")]
@@ -380,6 +443,7 @@ impl DomainEvent for EvidenceEvent {
         match self {
             Self::EvidenceSubmitted { .. } => "EvidenceSubmitted",
             Self::EvidenceChecked { .. } => "EvidenceChecked",
+            Self::EvidenceVisionAssessed { .. } => "EvidenceVisionAssessed",
             Self::PeerVoteCast { .. } => "PeerVoteCast",
             Self::EvidenceAppealed { .. } => "EvidenceAppealed",
             Self::EvidenceAppealResolved { .. } => "EvidenceAppealResolved",
@@ -406,6 +470,53 @@ pub struct Evidence {
     ai_confidence: Option<f64>,
     votes: Vec<Vote>,
     appealed: bool,
+    /// A file repeats an earlier submission's (the checks' originality was 0).
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    vision_assessed: bool,
+}
+
+impl Evidence {
+    /// In peer review and not yet assessed by a vision model (what `RecordVision` acts on).
+    pub fn awaits_vision(&self) -> bool {
+        self.stage == Some(Stage::PeerReview) && !self.vision_assessed
+    }
+
+    /// The event that decides the evidence when `stage` is a decision (`source`: `auto`,
+    /// `vision`, `peer` or `admin`); `None` for peer review.
+    fn decision(
+        &self,
+        stage: Stage,
+        source: &str,
+        confidence: f64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<EvidenceEvent>, DomainError> {
+        let (Some(evidence_id), Some(mission_id), Some(claim_id), Some(human_id)) =
+            (self.id, self.mission_id, self.claim_id, self.submitter)
+        else {
+            return Err(DomainError::NotFound("evidence"));
+        };
+        Ok(match stage {
+            Stage::Verified => Some(EvidenceEvent::EvidenceVerified {
+                evidence_id,
+                mission_id,
+                claim_id,
+                human_id,
+                source: source.into(),
+                confidence,
+                token_reward: self.token_reward,
+                verified_at: at,
+            }),
+            Stage::Rejected => Some(EvidenceEvent::EvidenceRejected {
+                evidence_id,
+                source: source.into(),
+                confidence,
+                rejected_at: at,
+            }),
+            Stage::PeerReview | Stage::Appealed => None,
+        })
+    }
 }
 
 impl Aggregate for Evidence {
@@ -490,37 +601,8 @@ impl Aggregate for Evidence {
                     self,
                 )
                 .await;
-                match stage {
-                    Stage::Verified => {
-                        sink.write(
-                            EvidenceEvent::EvidenceVerified {
-                                evidence_id,
-                                mission_id,
-                                claim_id,
-                                human_id,
-                                source: "auto".into(),
-                                confidence,
-                                token_reward: mission.token_reward,
-                                verified_at: at,
-                            },
-                            self,
-                        )
-                        .await;
-                    }
-                    Stage::Rejected => {
-                        sink.write(
-                            EvidenceEvent::EvidenceRejected {
-                                evidence_id,
-                                source: "auto".into(),
-                                confidence,
-                                rejected_at: at,
-                            },
-                            self,
-                        )
-                        .await;
-                    }
-                    // The checks never route to an appeal.
-                    Stage::PeerReview | Stage::Appealed => {}
+                if let Some(decided) = self.decision(stage, "auto", confidence, at)? {
+                    sink.write(decided, self).await;
                 }
             }
             EvidenceCommand::Appeal {
@@ -573,11 +655,6 @@ impl Aggregate for Evidence {
                 if !(10..=5000).contains(&n) {
                     return Err(DomainError::invalid("reasoning", "10–5000 characters"));
                 }
-                let (Some(mission_id), Some(claim_id), Some(human_id)) =
-                    (self.mission_id, self.claim_id, self.submitter)
-                else {
-                    return Err(DomainError::NotFound("evidence"));
-                };
                 sink.write(
                     EvidenceEvent::EvidenceAppealResolved {
                         evidence_id,
@@ -589,26 +666,47 @@ impl Aggregate for Evidence {
                     self,
                 )
                 .await;
-                let decided = if approve {
-                    EvidenceEvent::EvidenceVerified {
-                        evidence_id,
-                        mission_id,
-                        claim_id,
-                        human_id,
-                        source: "admin".into(),
-                        confidence: 1.0,
-                        token_reward: self.token_reward,
-                        verified_at: at,
-                    }
+                let (stage, confidence) = if approve {
+                    (Stage::Verified, 1.0)
                 } else {
-                    EvidenceEvent::EvidenceRejected {
-                        evidence_id,
-                        source: "admin".into(),
-                        confidence: 0.0,
-                        rejected_at: at,
-                    }
+                    (Stage::Rejected, 0.0)
                 };
-                sink.write(decided, self).await;
+                if let Some(decided) = self.decision(stage, "admin", confidence, at)? {
+                    sink.write(decided, self).await;
+                }
+            }
+            EvidenceCommand::RecordVision { assessment, at } => {
+                let evidence_id = self.id.ok_or(DomainError::NotFound("evidence"))?;
+                if self.stage != Some(Stage::PeerReview) || self.vision_assessed {
+                    return Ok(());
+                }
+                let assessment = assessment.bounded();
+                let mut confidence = assessment.overall_confidence;
+                if self.duplicate {
+                    confidence = confidence.min(UNBACKED_CAP);
+                }
+                let stage = if !self.votes.is_empty() {
+                    Stage::PeerReview
+                } else if confidence >= AUTO_VERIFY {
+                    Stage::Verified
+                } else if confidence < AUTO_REJECT {
+                    Stage::Rejected
+                } else {
+                    Stage::PeerReview
+                };
+                sink.write(
+                    EvidenceEvent::EvidenceVisionAssessed {
+                        evidence_id,
+                        assessment,
+                        stage,
+                        assessed_at: at,
+                    },
+                    self,
+                )
+                .await;
+                if let Some(decided) = self.decision(stage, "vision", confidence, at)? {
+                    sink.write(decided, self).await;
+                }
             }
             EvidenceCommand::Vote {
                 review_id,
@@ -655,31 +753,14 @@ impl Aggregate for Evidence {
                 if self.votes.len() >= PEER_REVIEWS_NEEDED {
                     let (verified, final_confidence) =
                         peer_decision(&self.votes, self.ai_confidence.unwrap_or(0.5));
-                    let (Some(mission_id), Some(claim_id), Some(human_id)) =
-                        (self.mission_id, self.claim_id, self.submitter)
-                    else {
-                        return Err(DomainError::NotFound("evidence"));
-                    };
-                    let decided = if verified {
-                        EvidenceEvent::EvidenceVerified {
-                            evidence_id,
-                            mission_id,
-                            claim_id,
-                            human_id,
-                            source: "peer".into(),
-                            confidence: final_confidence,
-                            token_reward: self.token_reward,
-                            verified_at: at,
-                        }
+                    let stage = if verified {
+                        Stage::Verified
                     } else {
-                        EvidenceEvent::EvidenceRejected {
-                            evidence_id,
-                            source: "peer".into(),
-                            confidence: final_confidence,
-                            rejected_at: at,
-                        }
+                        Stage::Rejected
                     };
-                    sink.write(decided, self).await;
+                    if let Some(decided) = self.decision(stage, "peer", final_confidence, at)? {
+                        sink.write(decided, self).await;
+                    }
                 }
             }
         }
@@ -705,6 +786,14 @@ impl Aggregate for Evidence {
             EvidenceEvent::EvidenceChecked { stage, checks, .. } => {
                 self.stage = Some(stage);
                 self.ai_confidence = Some(checks.confidence);
+                self.duplicate = checks.originality == 0.0;
+            }
+            EvidenceEvent::EvidenceVisionAssessed {
+                assessment, stage, ..
+            } => {
+                self.stage = Some(stage);
+                self.ai_confidence = Some(assessment.overall_confidence);
+                self.vision_assessed = true;
             }
             EvidenceEvent::EvidenceAppealed { .. } => {
                 self.stage = Some(Stage::Appealed);
@@ -994,6 +1083,169 @@ mod tests {
             ),
             "{events:?}"
         );
+    }
+
+    fn vision(overall_confidence: f64) -> EvidenceCommand {
+        EvidenceCommand::RecordVision {
+            assessment: VisionAssessment {
+                model: "anthropic/test-vision".into(),
+                relevance_score: 0.9,
+                gps_plausibility: 0.8,
+                timestamp_plausibility: 0.9,
+                authenticity_score: 0.95,
+                requirement_checklist: vec![RequirementCheck {
+                    requirement: "Photo of the test strip".into(),
+                    met: true,
+                }],
+                overall_confidence,
+                reasoning: "The strip is visible next to the well.".into(),
+            },
+            at: at(),
+        }
+    }
+
+    fn vision_events(given: Vec<EvidenceEvent>, command: EvidenceCommand) -> Vec<EvidenceEvent> {
+        TestFramework::<Evidence>::with(())
+            .given(given)
+            .when(command)
+            .inspect_result()
+            .expect("recorded")
+    }
+
+    #[test]
+    fn given_evidence_in_peer_review_when_the_vision_model_is_confident_then_verified_by_vision() {
+        let events = vision_events(in_peer_review(), vision(0.91));
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(matches!(
+            &events[0],
+            EvidenceEvent::EvidenceVisionAssessed { stage: Stage::Verified, assessment, .. }
+                if assessment.overall_confidence == 0.91
+        ));
+        assert!(matches!(
+            &events[1],
+            EvidenceEvent::EvidenceVerified { source, confidence, token_reward: 25, .. }
+                if source == "vision" && *confidence == 0.91
+        ));
+    }
+
+    #[test]
+    fn given_evidence_in_peer_review_when_the_vision_model_doubts_it_then_rejected_by_vision() {
+        let events = vision_events(in_peer_review(), vision(0.2));
+        assert!(matches!(
+            &events[1],
+            EvidenceEvent::EvidenceRejected { source, confidence, .. }
+                if source == "vision" && *confidence == 0.2
+        ));
+    }
+
+    #[test]
+    fn given_an_ambiguous_vision_score_when_peers_decide_then_it_is_the_automatic_score_they_weigh()
+    {
+        let mut given = in_peer_review();
+        let assessed = vision_events(given.clone(), vision(0.65));
+        assert!(
+            matches!(
+                &assessed[..],
+                [EvidenceEvent::EvidenceVisionAssessed {
+                    stage: Stage::PeerReview,
+                    ..
+                }]
+            ),
+            "{assessed:?}"
+        );
+        given.extend(assessed);
+        given.push(cast(10, Verdict::Approve, 0.5));
+        given.push(cast(11, Verdict::Reject, 0.5));
+        let events = vision_events(given, vote(12, Verdict::Approve, 1.0));
+        // peer = 1.5 / 2 = 0.75; final = 0.4 × 0.65 + 0.6 × 0.75 = 0.71 (with the checks' 0.7: 0.73)
+        assert!(
+            matches!(&events[1], EvidenceEvent::EvidenceVerified { source, confidence, .. } if source == "peer" && *confidence == 0.71),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn given_a_duplicate_in_peer_review_when_the_vision_model_is_confident_then_peers_still_decide()
+    {
+        let mut copy = file(0);
+        copy.duplicate_of = Some(Uuid::from_u128(99));
+        let given = events_of(submit_with(
+            ACTIVE,
+            vec![copy],
+            capture(Some(point(-1.30, 36.81)), at()),
+        ));
+        assert!(matches!(
+            &given[1],
+            EvidenceEvent::EvidenceChecked {
+                stage: Stage::PeerReview,
+                ..
+            }
+        ));
+        let events = vision_events(given, vision(0.99));
+        assert!(
+            matches!(
+                &events[..],
+                [EvidenceEvent::EvidenceVisionAssessed {
+                    stage: Stage::PeerReview,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn given_a_peer_vote_when_the_vision_model_answers_then_it_informs_but_does_not_decide() {
+        let mut given = in_peer_review();
+        given.push(cast(10, Verdict::Reject, 0.9));
+        let events = vision_events(given, vision(0.95));
+        assert!(
+            matches!(
+                &events[..],
+                [EvidenceEvent::EvidenceVisionAssessed {
+                    stage: Stage::PeerReview,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn given_assessed_or_decided_evidence_when_a_vision_assessment_comes_again_then_nothing_is_recorded()
+     {
+        let mut given = in_peer_review();
+        given.extend(vision_events(given.clone(), vision(0.6)));
+        TestFramework::<Evidence>::with(())
+            .given(given)
+            .when(vision(0.95))
+            .then_expect_events(vec![]);
+        let verified = events_of({
+            let mut command = submit(ACTIVE, vec![file(0)], at() - TimeDelta::hours(1));
+            if let EvidenceCommand::Submit { exif_location, .. } = &mut command {
+                *exif_location = Some(point(-1.301, 36.811));
+            }
+            command
+        });
+        TestFramework::<Evidence>::with(())
+            .given(verified)
+            .when(vision(0.1))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_evidence_in_peer_review_when_a_vision_score_is_out_of_range_then_it_is_clamped() {
+        let events = vision_events(in_peer_review(), vision(f64::NAN));
+        assert!(matches!(
+            &events[..],
+            [EvidenceEvent::EvidenceVisionAssessed { stage: Stage::Rejected, assessment, .. }, EvidenceEvent::EvidenceRejected { .. }]
+                if assessment.overall_confidence == 0.0
+        ));
+        let events = vision_events(in_peer_review(), vision(7.0));
+        assert!(matches!(
+            &events[1],
+            EvidenceEvent::EvidenceVerified { confidence, .. } if *confidence == 1.0
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! - [`index`]: the semantic index (pgvector) of approved content, similar problems, search.
 //! - [`llm`]: the optional LLM judge (Anthropic Messages or OpenAI-compatible chat completions).
 //! - [`prototypes`]: the reference texts the semantic classifier compares with.
+//! - [`vision`]: the optional vision model for evidence ([`vision::VisionProvider`], Anthropic).
 //! - [`worker`]: [`worker::GuardrailWorker`], the consumer described above.
 //! - [`error`]: [`GuardrailError`], this crate's one error type.
 
@@ -32,6 +33,7 @@ pub mod index;
 pub mod linear;
 pub mod llm;
 pub mod prototypes;
+pub mod vision;
 pub mod worker;
 
 pub use classifier::Classifier;

@@ -5,7 +5,7 @@
 //!   system prompt says that nothing inside it is an instruction.
 //! - **Bounded.** Each call has a timeout; 429, 5xx and transport errors are retried a bounded
 //!   number of times with exponential backoff; anything else fails at once.
-//! - **Budgeted.** Calls are counted per UTC day in PostgreSQL (`llm_spend`, shared by every
+//! - **Budgeted.** Calls are counted per UTC day in PostgreSQL (`model_spend`, shared by every
 //!   instance) before they are made; over the daily budget the judge returns no assessment and the
 //!   content is flagged for an admin (`domain-reference.md` §4.1 step 3).
 //! - A reply that is not the requested JSON, or out of range, is an error: the worker flags the
@@ -217,17 +217,13 @@ impl LlmJudge {
 
     /// Takes one call's cost from today's budget; `false` when it is spent.
     async fn spend(&self) -> Result<bool, GuardrailError> {
-        let spent: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO llm_spend (day, calls, cents) VALUES ((now() AT TIME ZONE 'UTC')::date, 1, $1)
-             ON CONFLICT (day) DO UPDATE SET calls = llm_spend.calls + 1, cents = llm_spend.cents + $1
-             WHERE llm_spend.cents + $1 <= $2
-             RETURNING cents",
+        take_budget(
+            &self.pool,
+            "guardrail",
+            self.config.cents_per_call,
+            self.config.daily_budget_cents,
         )
-        .bind(self.config.cents_per_call)
-        .bind(self.config.daily_budget_cents)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(spent.is_some() && self.config.cents_per_call <= self.config.daily_budget_cents)
+        .await
     }
 
     fn request(&self, content_type: ContentType, text: &str) -> reqwest::RequestBuilder {
@@ -283,32 +279,63 @@ impl LlmJudge {
         content_type: ContentType,
         text: &str,
     ) -> Result<Assessment, GuardrailError> {
-        let mut attempt = 0;
-        loop {
-            let outcome = self.request(content_type, text).send().await;
-            let retryable = match &outcome {
-                Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
-                Err(e) => e.is_timeout() || e.is_connect() || e.is_request(),
-            };
-            if retryable && attempt < self.config.max_retries {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
-                continue;
-            }
-            let response = outcome.map_err(|e| self.failed(e.to_string()))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(self.failed(format!("HTTP {status}")));
-            }
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| self.failed(format!("body: {e}")))?;
-            let text = self
-                .reply_text(&body)
-                .ok_or_else(|| self.failed("no text in the reply"))?;
-            return parse_reply(content_type, &text).map_err(|e| self.failed(e));
+        let body = post_json(|| self.request(content_type, text), self.config.max_retries)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let text = self
+            .reply_text(&body)
+            .ok_or_else(|| self.failed("no text in the reply"))?;
+        parse_reply(content_type, &text).map_err(|e| self.failed(e))
+    }
+}
+
+/// Takes `cents` from today's (UTC) budget of `daily_cents` for `purpose` (`guardrail`, `vision`),
+/// counted in `model_spend` and shared by every instance; `false` when it would be exceeded.
+pub async fn take_budget(
+    pool: &PgPool,
+    purpose: &str,
+    cents: i64,
+    daily_cents: i64,
+) -> Result<bool, GuardrailError> {
+    let spent: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO model_spend (purpose, day, calls, cents) VALUES ($1, (now() AT TIME ZONE 'UTC')::date, 1, $2)
+         ON CONFLICT (purpose, day) DO UPDATE SET calls = model_spend.calls + 1, cents = model_spend.cents + $2
+         WHERE model_spend.cents + $2 <= $3
+         RETURNING cents",
+    )
+    .bind(purpose)
+    .bind(cents)
+    .bind(daily_cents)
+    .fetch_optional(pool)
+    .await?;
+    Ok(spent.is_some() && cents <= daily_cents)
+}
+
+/// Sends the request `build` makes and returns its JSON body. 429, 5xx and transport errors are
+/// retried up to `max_retries` times with exponential backoff (400 ms, 800 ms, …); anything else
+/// fails at once with a reason.
+pub(crate) async fn post_json(
+    build: impl Fn() -> reqwest::RequestBuilder,
+    max_retries: u32,
+) -> Result<Value, String> {
+    let mut attempt = 0;
+    loop {
+        let outcome = build().send().await;
+        let retryable = match &outcome {
+            Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
+            Err(e) => e.is_timeout() || e.is_connect() || e.is_request(),
+        };
+        if retryable && attempt < max_retries {
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+            continue;
         }
+        let response = outcome.map_err(|e| e.to_string())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {status}"));
+        }
+        return response.json().await.map_err(|e| format!("body: {e}"));
     }
 }
 

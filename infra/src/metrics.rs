@@ -147,8 +147,10 @@ pub struct GuardrailMetrics {
     pub cache: Family<CacheLabels, Counter>,
     /// LLM judge calls by outcome.
     pub llm_calls: Family<LlmCallLabels, Counter>,
-    /// Cents of the LLM budget this process has taken (the day's total is in `llm_spend`).
+    /// Cents of the LLM budget this process has taken (the day's total is in `model_spend`).
     pub llm_spend_cents: Counter,
+    /// Vision model calls on evidence by outcome (also `no_image`: nothing it reads, not sent).
+    pub vision_calls: Family<LlmCallLabels, Counter>,
 }
 
 /// The HTTP server's metrics.
@@ -284,6 +286,7 @@ impl Metrics {
             cache: Family::default(),
             llm_calls: Family::default(),
             llm_spend_cents: Counter::default(),
+            vision_calls: Family::default(),
         };
         registry.register(
             "guardrail_evaluation_duration_seconds",
@@ -304,6 +307,11 @@ impl Metrics {
             "guardrail_llm_calls",
             "LLM judge calls by outcome",
             guardrail.llm_calls.clone(),
+        );
+        registry.register(
+            "evidence_vision_calls",
+            "Vision model calls on evidence by outcome",
+            guardrail.vision_calls.clone(),
         );
         registry.register(
             "guardrail_llm_spend_cents",

@@ -91,6 +91,25 @@ impl Projection for EvidenceSubmissions {
                         format!("evidence {evidence_id} is missing")
                     })?;
                 }
+                EvidenceEvent::EvidenceVisionAssessed {
+                    evidence_id,
+                    assessment,
+                    stage,
+                    ..
+                } => {
+                    let updated = sqlx::query(
+                        "UPDATE rm_evidence SET vision = $2, stage = $3, position = $4 WHERE evidence_id = $1",
+                    )
+                    .bind(evidence_id)
+                    .bind(serde_json::to_value(&assessment).unwrap_or_default())
+                    .bind(stage.as_str())
+                    .bind(event.global_position)
+                    .execute(&mut *conn)
+                    .await?;
+                    super::expect_one(&updated, event, || {
+                        format!("evidence {evidence_id} is missing")
+                    })?;
+                }
                 EvidenceEvent::PeerVoteCast {
                     evidence_id,
                     review_id,
@@ -215,19 +234,24 @@ pub struct EvidenceView {
     pub checks: Option<Value>,
     /// What the checks gave.
     pub confidence: Option<f64>,
-    /// What decided: the checks' confidence, or (later) the peer or admin decision's.
+    /// The vision model's assessment, when one ran (`{model, relevanceScore, gpsPlausibility,
+    /// timestampPlausibility, authenticityScore, requirementChecklist, overallConfidence,
+    /// reasoning}`).
+    #[schema(value_type = Option<Object>)]
+    pub vision: Option<Value>,
+    /// What decided: the checks', the vision model's, the peers' or the admin's confidence.
     pub final_confidence: Option<f64>,
     pub submitted_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "e.evidence_id, e.mission_id, e.claim_id, e.files, e.latitude, e.longitude, e.location_source,
-    e.captured_at, e.exif, e.notes, e.stage, e.checks, e.confidence, e.final_confidence, e.submitted_at";
+    e.captured_at, e.exif, e.notes, e.stage, e.checks, e.confidence, e.vision, e.final_confidence, e.submitted_at";
 
 /// [`COLUMNS`] as a reviewer sees them: the point rounded to about a kilometre, EXIF without GPS.
 const REVIEW_COLUMNS: &str = "e.evidence_id, e.mission_id, e.claim_id, e.files,
     round(e.latitude::numeric, 2)::float8 AS latitude, round(e.longitude::numeric, 2)::float8 AS longitude,
     e.location_source, e.captured_at, e.exif - 'gpsLatitude' - 'gpsLongitude' AS exif, e.notes, e.stage, e.checks,
-    e.confidence, e.final_confidence, e.submitted_at";
+    e.confidence, e.vision, e.final_confidence, e.submitted_at";
 
 /// `human_id`'s submissions for `mission_id`, newest first.
 pub async fn of(
