@@ -21,7 +21,7 @@ pub enum Command {
     /// Run the HTTP gateway (public API and operations endpoints).
     Serve(ServeArgs),
     /// Run the relay: publishes the event log to JetStream (one active instance; others stand by).
-    Relay(WorkerArgs),
+    Relay(RelayArgs),
     /// Run the projectors that build the read models from JetStream.
     Project(ProjectArgs),
     /// Run the guardrail worker (judges every submitted or edited problem, solution and debate
@@ -44,6 +44,93 @@ pub enum Command {
     /// The ImpactToken ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// The event log as auditors use it: verify, export, sign a checkpoint, check a proof.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+/// `events …` (docs/adr/0006-signed-checkpoints.md).
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Recompute every stream's hash chain and every signed checkpoint's root and signature, and
+    /// compare the log with the signed leaves: names every event altered, removed, inserted or
+    /// reordered and every bad signature. Prints a JSON report (one line, before any log line) and
+    /// exits with status 1 on any finding.
+    Verify {
+        /// Base64 Ed25519 public key to check signatures with (pin it: a key read from the same
+        /// database as the log proves less).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Write the log after `--after` to stdout as NDJSON, one stored event per line (with its
+    /// chained hash), in global order, streaming.
+    Export {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Sign a checkpoint now over every event that can no longer be overtaken (the relay does this
+    /// every `BW_CHECKPOINT_INTERVAL`); prints it as JSON, or `null` when nothing is new.
+    Checkpoint(LogKeyArgs),
+    /// Check an inclusion proof (the `data` of `GET /api/v1/audit/proof/{eventId}`, in a file)
+    /// offline: the event's hash, its leaf, the path to the root and the signature.
+    VerifyProof {
+        /// The proof (JSON; a whole API response is accepted too).
+        #[arg(long)]
+        proof: std::path::PathBuf,
+        /// Base64 Ed25519 public key of the checkpoint's signer.
+        #[arg(long)]
+        public_key: String,
+    },
+}
+
+/// The key that signs log checkpoints, and how often.
+#[derive(Debug, Clone, Args)]
+pub struct LogKeyArgs {
+    /// Base64 of the 32-byte Ed25519 seed that signs checkpoints. Secret: never logged.
+    #[arg(
+        long = "log-signing-key",
+        env = "BW_LOG_SIGNING_KEY",
+        hide_env_values = true
+    )]
+    pub log_signing_key: Option<bw_infra::Secret<String>>,
+    /// File holding the seed instead (created, mode 0600, when missing). `dev` defaults to
+    /// `.bw/log-signing-key`; a relay with neither signs no checkpoints (and says so).
+    #[arg(long = "log-key-file", env = "BW_LOG_KEY_FILE")]
+    pub log_key_file: Option<std::path::PathBuf>,
+    /// How often the relay signs a checkpoint over what is new.
+    #[arg(long = "checkpoint-interval", env = "BW_CHECKPOINT_INTERVAL", default_value = "30s", value_parser = bw_infra::config::parse_duration)]
+    pub checkpoint_interval: std::time::Duration,
+}
+
+impl LogKeyArgs {
+    /// The configured signer; `default_file` when neither the key nor a file is set.
+    pub fn signer(
+        &self,
+        default_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Option<bw_commands::audit::LogSigner>> {
+        use bw_commands::audit::LogSigner;
+        if let Some(seed) = &self.log_signing_key {
+            return Ok(Some(
+                LogSigner::from_base64(seed.expose())
+                    .map_err(|e| anyhow::anyhow!("BW_LOG_SIGNING_KEY: {e}"))?,
+            ));
+        }
+        match self.log_key_file.as_deref().or(default_file) {
+            Some(path) => Ok(Some(
+                LogSigner::from_file(path).map_err(|e| anyhow::anyhow!("BW_LOG_KEY_FILE: {e}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub log: LogKeyArgs,
 }
 
 /// `ledger …`.
@@ -427,6 +514,8 @@ pub struct DevArgs {
     pub guardrail: GuardrailArgs,
     #[command(flatten)]
     pub vision: VisionArgs,
+    #[command(flatten)]
+    pub log: LogKeyArgs,
 }
 
 /// `guardrail [eval]`.

@@ -8,10 +8,12 @@
 //! - [`seed`]: demo data for a local stack.
 //! - [`admin`]: creating admin and auditor accounts, rotating the access-token key.
 //! - [`evaluate`]: `betterworld guardrail eval`.
+//! - [`audit`]: `betterworld events …` and the log checkpointer.
 //! - [`sagas`]: the reward saga; [`vision`]: the optional vision worker for evidence;
 //!   [`scheduler`]: the expiry sweeps.
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod evaluate;
 pub mod roles;
@@ -19,6 +21,21 @@ pub mod sagas;
 pub mod scheduler;
 pub mod seed;
 pub mod vision;
+
+/// Prints `report` as one JSON line on stdout (before any log line, for scripts), then fails with
+/// `failure` when there is one.
+pub fn report_then(report: &impl serde::Serialize, failure: Option<String>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string(report)?
+    )?;
+    match failure {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
+}
 
 /// Installs ring as the process-wide rustls provider. reqwest (trace export) and sqlx/async-nats
 /// would otherwise disagree on it, and async-nats panics on TLS connections when none is chosen.

@@ -30,14 +30,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let telemetry =
-        match runtime.block_on(async { bw_infra::telemetry::init(&cli.common.telemetry) }) {
-            Ok(guard) => guard,
-            Err(e) => {
-                eprintln!("error: {}", one_line(&e.to_string()));
-                return ExitCode::from(2);
-            }
-        };
+    // `events export` writes the log to stdout: its own log lines go to stderr.
+    let to_stderr = matches!(
+        cli.command,
+        cli::Command::Events(cli::EventsCommand::Export { .. })
+    );
+    let telemetry = match runtime
+        .block_on(async { bw_infra::telemetry::init_to(&cli.common.telemetry, to_stderr) })
+    {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
 
     let shutdown = Shutdown::new();
     let deadline = cli.common.shutdown_grace + HARD_DEADLINE_MARGIN;

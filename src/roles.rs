@@ -38,7 +38,6 @@ use tokio::task::JoinHandle;
 
 use crate::cli::{
     ApiArgs, Command, DevArgs, MigrateArgs, ProjectArgs, ProjectionsCommand, ServeArgs, StreamArgs,
-    WorkerArgs,
 };
 
 /// How often readiness is re-checked in the background (keeps `bw_ready` current).
@@ -65,6 +64,7 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Mailbox(args) => mailbox(common, args).await,
         Command::Admin(command) => crate::admin::run(common, command).await,
         Command::Ledger(crate::cli::LedgerCommand::Verify) => ledger_verify(common).await,
+        Command::Events(command) => crate::audit::run(common, command).await,
     }
 }
 
@@ -75,28 +75,20 @@ async fn ledger_verify(common: CommonConfig) -> anyhow::Result<()> {
     postgres::ensure_migrated(&pool).await?;
     let report = bw_projections::models::tokens::verify(&pool).await?;
     pool.close().await;
-    {
-        use std::io::Write as _;
-        writeln!(
-            std::io::stdout().lock(),
-            "{}",
-            serde_json::to_string(&report)?
-        )?;
-    }
-    if report.discrepancies.is_empty() {
-        tracing::info!(
-            people = report.people,
-            entries = report.entries,
-            checkpoint = report.checkpoint,
-            "ledger verified: every balance equals the sum of its entries"
-        );
-        Ok(())
-    } else {
-        anyhow::bail!(
+    let failure = (!report.discrepancies.is_empty()).then(|| {
+        format!(
             "ledger verify: {} discrepancies (listed in the report on stdout)",
             report.discrepancies.len()
         )
-    }
+    });
+    crate::report_then(&report, failure)?;
+    tracing::info!(
+        people = report.people,
+        entries = report.entries,
+        checkpoint = report.checkpoint,
+        "ledger verified: every balance equals the sum of its entries"
+    );
+    Ok(())
 }
 
 async fn mailbox(common: CommonConfig, args: crate::cli::MailboxArgs) -> anyhow::Result<()> {
@@ -613,12 +605,29 @@ async fn serve(common: CommonConfig, args: ServeArgs, shutdown: Shutdown) -> any
     result
 }
 
-async fn relay(common: CommonConfig, args: WorkerArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+async fn relay(
+    common: CommonConfig,
+    args: crate::cli::RelayArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let signer = args.log.signer(None)?;
     let deps = Deps::connect(&common, "relay", Limits::default()).await?;
-    apply_streams(&deps.nats, &args.streams).await?;
-    spawn_relay(&deps, &args.streams, &shutdown);
+    let worker = &args.worker;
+    apply_streams(&deps.nats, &worker.streams).await?;
+    spawn_relay(&deps, &worker.streams, &shutdown);
+    match signer {
+        Some(signer) => crate::audit::spawn_checkpointer(
+            deps.pool.clone(),
+            signer,
+            args.log.checkpoint_interval,
+            &shutdown,
+        ),
+        None => tracing::warn!(
+            "no BW_LOG_SIGNING_KEY or BW_LOG_KEY_FILE: this relay signs no log checkpoints"
+        ),
+    }
     let app = bind(
-        args.ops.addr_or(9091),
+        worker.ops.addr_or(9091),
         "BW_OPS_ADDR",
         bw_gateway::ops_router(deps.state.clone()),
         deps.state.clone(),
@@ -681,6 +690,17 @@ async fn dev(common: CommonConfig, args: DevArgs, shutdown: Shutdown) -> anyhow:
     spawn_guardrail(&deps, &args.streams, &args.guardrail, embedder, &shutdown).await?;
     spawn_purge(deps.pool.clone(), &shutdown);
     spawn_scheduler(deps.pool.clone(), &shutdown);
+    if let Some(signer) = args
+        .log
+        .signer(Some(std::path::Path::new(".bw/log-signing-key")))?
+    {
+        crate::audit::spawn_checkpointer(
+            deps.pool.clone(),
+            signer,
+            args.log.checkpoint_interval,
+            &shutdown,
+        );
+    }
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;
     let addr = app.local_addr()?;

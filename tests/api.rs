@@ -894,6 +894,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/disputes"),
     ("post", "/api/v1/admin/disputes/{evidenceId}/resolve"),
     ("post", "/api/v1/admin/missions/{id}/cancel"),
+    ("get", "/api/v1/audit/events"),
+    ("get", "/api/v1/audit/streams/{type}/{id}"),
+    ("get", "/api/v1/audit/checkpoints/latest"),
+    ("get", "/api/v1/audit/public-keys"),
+    ("get", "/api/v1/audit/proof/{eventId}"),
     // Last: every human caller forgets themselves here.
     ("delete", "/api/v1/profile"),
 ];
@@ -996,6 +1001,7 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
     }
     const HUMANS: [u16; 9] = [401, 401, 403, 403, 200, 200, 200, 200, 403];
     const ADMINS: [u16; 9] = [401, 401, 403, 403, 403, 403, 200, 403, 403];
+    const AUDITORS: [u16; 9] = [401, 401, 403, 403, 403, 403, 200, 200, 403];
     const fn public(ok: u16) -> [u16; 9] {
         [ok, 401, ok, ok, ok, ok, ok, ok, ok]
     }
@@ -1066,6 +1072,14 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
             [401, 401, 403, 403, 404, 404, 404, 404, 403]
         }
         ("get", "/api/v1/admin/disputes") => ADMINS,
+        // Auditors and admins read the log; the owner agent's stream exists; no checkpoint is
+        // signed in this platform and `{eventId}` names no event (404 for those allowed to ask).
+        ("get", "/api/v1/audit/events")
+        | ("get", "/api/v1/audit/streams/{type}/{id}")
+        | ("get", "/api/v1/audit/public-keys") => AUDITORS,
+        ("get", "/api/v1/audit/checkpoints/latest") | ("get", "/api/v1/audit/proof/{eventId}") => {
+            [401, 401, 403, 403, 403, 403, 404, 404, 403]
+        }
         ("post", "/api/v1/admin/disputes/{evidenceId}/resolve")
         | ("post", "/api/v1/admin/missions/{id}/cancel") => {
             [401, 401, 403, 403, 403, 403, 404, 403, 403]
@@ -1207,7 +1221,7 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
                 }
                 _ => owner.id.clone(),
             };
-            let url = p.root_url(&path.replace("{id}", &id));
+            let url = p.root_url(&path.replace("{id}", &id).replace("{type}", "Agent"));
             let body = match (*method, *path) {
                 ("post", "/api/v1/auth/agents/register") => {
                     registration(&format!("matrix_new_{n}"))

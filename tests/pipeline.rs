@@ -81,32 +81,7 @@ async fn a_transaction_that_commits_late_is_never_skipped() {
     assert_eq!(relay.drain().await.expect("drain"), 1);
 
     // A slow writer appends (and so takes its transaction id) but does not commit yet.
-    let slow_id = Uuid::now_v7();
-    let mut slow = p.pool.begin().await.expect("begin");
-    let loaded = store::load::<Problem>(&mut slow, &slow_id.to_string())
-        .await
-        .expect("load");
-    let sink_events = vec![bw_domain::problem::ProblemEvent::ProblemReported {
-        problem_id: slow_id,
-        reported_by: agent,
-        details: Box::new(fixtures::details(0)),
-        status: bw_domain::taxonomy::ProblemStatus::Active,
-        guardrail_status: bw_domain::taxonomy::GuardrailStatus::Pending,
-        reported_at: chrono::Utc::now(),
-    }];
-    let prepared = store::prepare::<Problem>(
-        &slow_id.to_string(),
-        loaded.version,
-        loaded.last_hash,
-        &sink_events,
-        &ctx(Actor::Agent(agent)).metadata(),
-        chrono::Utc::now(),
-    )
-    .expect("prepare");
-    let slow_position = store::append(&mut slow, "Problem", &prepared)
-        .await
-        .expect("append")[0]
-        .global_position;
+    let (slow, slow_position) = fixtures::uncommitted_report(&p.pool, agent).await;
 
     // Faster writers commit after it, with larger positions.
     let mut fast_positions = Vec::new();

@@ -827,3 +827,139 @@ async fn ledger_verify_exits_non_zero_and_prints_each_discrepancy() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn events_checkpoint_export_verify_and_verify_proof_work_from_the_command_line() {
+    const SEED: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    let database = support::migrated_database().await;
+    let pool = sqlx::PgPool::connect(&database).await.expect("connect");
+    let bus = bw_commands::CommandBus::new(pool.clone());
+    let agent = support::fixtures::register(&bus, "cli_audited").await;
+    let (problem, _) = support::fixtures::report(&bus, agent, 1)
+        .await
+        .expect("report");
+    let events = |args: &[&str]| {
+        let mut all = vec!["events"];
+        all.extend_from_slice(args);
+        let mut cmd = betterworld(&all);
+        cmd.env("DATABASE_URL", &database)
+            .env("BW_LOG_SIGNING_KEY", SEED);
+        cmd.output()
+    };
+    let first_line = |stdout: &[u8]| -> Value {
+        let text = String::from_utf8_lossy(stdout);
+        serde_json::from_str(text.lines().next().unwrap_or_default()).expect("JSON")
+    };
+
+    let signed = events(&["checkpoint"]).await.expect("ran");
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    assert_eq!(first_line(&signed.stdout)["treeSize"], 2);
+
+    let export = events(&["export"]).await.expect("ran");
+    assert!(export.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[1]["aggregateId"],
+        problem.to_string(),
+        "only events on stdout"
+    );
+
+    let public_key = {
+        use base64::Engine as _;
+        let signer = bw_commands::audit::LogSigner::from_base64(SEED).expect("seed");
+        base64::engine::general_purpose::STANDARD.encode(signer.public_key())
+    };
+    let clean = events(&["verify", "--public-key", &public_key])
+        .await
+        .expect("ran");
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    assert_eq!(first_line(&clean.stdout)["findings"], serde_json::json!([]));
+
+    // A proof, as an auditor saves it from the API, checks offline; a changed one does not.
+    let event_id: uuid::Uuid = serde_json::from_value(lines[1]["eventId"].clone()).expect("id");
+    let bw_commands::audit::ProofLookup::Found(proof) = bw_commands::audit::proof(&pool, event_id)
+        .await
+        .expect("proof")
+    else {
+        panic!("checkpointed")
+    };
+    let dir = std::env::temp_dir().join(format!("bw-proof-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("proof.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&serde_json::json!({ "data": &*proof })).expect("json"),
+    )
+    .expect("write");
+    let file_arg = file.to_string_lossy().into_owned();
+    let good = events(&[
+        "verify-proof",
+        "--proof",
+        &file_arg,
+        "--public-key",
+        &public_key,
+    ])
+    .await
+    .expect("ran");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(first_line(&good.stdout)["valid"], true);
+    let mut forged = (*proof).clone();
+    forged.event.payload["data"]["details"]["title"] =
+        Value::String("Nothing happened here".into());
+    std::fs::write(&file, serde_json::to_vec(&forged).expect("json")).expect("write");
+    let bad = events(&[
+        "verify-proof",
+        "--proof",
+        &file_arg,
+        "--public-key",
+        &public_key,
+    ])
+    .await
+    .expect("ran");
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(first_line(&bad.stdout)["valid"], false);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The stored problem event loses its title's last letter: `events verify` names it and fails.
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .expect("disable");
+    sqlx::query("UPDATE events SET payload = replace(payload::text, 'number 1\"', 'number \"')::jsonb WHERE aggregate_id = $1")
+        .bind(problem.to_string())
+        .execute(&mut *tx)
+        .await
+        .expect("tamper");
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER USER")
+        .execute(&mut *tx)
+        .await
+        .expect("enable");
+    tx.commit().await.expect("commit");
+    let tampered = events(&["verify", "--public-key", &public_key])
+        .await
+        .expect("ran");
+    assert_eq!(tampered.status.code(), Some(1));
+    let report = first_line(&tampered.stdout);
+    assert_eq!(report["findings"][0]["kind"], "altered", "{report}");
+    assert_eq!(
+        report["findings"][0]["eventId"], lines[1]["eventId"],
+        "{report}"
+    );
+}

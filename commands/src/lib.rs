@@ -10,6 +10,8 @@
 //! # Layout
 //!
 //! - [`canonical`]: the canonical byte form of an event and the SHA-256 chain over it.
+//! - [`merkle`]: the Merkle tree over the log in global order, inclusion proofs, the signed message.
+//! - [`audit`]: auditors' reads, signed checkpoints, inclusion proofs, `events verify`.
 //! - [`store`]: [`store::EventStore`]: load an aggregate, append its new events (multi-row insert).
 //! - [`repository`]: cqrs-es's `PersistedEventRepository` implemented on the same store, so cqrs-es's
 //!   own `CqrsFramework` and replay tools work against our log.
@@ -19,10 +21,12 @@
 //! - `reservations`: cross-aggregate uniqueness (usernames) and credentials, same transaction.
 //! - [`error`]: [`CommandError`], this crate's one error type.
 
+pub mod audit;
 pub mod bus;
 pub mod canonical;
 pub mod error;
 pub mod idempotency;
+pub mod merkle;
 pub mod repository;
 mod reservations;
 pub mod store;

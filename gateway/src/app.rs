@@ -28,7 +28,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes::tokens::routes())
         .merge(routes::missions::routes())
         .merge(routes::evidence::routes())
-        .merge(routes::peer_reviews::routes());
+        .merge(routes::peer_reviews::routes())
+        .merge(routes::audit::routes());
     with_middleware(
         state,
         routes::ops::routes()

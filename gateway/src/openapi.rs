@@ -139,6 +139,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::routes::admin::AdminApi::openapi());
     doc.merge(crate::routes::review::ReviewApi::openapi());
     doc.merge(crate::routes::tokens::TokensApi::openapi());
+    doc.merge(crate::routes::audit::AuditApi::openapi());
     doc.merge(crate::routes::missions::MissionsApi::openapi());
     doc.merge(crate::routes::evidence::EvidenceApi::openapi());
     doc.merge(crate::routes::peer_reviews::PeerReviewsApi::openapi());

@@ -54,6 +54,31 @@ pub fn widen_xid(xid32: i64, reference: i64) -> i64 {
     widened.max(0)
 }
 
+/// The visibility horizon of the log ([`Relay::horizon`]): every event whose transaction id is
+/// below it is committed and no transaction still running can add an event sorting before it.
+pub async fn writer_horizon(pool: &PgPool) -> Result<i64, InfraError> {
+    // language=PostgreSQL
+    let row = sqlx::query(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+                ARRAY(SELECT a.backend_xid::text::bigint
+                      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                      WHERE l.locktype = 'advisory' AND l.granted
+                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                        AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1
+                        AND a.backend_xid IS NOT NULL) AS writer_xids",
+    )
+    .bind(i64::from(WRITER_LOCK_CLASSID))
+    .bind(i64::from(WRITER_LOCK_OBJID))
+    .fetch_one(pool)
+    .await?;
+    let xmax: i64 = row.try_get("xmax")?;
+    let writers: Vec<i64> = row.try_get("writer_xids")?;
+    Ok(writers
+        .into_iter()
+        .map(|xid| widen_xid(xid, xmax))
+        .fold(xmax, i64::min))
+}
+
 /// How the relay runs.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -138,26 +163,7 @@ impl Relay {
     /// is seen here. Transactions that write no events (read-model updates, other
     /// databases of the cluster) do not hold the relay back.
     pub async fn horizon(&self) -> Result<i64, InfraError> {
-        // language=PostgreSQL
-        let row = sqlx::query(
-            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
-                    ARRAY(SELECT a.backend_xid::text::bigint
-                          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                          WHERE l.locktype = 'advisory' AND l.granted
-                            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                            AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1
-                            AND a.backend_xid IS NOT NULL) AS writer_xids",
-        )
-        .bind(i64::from(WRITER_LOCK_CLASSID))
-        .bind(i64::from(WRITER_LOCK_OBJID))
-        .fetch_one(&self.pool)
-        .await?;
-        let xmax: i64 = row.try_get("xmax")?;
-        let writers: Vec<i64> = row.try_get("writer_xids")?;
-        Ok(writers
-            .into_iter()
-            .map(|xid| widen_xid(xid, xmax))
-            .fold(xmax, i64::min))
+        writer_horizon(&self.pool).await
     }
 
     /// The next events to publish: after the checkpoint, below the visibility horizon, in order.

@@ -130,3 +130,40 @@ pub async fn edit_as(
     bus.execute::<Problem>(&problem.to_string(), command, &ctx(actor), respond)
         .await
 }
+
+/// A slow writer: a transaction that has appended a `ProblemReported` by `agent` (taking its
+/// transaction id and global position, and the event-writer lock) but has not committed. Returns
+/// the open transaction and the event's position.
+pub async fn uncommitted_report(
+    pool: &sqlx::PgPool,
+    agent: Uuid,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, i64) {
+    use bw_commands::store;
+    let slow_id = Uuid::now_v7();
+    let mut slow = pool.begin().await.expect("begin");
+    let loaded = store::load::<Problem>(&mut slow, &slow_id.to_string())
+        .await
+        .expect("load");
+    let events = vec![bw_domain::problem::ProblemEvent::ProblemReported {
+        problem_id: slow_id,
+        reported_by: agent,
+        details: Box::new(details(0)),
+        status: bw_domain::taxonomy::ProblemStatus::Active,
+        guardrail_status: bw_domain::taxonomy::GuardrailStatus::Pending,
+        reported_at: chrono::Utc::now(),
+    }];
+    let prepared = store::prepare::<Problem>(
+        &slow_id.to_string(),
+        loaded.version,
+        loaded.last_hash,
+        &events,
+        &ctx(Actor::Agent(agent)).metadata(),
+        chrono::Utc::now(),
+    )
+    .expect("prepare");
+    let position = store::append(&mut slow, "Problem", &prepared)
+        .await
+        .expect("append")[0]
+        .global_position;
+    (slow, position)
+}

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod audit;
 pub mod evidence;
 pub mod heartbeat;
 pub mod humans;

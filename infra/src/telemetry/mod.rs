@@ -35,8 +35,15 @@ impl TelemetryGuard {
     }
 }
 
-/// Installs the process-wide subscriber: filter, redacted log lines, and the OTLP layer when configured.
+/// Installs the process-wide subscriber: filter, redacted log lines on stdout, and the OTLP layer
+/// when configured.
 pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, InfraError> {
+    init_to(config, false)
+}
+
+/// [`init`], with the log lines on stderr when `to_stderr` (for commands whose stdout is data, such
+/// as `events export`).
+pub fn init_to(config: &TelemetryConfig, to_stderr: bool) -> Result<TelemetryGuard, InfraError> {
     let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| InfraError::Config {
         variable: "BW_LOG",
         message: e.to_string(),
@@ -50,7 +57,14 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, InfraError> {
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("betterworld")));
     tracing_subscriber::registry()
         .with(filter)
-        .with(log::LogLayer::new(config.log_format, std::io::stdout))
+        .with(log::LogLayer::new(
+            config.log_format,
+            if to_stderr {
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+            } else {
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+            },
+        ))
         .with(otel)
         .try_init()
         .map_err(|e| InfraError::Telemetry(e.to_string()))?;

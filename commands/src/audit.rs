@@ -1,0 +1,772 @@
+//! The verifiable log: reading it as auditors do, signing checkpoints over it, proving one event's
+//! inclusion, and verifying the whole of it (ADR 0006, `docs/event-catalog.md`).
+//!
+//! - **Reads**: [`page`], [`stream_events`] and [`export`] return events in their stored form with
+//!   their chained hash ([`AuditEvent`], the NDJSON form of `betterworld events export`).
+//! - **Checkpoints**: [`sign_checkpoint`] appends the leaves of every event that can no longer be
+//!   overtaken (below the writers' horizon, ADR 0002) to `log_leaves`, computes the Merkle root over
+//!   all leaves ([`crate::merkle`]) and stores it signed with Ed25519 in `log_checkpoints`. One
+//!   checkpointer signs at a time (an advisory lock in its transaction).
+//! - **Proofs**: [`proof`] gives an event, its stream predecessor's hash and its audit path to the
+//!   latest checkpoint; [`verify_proof`] checks all of it offline against a public key.
+//! - **Verification**: [`verify_log`] recomputes every stream's chain and every checkpoint's root and
+//!   signature, and compares the events with the signed leaves, naming each event altered, removed,
+//!   inserted or moved.
+
+use std::{collections::HashMap, path::Path};
+
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use futures::{Stream, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgPool, Row, postgres::PgRow};
+use uuid::Uuid;
+
+use crate::{
+    CommandError,
+    canonical::{EventForHash, GENESIS, chain_hash, to_micros},
+    merkle::{self, Hash},
+};
+
+/// The advisory lock one checkpointer holds while it signs.
+const CHECKPOINT_LOCK: i64 = 0x6277_6576_0000_0006;
+
+const COLUMNS: &str = "global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
+                       event_version, recorded_at, payload, metadata, hash";
+
+/// An event as stored, with its chained hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub global_position: i64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: Value,
+    pub metadata: Value,
+    /// Hex SHA-256 chained to the previous event of the stream (`docs/event-catalog.md`).
+    pub hash: String,
+}
+
+impl AuditEvent {
+    fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
+        let hash: Vec<u8> = r.try_get("hash")?;
+        Ok(Self {
+            global_position: r.try_get("global_position")?,
+            event_id: r.try_get("event_id")?,
+            aggregate_type: r.try_get("aggregate_type")?,
+            aggregate_id: r.try_get("aggregate_id")?,
+            sequence: r.try_get("sequence")?,
+            event_type: r.try_get("event_type")?,
+            event_version: r.try_get("event_version")?,
+            recorded_at: r.try_get("recorded_at")?,
+            payload: r.try_get("payload")?,
+            metadata: r.try_get("metadata")?,
+            hash: hex::encode(hash),
+        })
+    }
+
+    /// The hashed view of this event.
+    pub fn for_hash(&self) -> EventForHash<'_> {
+        EventForHash {
+            event_id: self.event_id,
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            sequence: self.sequence,
+            event_type: &self.event_type,
+            event_version: &self.event_version,
+            recorded_at: to_micros(self.recorded_at),
+            payload: &self.payload,
+            metadata: &self.metadata,
+        }
+    }
+
+    /// The stored hash as bytes.
+    pub fn stored_hash(&self) -> Result<Hash, String> {
+        parse_hash(&self.hash)
+    }
+}
+
+fn parse_hash(hex_text: &str) -> Result<Hash, String> {
+    hex::decode(hex_text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("`{hex_text}` is not a 32-byte hex hash"))
+}
+
+/// Up to `limit` events after global position `after`, in global order.
+pub async fn page(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<AuditEvent>, CommandError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    decode(&rows)
+}
+
+fn decode(rows: &[PgRow]) -> Result<Vec<AuditEvent>, CommandError> {
+    Ok(rows
+        .iter()
+        .map(AuditEvent::from_row)
+        .collect::<Result<_, _>>()?)
+}
+
+/// Every event of one stream, in order.
+pub async fn stream_events(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<AuditEvent>, CommandError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+    ))
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await?;
+    decode(&rows)
+}
+
+/// The whole log after `after` in global order, streamed (constant memory).
+pub fn export(
+    pool: &PgPool,
+    after: i64,
+) -> impl Stream<Item = Result<AuditEvent, CommandError>> + '_ {
+    sqlx::query(
+        "SELECT global_position, event_id, aggregate_type, aggregate_id, sequence, event_type,
+                event_version, recorded_at, payload, metadata, hash
+         FROM events WHERE global_position > $1 ORDER BY global_position",
+    )
+    .bind(after)
+    .fetch(pool)
+    .map(|row| Ok(AuditEvent::from_row(&row?)?))
+}
+
+/// The key that signs checkpoints.
+pub struct LogSigner {
+    key: SigningKey,
+    key_id: String,
+}
+
+impl std::fmt::Debug for LogSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSigner")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogSigner {
+    /// A signer from the base64 of a 32-byte Ed25519 seed.
+    pub fn from_base64(seed: &str) -> Result<Self, CommandError> {
+        let bytes = B64
+            .decode(seed.trim())
+            .map_err(|e| CommandError::Key(format!("not base64: {e}")))?;
+        let seed: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| CommandError::Key("the seed must be 32 bytes".into()))?;
+        let key = SigningKey::from_bytes(&seed);
+        let key_id = merkle::key_id(key.verifying_key().as_bytes());
+        Ok(Self { key, key_id })
+    }
+
+    /// A signer whose seed lives in `path` (created with a fresh seed, mode 0600, when missing).
+    pub fn from_file(path: &Path) -> Result<Self, CommandError> {
+        let io = |e: std::io::Error| CommandError::Key(format!("{}: {e}", path.display()));
+        if !path.exists() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let seed: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).map_err(io)?;
+            std::io::Write::write_all(&mut file, B64.encode(seed).as_bytes()).map_err(io)?;
+        }
+        Self::from_base64(&std::fs::read_to_string(path).map_err(io)?)
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Its id ([`merkle::key_id`]).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+/// A signed checkpoint: the root of the tree over the first `treeSize` events in global order
+/// (every event up to `upToPosition`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub tree_size: i64,
+    pub up_to_position: i64,
+    /// Hex.
+    pub root: String,
+    pub signed_at: DateTime<Utc>,
+    pub key_id: String,
+    /// Base64 Ed25519 signature over [`merkle::checkpoint_message`].
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The bytes the signature covers.
+    pub fn message(&self) -> Result<Vec<u8>, String> {
+        Ok(merkle::checkpoint_message(
+            self.tree_size,
+            self.up_to_position,
+            &parse_hash(&self.root)?,
+            self.signed_at,
+        ))
+    }
+
+    /// Checks the signature with `public_key`.
+    pub fn verify(&self, public_key: &[u8; 32]) -> Result<(), String> {
+        let key = VerifyingKey::from_bytes(public_key).map_err(|e| format!("public key: {e}"))?;
+        let signature: [u8; 64] = B64
+            .decode(&self.signature)
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or("the signature is not 64 bytes of base64")?;
+        key.verify(&self.message()?, &Signature::from_bytes(&signature))
+            .map_err(|_| format!("checkpoint {}: bad signature", self.tree_size))
+    }
+
+    fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
+        let root: Vec<u8> = r.try_get("root")?;
+        let signature: Vec<u8> = r.try_get("signature")?;
+        Ok(Self {
+            tree_size: r.try_get("tree_size")?,
+            up_to_position: r.try_get("up_to_position")?,
+            root: hex::encode(root),
+            signed_at: r.try_get("signed_at")?,
+            key_id: r.try_get("key_id")?,
+            signature: B64.encode(signature),
+        })
+    }
+}
+
+/// A public key that signed checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKey {
+    pub key_id: String,
+    pub algorithm: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Signs a checkpoint over every event that can no longer be overtaken, if any arrived since the
+/// last one; returns it.
+pub async fn sign_checkpoint(
+    pool: &PgPool,
+    signer: &LogSigner,
+) -> Result<Option<Checkpoint>, CommandError> {
+    let horizon = bw_infra::relay::writer_horizon(pool)
+        .await
+        .map_err(|e| CommandError::Key(format!("horizon: {e}")))?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CHECKPOINT_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let (next_index, last_position): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(max(leaf_index) + 1, 0), coalesce(max(global_position), 0) FROM log_leaves",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO log_leaves (leaf_index, global_position, event_id, event_hash)
+         SELECT $1 + row_number() OVER (ORDER BY global_position) - 1, global_position, event_id, hash
+         FROM events WHERE global_position > $2 AND txid < $3::text::xid8",
+    )
+    .bind(next_index)
+    .bind(last_position)
+    .bind(horizon.to_string())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let leaves = leaves(&mut tx, i64::MAX).await?;
+    let tree_size = i64::try_from(leaves.len()).unwrap_or(i64::MAX);
+    let up_to_position = leaves.last().map_or(0, |l| l.position);
+    let hashes: Vec<Hash> = leaves.iter().map(Leaf::hash).collect();
+    let root = merkle::root(&hashes);
+    let signed_at = to_micros(Utc::now());
+    let message = merkle::checkpoint_message(tree_size, up_to_position, &root, signed_at);
+    let signature = signer.key.sign(&message);
+    sqlx::query(
+        "INSERT INTO log_signing_keys (key_id, public_key) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
+    )
+    .bind(&signer.key_id)
+    .bind(signer.public_key().as_slice())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO log_checkpoints (tree_size, up_to_position, root, signed_at, key_id, signature)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tree_size)
+    .bind(up_to_position)
+    .bind(root.as_slice())
+    .bind(signed_at)
+    .bind(&signer.key_id)
+    .bind(signature.to_bytes().as_slice())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Checkpoint {
+        tree_size,
+        up_to_position,
+        root: hex::encode(root),
+        signed_at,
+        key_id: signer.key_id.clone(),
+        signature: B64.encode(signature.to_bytes()),
+    }))
+}
+
+/// One stored leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leaf {
+    index: i64,
+    position: i64,
+    event_id: Uuid,
+    event_hash: Hash,
+}
+
+impl Leaf {
+    fn hash(&self) -> Hash {
+        merkle::leaf_hash(self.position, self.event_id, &self.event_hash)
+    }
+}
+
+/// The first `size` leaves, in order.
+async fn leaves(conn: &mut sqlx::PgConnection, size: i64) -> Result<Vec<Leaf>, CommandError> {
+    let mut rows = sqlx::query(
+        "SELECT leaf_index, global_position, event_id, event_hash FROM log_leaves
+         WHERE leaf_index < $1 ORDER BY leaf_index",
+    )
+    .bind(size)
+    .fetch(conn);
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let hash: Vec<u8> = row.try_get("event_hash")?;
+        out.push(Leaf {
+            index: row.try_get("leaf_index")?,
+            position: row.try_get("global_position")?,
+            event_id: row.try_get("event_id")?,
+            event_hash: hash
+                .try_into()
+                .map_err(|_| CommandError::Corrupt("a leaf hash is not 32 bytes".into()))?,
+        });
+    }
+    Ok(out)
+}
+
+/// The latest checkpoint, if one was signed.
+pub async fn latest(pool: &PgPool) -> Result<Option<Checkpoint>, CommandError> {
+    let row = sqlx::query("SELECT * FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(Checkpoint::from_row).transpose()?)
+}
+
+/// Every key that signed checkpoints.
+pub async fn public_keys(pool: &PgPool) -> Result<Vec<PublicKey>, CommandError> {
+    let rows = sqlx::query(
+        "SELECT key_id, public_key, created_at FROM log_signing_keys ORDER BY created_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let key: Vec<u8> = r.try_get("public_key")?;
+            Ok(PublicKey {
+                key_id: r.try_get("key_id")?,
+                algorithm: "Ed25519".into(),
+                public_key: B64.encode(key),
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// An event, what proves it is in the log, and the checkpoint it is proven against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InclusionProof {
+    pub event: AuditEvent,
+    /// Hex hash of the previous event of its stream (zeros for the first).
+    pub previous_hash: String,
+    pub leaf_index: i64,
+    /// Hex hashes of the audit path, bottom up (RFC 6962).
+    pub path: Vec<String>,
+    pub checkpoint: Checkpoint,
+}
+
+/// What [`proof`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProofLookup {
+    Found(Box<InclusionProof>),
+    /// No event has this id.
+    UnknownEvent,
+    /// The event is newer than the latest checkpoint.
+    NotYetCheckpointed,
+}
+
+/// The inclusion proof of `event_id` against the latest checkpoint.
+pub async fn proof(pool: &PgPool, event_id: Uuid) -> Result<ProofLookup, CommandError> {
+    let Some(row) = sqlx::query(&format!("SELECT {COLUMNS} FROM events WHERE event_id = $1"))
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(ProofLookup::UnknownEvent);
+    };
+    let event = AuditEvent::from_row(&row)?;
+    let (Some(checkpoint), Some(index)) = (
+        latest(pool).await?,
+        sqlx::query_scalar::<_, i64>("SELECT leaf_index FROM log_leaves WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?,
+    ) else {
+        return Ok(ProofLookup::NotYetCheckpointed);
+    };
+    let previous: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT hash FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+    )
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(event.sequence - 1)
+    .fetch_optional(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    let hashes: Vec<Hash> = leaves(&mut conn, checkpoint.tree_size)
+        .await?
+        .iter()
+        .map(Leaf::hash)
+        .collect();
+    let path = usize::try_from(index)
+        .ok()
+        .and_then(|i| merkle::inclusion_proof(&hashes, i))
+        .ok_or_else(|| CommandError::Corrupt(format!("leaf {index} is outside the tree")))?;
+    Ok(ProofLookup::Found(Box::new(InclusionProof {
+        event,
+        previous_hash: hex::encode(previous.unwrap_or_else(|| GENESIS.to_vec())),
+        leaf_index: index,
+        path: path.iter().map(hex::encode).collect(),
+        checkpoint,
+    })))
+}
+
+/// Checks a proof offline: the event's content gives its hash (chained from `previousHash`), its
+/// position and id give its leaf, the path leads to the checkpoint's root, and `public_key` signed
+/// the checkpoint.
+pub fn verify_proof(proof: &InclusionProof, public_key: &[u8; 32]) -> Result<(), String> {
+    let previous = parse_hash(&proof.previous_hash)?;
+    let recomputed = chain_hash(&previous, &proof.event.for_hash());
+    if recomputed != proof.event.stored_hash()? {
+        return Err("the event's content does not give its hash".into());
+    }
+    let leaf = merkle::leaf_hash(
+        proof.event.global_position,
+        proof.event.event_id,
+        &recomputed,
+    );
+    let path = proof
+        .path
+        .iter()
+        .map(|h| parse_hash(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = parse_hash(&proof.checkpoint.root)?;
+    let (index, size) = (
+        u64::try_from(proof.leaf_index).map_err(|_| "negative leaf index")?,
+        u64::try_from(proof.checkpoint.tree_size).map_err(|_| "negative tree size")?,
+    );
+    if !merkle::verify_inclusion(&leaf, index, size, &path, &root) {
+        return Err("the path does not lead to the checkpoint's root".into());
+    }
+    proof.checkpoint.verify(public_key)
+}
+
+/// Something [`verify_log`] found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// `altered` (content no longer gives its hash, or the hash differs from the signed leaf),
+    /// `removed`, `inserted` (in the signed range but not signed), `reordered` (at another position
+    /// than signed), `bad_signature`, `leaves_altered` (the stored leaves no longer give a signed
+    /// root), `unknown_key`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+    /// `Type/id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    pub detail: String,
+}
+
+/// What [`verify_log`] checked and found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    pub events: u64,
+    pub streams: u64,
+    pub checkpoints: u64,
+    /// The position up to which the latest checkpoint vouches for the log.
+    pub signed_up_to: Option<i64>,
+    pub findings: Vec<Finding>,
+}
+
+fn finding(kind: &str, event: Option<&AuditEvent>, detail: String) -> Finding {
+    Finding {
+        kind: kind.into(),
+        event_id: event.map(|e| e.event_id),
+        position: event.map(|e| e.global_position),
+        stream: event.map(|e| format!("{}/{}", e.aggregate_type, e.aggregate_id)),
+        detail,
+    }
+}
+
+/// Verifies the whole log: every stream's chain, every checkpoint's signature (with `pinned`
+/// when given, else the stored key of its id) and root, and the events against the signed leaves.
+pub async fn verify_log(
+    pool: &PgPool,
+    pinned: Option<[u8; 32]>,
+) -> Result<VerifyReport, CommandError> {
+    let mut report = VerifyReport {
+        events: 0,
+        streams: 0,
+        checkpoints: 0,
+        signed_up_to: None,
+        findings: Vec::new(),
+    };
+    verify_chains(pool, &mut report).await?;
+
+    // Checkpoints: signatures, then the leaves against every root.
+    let checkpoints: Vec<Checkpoint> =
+        sqlx::query("SELECT * FROM log_checkpoints ORDER BY tree_size")
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(Checkpoint::from_row)
+            .collect::<Result<_, _>>()?;
+    let keys: HashMap<String, [u8; 32]> = public_keys(pool)
+        .await?
+        .into_iter()
+        .filter_map(|k| {
+            let bytes: [u8; 32] = B64.decode(&k.public_key).ok()?.try_into().ok()?;
+            Some((k.key_id, bytes))
+        })
+        .collect();
+    let mut conn = pool.acquire().await?;
+    let all_leaves = leaves(&mut conn, i64::MAX).await?;
+    let hashes: Vec<Hash> = all_leaves.iter().map(Leaf::hash).collect();
+    let mut leaves_trusted = true;
+    for checkpoint in &checkpoints {
+        report.checkpoints += 1;
+        let key = pinned.or_else(|| keys.get(&checkpoint.key_id).copied());
+        let Some(key) = key else {
+            report.findings.push(Finding {
+                kind: "unknown_key".into(),
+                event_id: None,
+                position: Some(checkpoint.up_to_position),
+                stream: None,
+                detail: format!(
+                    "checkpoint {} names key {}, which is not known",
+                    checkpoint.tree_size, checkpoint.key_id
+                ),
+            });
+            continue;
+        };
+        if let Err(e) = checkpoint.verify(&key) {
+            report.findings.push(Finding {
+                kind: "bad_signature".into(),
+                event_id: None,
+                position: Some(checkpoint.up_to_position),
+                stream: None,
+                detail: e,
+            });
+            continue;
+        }
+        let size = usize::try_from(checkpoint.tree_size).unwrap_or(usize::MAX);
+        let matches = hashes.len() >= size
+            && parse_hash(&checkpoint.root).is_ok_and(|r| merkle::root(&hashes[..size]) == r);
+        if !matches {
+            leaves_trusted = false;
+            report.findings.push(Finding {
+                kind: "leaves_altered".into(),
+                event_id: None,
+                position: Some(checkpoint.up_to_position),
+                stream: None,
+                detail: format!(
+                    "the stored leaves no longer give the signed root of checkpoint {}; events cannot be named against it",
+                    checkpoint.tree_size
+                ),
+            });
+        } else {
+            report.signed_up_to = Some(checkpoint.up_to_position);
+        }
+    }
+    if leaves_trusted && let Some(up_to) = report.signed_up_to {
+        let size = checkpoints
+            .iter()
+            .rfind(|c| c.up_to_position == up_to)
+            .map_or(0, |c| usize::try_from(c.tree_size).unwrap_or(0));
+        compare_with_leaves(
+            pool,
+            &all_leaves[..size.min(all_leaves.len())],
+            up_to,
+            &mut report,
+        )
+        .await?;
+    }
+    Ok(report)
+}
+
+/// Recomputes every stream's chain: each event's hash must follow from the stored hash of the event
+/// before it and its own content; sequences must have no gap.
+async fn verify_chains(pool: &PgPool, report: &mut VerifyReport) -> Result<(), CommandError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM events ORDER BY aggregate_type, aggregate_id, sequence");
+    let mut rows = sqlx::query(&sql).fetch(pool);
+    let mut previous: Option<(String, String, i64, Hash)> = None;
+    while let Some(row) = rows.try_next().await? {
+        let event = AuditEvent::from_row(&row)?;
+        report.events += 1;
+        let same_stream = previous
+            .as_ref()
+            .is_some_and(|(t, id, _, _)| *t == event.aggregate_type && *id == event.aggregate_id);
+        let (expected_sequence, previous_hash) = match &previous {
+            Some((_, _, sequence, hash)) if same_stream => (sequence + 1, *hash),
+            _ => {
+                report.streams += 1;
+                (1, GENESIS)
+            }
+        };
+        let stored = event.stored_hash().map_err(CommandError::Corrupt)?;
+        if event.sequence != expected_sequence {
+            report.findings.push(finding(
+                "removed",
+                Some(&event),
+                format!(
+                    "sequence {expected_sequence}–{} of the stream is missing before this event",
+                    event.sequence - 1
+                ),
+            ));
+        } else if chain_hash(&previous_hash, &event.for_hash()) != stored {
+            report.findings.push(finding(
+                "altered",
+                Some(&event),
+                "its content and its predecessor's hash no longer give its stored hash".into(),
+            ));
+        }
+        previous = Some((
+            event.aggregate_type,
+            event.aggregate_id,
+            event.sequence,
+            stored,
+        ));
+    }
+    Ok(())
+}
+
+/// Compares the events up to `up_to` with the signed leaves: each signed event must be there, at
+/// its signed position, with its signed hash; nothing unsigned may sit in the signed range.
+async fn compare_with_leaves(
+    pool: &PgPool,
+    leaves: &[Leaf],
+    up_to: i64,
+    report: &mut VerifyReport,
+) -> Result<(), CommandError> {
+    let mut signed: HashMap<Uuid, Leaf> = leaves.iter().map(|l| (l.event_id, *l)).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE global_position <= $1 ORDER BY global_position"
+    );
+    let mut rows = sqlx::query(&sql).bind(up_to).fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        let event = AuditEvent::from_row(&row)?;
+        let Some(leaf) = signed.remove(&event.event_id) else {
+            report.findings.push(finding(
+                "inserted",
+                Some(&event),
+                format!("in the signed range (up to {up_to}) but not signed"),
+            ));
+            continue;
+        };
+        if leaf.position != event.global_position {
+            report.findings.push(finding(
+                "reordered",
+                Some(&event),
+                format!(
+                    "signed at position {} (leaf {}), now at {}",
+                    leaf.position, leaf.index, event.global_position
+                ),
+            ));
+        }
+        if event.stored_hash().ok() != Some(leaf.event_hash) {
+            report.findings.push(finding(
+                "altered",
+                Some(&event),
+                format!(
+                    "its stored hash differs from the one signed in leaf {}",
+                    leaf.index
+                ),
+            ));
+        }
+    }
+    let mut missing: Vec<&Leaf> = signed.values().collect();
+    missing.sort_by_key(|l| l.index);
+    let ids: Vec<Uuid> = missing.iter().map(|l| l.event_id).collect();
+    // A signed event may have moved past the signed range rather than gone.
+    let moved: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
+        "SELECT event_id, global_position FROM events WHERE event_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    for leaf in missing {
+        let (kind, detail) = match moved.get(&leaf.event_id) {
+            Some(now) => (
+                "reordered",
+                format!(
+                    "signed at position {} (leaf {}), now at {now}",
+                    leaf.position, leaf.index
+                ),
+            ),
+            None => (
+                "removed",
+                format!("signed in leaf {} but no longer in the log", leaf.index),
+            ),
+        };
+        report.findings.push(Finding {
+            kind: kind.into(),
+            event_id: Some(leaf.event_id),
+            position: Some(leaf.position),
+            stream: None,
+            detail,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! The verifiable log (ADR 0006) against the real PostgreSQL: signed checkpoints cover only events
+//! no transaction can still overtake; `events verify` names each event altered, removed or
+//! reordered and each bad signature; inclusion proofs check offline; auditors read the log over HTTP.
+
+mod support;
+
+use bw_commands::{
+    Outcome,
+    audit::{self, Finding, LogSigner},
+};
+use bw_domain::taxonomy::Role;
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{
+    Platform, fixtures,
+    people::{Person, person},
+    send,
+};
+use uuid::Uuid;
+
+/// A platform without projectors (no guardrail verdicts appear in the log while a test counts it).
+async fn quiet() -> Platform {
+    Platform::spawn_configured(std::time::Duration::from_secs(5), false).await
+}
+
+/// A fixed test key (base64 of 32 bytes).
+const SEED: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+
+fn signer() -> LogSigner {
+    LogSigner::from_base64(SEED).expect("seed")
+}
+
+/// Registers agents and reports and edits problems through the bus; returns every event id in
+/// global order.
+async fn history(p: &Platform) -> Vec<(i64, Uuid, String)> {
+    let bus = &p.pipeline.bus;
+    for n in 0..3 {
+        let agent = fixtures::register(bus, &format!("audited_{n}")).await;
+        let (problem, _) = fixtures::report(bus, agent, n).await.expect("report");
+        fixtures::edit(bus, agent, problem, bw_domain::taxonomy::Severity::Critical)
+            .await
+            .expect("edit");
+    }
+    sqlx::query_as(
+        "SELECT global_position, event_id, aggregate_id FROM events ORDER BY global_position",
+    )
+    .fetch_all(&p.pipeline.pool)
+    .await
+    .expect("events")
+}
+
+/// Runs `statements` with the immutability triggers of `table` off (the tables' owner may; the
+/// application never does), as an attacker with database access would.
+async fn tamper(p: &Platform, table: &str, statements: &[String]) {
+    let mut tx = p.pipeline.pool.begin().await.expect("begin");
+    sqlx::query(&format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
+        .execute(&mut *tx)
+        .await
+        .expect("disable");
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .expect("tamper");
+    }
+    sqlx::query(&format!("ALTER TABLE {table} ENABLE TRIGGER USER"))
+        .execute(&mut *tx)
+        .await
+        .expect("enable");
+    tx.commit().await.expect("commit");
+}
+
+fn named(findings: &[Finding], kind: &str) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = findings
+        .iter()
+        .filter(|f| f.kind == kind)
+        .filter_map(|f| f.event_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[tokio::test]
+async fn events_verify_names_each_event_altered_removed_or_reordered_and_each_bad_signature() {
+    let p = quiet().await;
+    let events = history(&p).await;
+    assert_eq!(events.len(), 9, "3 agents, 3 problems, 3 edits");
+    let checkpoint = audit::sign_checkpoint(&p.pipeline.pool, &signer())
+        .await
+        .expect("sign")
+        .expect("something to sign");
+    assert_eq!(checkpoint.tree_size, 9);
+    assert_eq!(checkpoint.up_to_position, events[8].0);
+    assert_eq!(
+        audit::sign_checkpoint(&p.pipeline.pool, &signer())
+            .await
+            .expect("sign"),
+        None,
+        "nothing new, nothing signed"
+    );
+    let clean = audit::verify_log(&p.pipeline.pool, Some(signer().public_key()))
+        .await
+        .expect("verify");
+    assert_eq!(clean.findings, vec![], "{clean:?}");
+    assert_eq!((clean.events, clean.streams, clean.checkpoints), (9, 6, 1));
+    assert_eq!(clean.signed_up_to, Some(events[8].0));
+
+    // One byte of one stored problem event; one whole event (the first of a problem's two); two
+    // events of other streams swapped in the global order.
+    let problem_events: Vec<&(i64, Uuid, String)> = events
+        .iter()
+        .filter(|(_, _, stream)| events.iter().filter(|e| &e.2 == stream).count() == 2)
+        .collect();
+    assert_eq!(problem_events.len(), 6);
+    let altered = problem_events[0];
+    let removed = events
+        .iter()
+        .find(|e| e.2 != altered.2 && problem_events.contains(e))
+        .expect("another problem");
+    let agents: Vec<&(i64, Uuid, String)> = events
+        .iter()
+        .filter(|e| !problem_events.contains(e))
+        .collect();
+    let (a, b) = (agents[0], agents[2]);
+    tamper(
+        &p,
+        "events",
+        &[
+            format!(
+                "UPDATE events SET payload = replace(payload::text, 'pump number ', 'pump numbeR ')::jsonb WHERE event_id = '{}'",
+                altered.1
+            ),
+            format!("DELETE FROM events WHERE event_id = '{}'", removed.1),
+            format!("UPDATE events SET global_position = -1 WHERE global_position = {}", a.0),
+            format!("UPDATE events SET global_position = {} WHERE global_position = {}", a.0, b.0),
+            format!("UPDATE events SET global_position = {} WHERE global_position = -1", b.0),
+        ],
+    )
+    .await;
+    let report = audit::verify_log(&p.pipeline.pool, Some(signer().public_key()))
+        .await
+        .expect("verify");
+    assert_eq!(
+        named(&report.findings, "altered"),
+        vec![altered.1],
+        "{report:?}"
+    );
+    assert!(
+        named(&report.findings, "removed").contains(&removed.1),
+        "the deleted event is named by the signed leaves: {report:?}"
+    );
+    let mut swapped = vec![a.1, b.1];
+    swapped.sort();
+    assert_eq!(named(&report.findings, "reordered"), swapped, "{report:?}");
+    // Nothing innocent is accused: the only other name is the event after the deleted one, whose
+    // stream now has a gap.
+    let after_gap = events
+        .iter()
+        .find(|e| e.2 == removed.2 && e.1 != removed.1)
+        .expect("the removed event's successor");
+    for f in &report.findings {
+        let id = f.event_id.expect("each finding names an event");
+        assert!(
+            [altered.1, removed.1, a.1, b.1, after_gap.1].contains(&id),
+            "{f:?}"
+        );
+    }
+    assert!(named(&report.findings, "inserted").is_empty());
+
+    // A forged checkpoint signature, and a checkpoint checked with another key.
+    tamper(
+        &p,
+        "log_checkpoints",
+        &["UPDATE log_checkpoints SET signature = set_byte(signature, 0, get_byte(signature, 0) # 1)".into()],
+    )
+    .await;
+    let report = audit::verify_log(&p.pipeline.pool, None)
+        .await
+        .expect("verify");
+    assert!(
+        report.findings.iter().any(|f| f.kind == "bad_signature"),
+        "{report:?}"
+    );
+    let other =
+        LogSigner::from_base64("ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICA=").expect("seed");
+    let report = audit::verify_log(&p.pipeline.pool, Some(other.public_key()))
+        .await
+        .expect("verify");
+    assert!(report.findings.iter().any(|f| f.kind == "bad_signature"));
+}
+
+#[tokio::test]
+async fn a_checkpoint_never_covers_a_position_an_open_transaction_can_still_take() {
+    let p = quiet().await;
+    let agent = fixtures::register(&p.pipeline.bus, "early_signer").await;
+
+    // A slow writer appends (taking its transaction id and position) but does not commit yet.
+    let (slow, slow_position) = fixtures::uncommitted_report(&p.pipeline.pool, agent).await;
+    // Faster writers commit after it, with larger positions.
+    let (_, outcome) = fixtures::report(&p.pipeline.bus, agent, 1)
+        .await
+        .expect("report");
+    let Outcome::Executed { events, .. } = outcome else {
+        panic!("executed")
+    };
+    assert!(events[0].global_position > slow_position);
+
+    // Signing now must stop before the slow event: the committed fast one would otherwise be
+    // signed and the slow one, committing later, would appear "inserted" inside the signed range.
+    let first = audit::sign_checkpoint(&p.pipeline.pool, &signer())
+        .await
+        .expect("sign")
+        .expect("the agent's event is final");
+    assert!(first.up_to_position < slow_position, "{first:?}");
+    assert_eq!(first.tree_size, 1);
+
+    slow.commit().await.expect("commit late");
+    let second = audit::sign_checkpoint(&p.pipeline.pool, &signer())
+        .await
+        .expect("sign")
+        .expect("new events");
+    assert_eq!(second.tree_size, 3);
+    let report = audit::verify_log(&p.pipeline.pool, Some(signer().public_key()))
+        .await
+        .expect("verify");
+    assert_eq!(report.findings, vec![], "{report:?}");
+    assert_eq!(report.checkpoints, 2);
+}
+
+#[tokio::test]
+async fn auditors_read_the_log_and_check_an_inclusion_proof_offline() {
+    let p = quiet().await;
+    let events = history(&p).await;
+    let auditor = person(&p, "log_auditor", Role::Auditor).await;
+    let human = person(&p, "log_human", Role::Human).await;
+    let get = |who: &Person, path: &str| p.http.get(p.url(path)).bearer_auth(&who.access);
+
+    let (status, _, _) = send(get(&human, "/audit/events")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, body) = send(get(&auditor, "/audit/checkpoints/latest")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "none signed yet: {body}");
+    let probe = events[3].1;
+    let (status, _, body) = send(get(&auditor, &format!("/audit/proof/{probe}"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "not checkpointed yet: {body}");
+
+    // Pages in global order, then the same log as NDJSON.
+    let (status, _, page) = send(get(&auditor, "/audit/events?limit=4")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let first: Vec<i64> = page["data"]
+        .as_array()
+        .expect("page")
+        .iter()
+        .map(|e| e["globalPosition"].as_i64().expect("position"))
+        .collect();
+    assert!(
+        first.len() == 4 && first.windows(2).all(|w| w[0] < w[1]),
+        "{first:?}"
+    );
+    assert_eq!(page["meta"]["nextAfter"], first[3]);
+    let (_, _, rest) = send(get(
+        &auditor,
+        &format!("/audit/events?after={}&limit=1000", first[3]),
+    ))
+    .await;
+    let total = first.len() + rest["data"].as_array().expect("rest").len();
+    let ndjson = get(&auditor, "/audit/events")
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = ndjson
+        .text()
+        .await
+        .expect("body")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        total,
+        "the whole log, people's events included"
+    );
+    assert_eq!(lines[0], page["data"][0]);
+    let (status, _, _) = send(get(&auditor, "/audit/events?limit=0")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _, stream) = send(get(
+        &auditor,
+        &format!("/audit/streams/Problem/{}", events[1].2),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{stream}");
+    assert_eq!(stream["data"][0]["sequence"], 1);
+
+    // Signed: the checkpoint, the key, a proof that checks offline and fails when anything in it
+    // is changed.
+    audit::sign_checkpoint(&p.pipeline.pool, &signer())
+        .await
+        .expect("sign")
+        .expect("signed");
+    let (_, _, latest) = send(get(&auditor, "/audit/checkpoints/latest")).await;
+    let (_, _, keys) = send(get(&auditor, "/audit/public-keys")).await;
+    assert_eq!(keys["data"][0]["keyId"], latest["data"]["keyId"]);
+    assert_eq!(keys["data"][0]["algorithm"], "Ed25519");
+    let public: [u8; 32] = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(keys["data"][0]["publicKey"].as_str().expect("key"))
+            .expect("base64")
+            .try_into()
+            .expect("32 bytes")
+    };
+    assert_eq!(public, signer().public_key());
+    let (status, _, body) = send(get(&auditor, &format!("/audit/proof/{probe}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let proof: audit::InclusionProof = serde_json::from_value(body["data"].clone()).expect("proof");
+    assert_eq!(proof.checkpoint.root, latest["data"]["root"]);
+    audit::verify_proof(&proof, &public).expect("the proof holds");
+    let mut forged = proof.clone();
+    forged.event.payload["data"]["forged"] = Value::Bool(true);
+    assert!(audit::verify_proof(&forged, &public).is_err());
+    let mut moved = proof.clone();
+    moved.event.global_position += 1;
+    assert!(audit::verify_proof(&moved, &public).is_err());
+    let mut resigned = proof;
+    resigned.checkpoint.tree_size += 1;
+    assert!(audit::verify_proof(&resigned, &public).is_err());
+}
