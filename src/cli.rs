@@ -166,8 +166,22 @@ pub struct SeedArgs {
 /// `projections …`.
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Print each projection's version, checkpoint, state and the error that stopped it (JSON lines).
+    /// Print each projection's version, checkpoint, lag, state and the error that stopped it (JSON
+    /// lines).
     Status,
+    /// Rebuild a read model from the PostgreSQL log in shadow tables, catch up, and swap it in
+    /// atomically while the old one keeps serving (docs/runbooks/rebuild-projection.md). Prints a
+    /// JSON report (events, events/s, the checkpoint it took over at).
+    Rebuild {
+        /// The projection (as `status` names it).
+        name: String,
+    },
+    /// Build a read model afresh into scratch tables and compare it with the live one at the live
+    /// checkpoint; prints a JSON report with every differing row and exits with status 1 if any.
+    Verify {
+        /// The projection (as `status` names it).
+        name: String,
+    },
     /// Skip the event a failed projection stopped at — recorded with who and why — and resume it.
     Skip {
         /// The projection (as `status` names it).

@@ -9,6 +9,7 @@
 //! - [`admin`]: creating admin and auditor accounts, rotating the access-token key.
 //! - [`evaluate`]: `betterworld guardrail eval`.
 //! - [`audit`]: `betterworld events …` and the log checkpointer.
+//! - [`rebuild`]: rebuilding and verifying projections, with progress, by hand and at start-up.
 //! - [`sagas`]: the reward saga; [`vision`]: the optional vision worker for evidence;
 //!   [`scheduler`]: the expiry sweeps.
 
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod evaluate;
+pub mod rebuild;
 pub mod roles;
 pub mod sagas;
 pub mod scheduler;

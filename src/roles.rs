@@ -125,6 +125,24 @@ async fn projections_command(
                 writeln!(out, "{}", serde_json::to_string(&status)?)?;
             }
         }
+        ProjectionsCommand::Rebuild { name } => {
+            let projection = crate::rebuild::named(&name)?;
+            let report = crate::rebuild::rebuild(&pool, projection.as_ref()).await?;
+            crate::report_then(&report, None)?;
+        }
+        ProjectionsCommand::Verify { name } => {
+            let projection = crate::rebuild::named(&name)?;
+            let report = crate::rebuild::verify(&pool, projection.as_ref()).await?;
+            let failure = (!report.differences.is_empty()).then(|| {
+                format!(
+                    "projections verify: {} rows differ (listed in the report on stdout)",
+                    report.differences.len()
+                )
+            });
+            pool.close().await;
+            crate::report_then(&report, failure)?;
+            return Ok(());
+        }
         ProjectionsCommand::Skip {
             name,
             position,
@@ -527,6 +545,7 @@ async fn spawn_projectors(
 ) -> anyhow::Result<()> {
     let js = async_nats::jetstream::new(deps.nats.clone());
     let mut all = projections();
+    crate::rebuild::outdated_at_start(&deps.pool, &all).await?;
     let bus = CommandBus::new(deps.pool.clone());
     all.extend(crate::sagas::RewardSaga::all(&bus));
     if let Some((provider, store)) = vision {

@@ -24,6 +24,9 @@ pub enum ProjectionError {
     /// Worth trying again later (contention that resolves on its own, such as a write conflict).
     #[error("retry: {0}")]
     Retry(String),
+    /// A rebuild or verification cannot proceed.
+    #[error("rebuild: {0}")]
+    Rebuild(String),
     /// A JetStream operation failed.
     #[error("jetstream: {0}")]
     JetStream(String),
@@ -46,7 +49,7 @@ impl ProjectionError {
                     | sqlx::Error::WorkerCrashed
             ),
             Self::JetStream(_) | Self::Retry(_) => true,
-            Self::Apply { .. } | Self::Failed(_) | Self::Corrupt(_) => false,
+            Self::Apply { .. } | Self::Failed(_) | Self::Corrupt(_) | Self::Rebuild(_) => false,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod models;
+pub mod rebuild;
 pub mod runtime;
 pub mod status;
 

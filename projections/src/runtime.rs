@@ -40,6 +40,12 @@ pub trait Projection: Send + Sync + 'static {
         conn: &'a mut PgConnection,
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+    /// The read-model tables it writes (and only it), unqualified: what a rebuild builds in a shadow
+    /// schema and swaps in, and `projections verify` compares. Empty: it cannot be rebuilt (sagas
+    /// and workers that issue commands).
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Runs once per batch, inside its transaction, before its events are applied: the place to
     /// do expensive work for the whole batch at once (such as one embedding pass over every text
     /// in it) whose results `apply` then finds in a cache. Must not change the read model; an
@@ -169,7 +175,7 @@ impl Projector {
                 projection = name,
                 stored,
                 code = projection.version(),
-                "the read model was built by another version of this projection; it needs a rebuild (not automated yet)"
+                "the read model was built by another version of this projection; run `betterworld projections rebuild` (the projector role does so at start-up)"
             );
         }
         let projector = Self {

@@ -16,6 +16,9 @@ pub struct ProjectionStatus {
     pub name: String,
     pub version: i32,
     pub checkpoint: i64,
+    /// Events in the log after the checkpoint (of every type: an upper bound for a projection
+    /// that reads some).
+    pub lag: i64,
     pub state: String,
     pub failed_position: Option<i64>,
     pub last_error: Option<String>,
@@ -24,7 +27,9 @@ pub struct ProjectionStatus {
 /// Every projection's status.
 pub async fn all(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError> {
     let rows = sqlx::query(
-        "SELECT projection, version, position, state, failed_position, last_error FROM projection_checkpoints ORDER BY projection",
+        "SELECT projection, version, position, state, failed_position, last_error,
+                (SELECT count(*) FROM events e WHERE e.global_position > c.position) AS lag
+         FROM projection_checkpoints c ORDER BY projection",
     )
     .fetch_all(pool)
     .await?;
@@ -34,6 +39,7 @@ pub async fn all(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError
                 name: r.try_get("projection")?,
                 version: r.try_get("version")?,
                 checkpoint: r.try_get("position")?,
+                lag: r.try_get("lag")?,
                 state: r.try_get("state")?,
                 failed_position: r.try_get("failed_position")?,
                 last_error: r.try_get("last_error")?,

@@ -31,6 +31,10 @@ impl Projection for AgentDirectory {
         &["Agent", "Problem"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_agents"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -32,6 +32,10 @@ impl Projection for EvidenceSubmissions {
         &["Evidence"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_evidence", "rm_peer_votes"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -45,6 +45,10 @@ impl Projection for Humans {
         &["Human"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_humans"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -41,6 +41,10 @@ impl Projection for Missions {
         &["Mission"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_missions", "rm_mission_claims"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

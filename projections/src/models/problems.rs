@@ -36,6 +36,10 @@ impl Projection for ProblemFeed {
         &["Problem", "Solution", "Mission"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_problems"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -48,6 +48,10 @@ impl Projection for ReviewQueue {
         &["Problem", "Solution", "Mission"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_review_queue"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

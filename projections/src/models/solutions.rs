@@ -64,6 +64,10 @@ impl Projection for Solutions {
         &["Solution", "Mission"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_solutions", "rm_debates"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

@@ -37,6 +37,10 @@ impl Projection for TokenLedger {
         &["Ledger"]
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_token_balances", "rm_token_transactions"]
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,

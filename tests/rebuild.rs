@@ -1,0 +1,222 @@
+//! Rebuilding a read model while the platform is used, and checking a read model against a fresh
+//! build (`projections rebuild`, `projections verify`; docs/runbooks/rebuild-projection.md).
+
+mod support;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use bw_projections::{
+    models::problems::ProblemFeed,
+    rebuild::{rebuild, verify},
+};
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Platform, send};
+
+async fn index_names(p: &Platform, table: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = $1 ORDER BY indexname",
+    )
+    .bind(table)
+    .fetch_all(&p.pipeline.pool)
+    .await
+    .expect("indexes")
+}
+
+#[tokio::test]
+async fn the_problem_feed_is_rebuilt_under_reads_and_writes_without_a_failed_read_or_a_lost_write()
+{
+    let p = Arc::new(Platform::spawn().await);
+    let (status, _, body) = send(p.http.post(p.url("/auth/agents/register")).json(&json!({
+        "username": "rebuild_writer", "framework": "custom", "specializations": ["food_security"]
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["data"]["apiKey"].as_str().expect("key").to_owned();
+    let indexes_before = index_names(&p, "rm_problems").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let last_position = Arc::new(AtomicU64::new(0));
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
+    let writer = {
+        let (p, key, stop, written, last_position) = (
+            p.clone(),
+            key.clone(),
+            stop.clone(),
+            written.clone(),
+            last_position.clone(),
+        );
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let (status, headers, body) = send(p.http.post(p.url("/problems")).bearer_auth(&key).json(&json!({
+                    "title": format!("Food bank shelves empty in ward {n}"),
+                    "description": "The neighbourhood food bank runs out mid-week; families are turned away every Thursday and Friday.",
+                    "domain": "food_security", "severity": "high"
+                })))
+                .await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+                let at: u64 = headers["bw-position"]
+                    .to_str()
+                    .expect("ascii")
+                    .parse()
+                    .expect("position");
+                last_position.fetch_max(at, Ordering::SeqCst);
+                let total = written.fetch_add(1, Ordering::SeqCst) + 1;
+                let _ = progress_tx.send(total);
+            }
+        })
+    };
+    let failed_reads = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (p, key, stop, failed_reads, reads) = (
+            p.clone(),
+            key.clone(),
+            stop.clone(),
+            failed_reads.clone(),
+            reads.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let (status, _, body) = send(
+                    p.http
+                        .get(p.url("/problems?mine=true&limit=100"))
+                        .bearer_auth(&key),
+                )
+                .await;
+                reads.fetch_add(1, Ordering::SeqCst);
+                if status != StatusCode::OK || body["data"].as_array().is_none() {
+                    failed_reads.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+
+    progress
+        .wait_for(|n| *n >= 20)
+        .await
+        .expect("writes before");
+    let mut batches = 0u64;
+    let report = rebuild(&p.pipeline.pool, &ProblemFeed, &mut |_, _| batches += 1)
+        .await
+        .expect("rebuilt");
+    let at_swap = written.load(Ordering::SeqCst);
+    progress
+        .wait_for(|n| *n >= at_swap + 20)
+        .await
+        .expect("writes after");
+    stop.store(true, Ordering::SeqCst);
+    writer.await.expect("writer");
+    reader.await.expect("reader");
+
+    assert_eq!(failed_reads.load(Ordering::SeqCst), 0, "no read failed");
+    assert!(reads.load(Ordering::SeqCst) > 0);
+    assert!(report.events >= 20 && batches >= 1, "{report:?}");
+    // Every write is in the read model once the projector has caught up with the last one.
+    let last = last_position.load(Ordering::SeqCst);
+    let (status, _, page) = send(
+        p.http
+            .get(p.url("/problems?mine=true&limit=100"))
+            .bearer_auth(&key)
+            .header("bw-min-position", last),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_problems")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    let reported: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ProblemReported'")
+            .fetch_one(&p.pipeline.pool)
+            .await
+            .expect("count");
+    assert_eq!(rows, reported, "no write lost");
+    assert_eq!(
+        u64::try_from(reported).expect("count"),
+        written.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        index_names(&p, "rm_problems").await,
+        indexes_before,
+        "the migrations' index names"
+    );
+
+    // And the rebuilt, live read model equals a fresh build at its checkpoint.
+    let check = verify(&p.pipeline.pool, &ProblemFeed, &mut |_, _| {})
+        .await
+        .expect("verified");
+    assert_eq!(check.differences, vec![], "{check:?}");
+    assert_eq!(check.rows_compared, u64::try_from(rows).expect("rows"));
+}
+
+#[tokio::test]
+async fn projections_verify_reports_each_row_a_read_model_gets_wrong() {
+    let p = Platform::spawn().await;
+    let bus = &p.pipeline.bus;
+    let agent = support::fixtures::register(bus, "verified_feed").await;
+    let mut last = 0;
+    for n in 0..3 {
+        let (_, outcome) = support::fixtures::report(bus, agent, n)
+            .await
+            .expect("report");
+        if let bw_commands::Outcome::Executed { events, .. } = outcome {
+            last = events[0].global_position;
+        }
+    }
+    assert!(
+        bw_projections::status::wait_for(
+            &p.pipeline.pool,
+            &ProblemFeed,
+            last,
+            std::time::Duration::from_secs(10)
+        )
+        .await
+        .expect("wait"),
+        "the feed caught up"
+    );
+    let clean = verify(&p.pipeline.pool, &ProblemFeed, &mut |_, _| {})
+        .await
+        .expect("verified");
+    assert_eq!(clean.differences, vec![], "{clean:?}");
+    assert_eq!(clean.rows_compared, 3);
+
+    // A row edited behind the projection's back, and one deleted.
+    sqlx::query("UPDATE rm_problems SET severity = 'low' WHERE title LIKE '%number 1'")
+        .execute(&p.pipeline.pool)
+        .await
+        .expect("tamper");
+    sqlx::query("DELETE FROM rm_problems WHERE title LIKE '%number 2'")
+        .execute(&p.pipeline.pool)
+        .await
+        .expect("tamper");
+    let report = verify(&p.pipeline.pool, &ProblemFeed, &mut |_, _| {})
+        .await
+        .expect("verified");
+    let side = |side: &str| -> Vec<String> {
+        let mut titles: Vec<String> = report
+            .differences
+            .iter()
+            .filter(|d| d.side == side)
+            .map(|d| d.row["title"].as_str().expect("title").to_owned())
+            .collect();
+        titles.sort();
+        titles
+    };
+    assert_eq!(
+        side("live_only"),
+        vec!["Broken water pump number 1"],
+        "{report:?}"
+    );
+    assert_eq!(
+        side("rebuilt_only"),
+        vec!["Broken water pump number 1", "Broken water pump number 2"],
+        "{report:?}"
+    );
+}
