@@ -50,6 +50,24 @@ pub async fn run(common: CommonConfig, command: EventsCommand) -> anyhow::Result
             tracing::info!(events = n, "exported");
             Ok(())
         }
+        EventsCommand::Replay {
+            projection,
+            until,
+            into,
+        } => {
+            let projection = crate::rebuild::named(&projection)?;
+            let pool = connect(&common).await?;
+            let events = crate::rebuild::replay(&pool, projection.as_ref(), &into, until).await?;
+            pool.close().await;
+            let report = serde_json::json!({
+                "projection": projection.name(),
+                "until": until,
+                "schema": into,
+                "events": events,
+                "tables": projection.tables(),
+            });
+            crate::report_then(&report, None)
+        }
         EventsCommand::Checkpoint(args) => {
             let signer = args.signer(None)?.ok_or_else(|| {
                 anyhow::anyhow!("set BW_LOG_SIGNING_KEY or BW_LOG_KEY_FILE to sign a checkpoint")

@@ -71,6 +71,19 @@ pub enum EventsCommand {
     /// Sign a checkpoint now over every event that can no longer be overtaken (the relay does this
     /// every `BW_CHECKPOINT_INTERVAL`); prints it as JSON, or `null` when nothing is new.
     Checkpoint(LogKeyArgs),
+    /// Rebuild a read model as it was at a past position into a schema of its own (queried with
+    /// `SET search_path TO SCHEMA` or `SCHEMA.table`); the live read model is untouched.
+    Replay {
+        /// The projection (as `projections status` names it).
+        #[arg(long)]
+        projection: String,
+        /// The last global position to apply.
+        #[arg(long)]
+        until: i64,
+        /// The schema to build into (replaced if it exists).
+        #[arg(long)]
+        into: String,
+    },
     /// Check an inclusion proof (the `data` of `GET /api/v1/audit/proof/{eventId}`, in a file)
     /// offline: the event's hash, its leaf, the path to the root and the signature.
     VerifyProof {

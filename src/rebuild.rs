@@ -124,6 +124,23 @@ pub async fn verify(
     report
 }
 
+/// Replays `projection` up to `until` into `schema`, with progress.
+pub async fn replay(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+    until: i64,
+) -> Result<u64, ProjectionError> {
+    let mut reporter = Reporter::new(pool, projection).await?;
+    let applied =
+        bw_projections::rebuild::replay_into(pool, projection, schema, until, &mut |done, at| {
+            reporter.update(done, at)
+        })
+        .await;
+    reporter.finish();
+    applied
+}
+
 /// Rebuilds, before it starts, every projection whose stored version differs from its code's
 /// (a read model built by an older version of the code). A projection that was never run is left
 /// to build itself from the start.

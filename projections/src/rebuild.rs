@@ -13,6 +13,9 @@
 //! until that commit and wait only for its moment of DDL; the live projector resumes after the new
 //! checkpoint. The retired tables are dropped afterwards.
 //!
+//! **Replay** ([`replay_into`]): the same build, stopped at a given position, into a schema an
+//! auditor names and queries afterwards: the read model as it was then.
+//!
 //! **Verify** ([`verify`]): the same build into a scratch schema, caught up to exactly the live
 //! checkpoint while the live projector is paused, then compared table by table (`EXCEPT` both
 //! ways); every differing row is reported.
@@ -410,4 +413,32 @@ pub async fn verify(
     .await?;
     sqlx::Connection::close(conn).await?;
     Ok(report)
+}
+
+/// Builds `projection` as it was at global position `until` into `schema` (created, or replaced if
+/// it exists) and leaves it there to be queried; returns the events applied.
+pub async fn replay_into(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    schema: &str,
+    until: i64,
+    progress: Progress<'_>,
+) -> Result<u64, ProjectionError> {
+    let valid = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema != "public"
+        && !schema.starts_with("pg_")
+        && !schema.starts_with("bw_");
+    if !valid {
+        return Err(ProjectionError::Rebuild(format!(
+            "schema `{schema}`: use lower-case letters, digits and `_` (not `public`, `pg_…` or `bw_…`)"
+        )));
+    }
+    let (conn, _, applied) = build(pool, projection, schema, Some(until), progress).await?;
+    sqlx::Connection::close(conn).await?;
+    Ok(applied)
 }
