@@ -47,6 +47,20 @@ pub enum Command {
     /// The event log as auditors use it: verify, export, sign a checkpoint, check a proof.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Write a backup (the log, checkpoints, keys and every command-side table; not the read
+    /// models, which are rebuilt) into a directory, from one consistent snapshot.
+    Backup {
+        /// The directory (created; must not hold a backup already).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Restore a backup into this (migrated, empty) database, verify the log and rebuild every
+    /// read model.
+    Restore {
+        /// The backup's directory.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 /// `events …` (docs/adr/0006-signed-checkpoints.md).

@@ -9,12 +9,14 @@
 //! - [`admin`]: creating admin and auditor accounts, rotating the access-token key.
 //! - [`evaluate`]: `betterworld guardrail eval`.
 //! - [`audit`]: `betterworld events …` and the log checkpointer.
+//! - [`backup`]: `betterworld backup` and `restore`.
 //! - [`rebuild`]: rebuilding and verifying projections, with progress, by hand and at start-up.
 //! - [`sagas`]: the reward saga; [`vision`]: the optional vision worker for evidence;
 //!   [`scheduler`]: the expiry sweeps.
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod evaluate;
 pub mod rebuild;

@@ -65,6 +65,22 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Admin(command) => crate::admin::run(common, command).await,
         Command::Ledger(crate::cli::LedgerCommand::Verify) => ledger_verify(common).await,
         Command::Events(command) => crate::audit::run(common, command).await,
+        Command::Backup { to } => {
+            let pool = postgres::connect(&common.database).await?;
+            postgres::ensure_migrated(&pool).await?;
+            let manifest = crate::backup::backup(&pool, &to).await?;
+            pool.close().await;
+            crate::report_then(&manifest, None)
+        }
+        Command::Restore { from } => {
+            let pool = postgres::connect(&common.database).await?;
+            postgres::ensure_migrated(&pool).await?;
+            let report = crate::backup::restore(&pool, &from).await?;
+            pool.close().await;
+            let failure = (!report.log.findings.is_empty())
+                .then(|| "the restored log does not verify (see the report)".to_owned());
+            crate::report_then(&report, failure)
+        }
     }
 }
 

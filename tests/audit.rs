@@ -327,3 +327,120 @@ async fn auditors_read_the_log_and_check_an_inclusion_proof_offline() {
     resigned.checkpoint.tree_size += 1;
     assert!(audit::verify_proof(&resigned, &public).is_err());
 }
+
+#[tokio::test]
+async fn a_backup_restored_into_a_new_database_verifies_and_rebuilds_the_same_read_models() {
+    let p = quiet().await;
+    // The source cluster has "seen" a billion more transactions than the target will have: events
+    // written after the restore must still sort after every restored one.
+    sqlx::query("UPDATE log_epoch SET xid_offset = 1000000000")
+        .execute(&p.pipeline.pool)
+        .await
+        .expect("offset");
+    let events = history(&p).await;
+    let ana = person(&p, "restored_ana", Role::Human).await;
+    audit::sign_checkpoint(&p.pipeline.pool, &signer())
+        .await
+        .expect("sign")
+        .expect("signed");
+    let last = sqlx::query_scalar::<_, i64>("SELECT max(global_position) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("max");
+    // The source's read models, built from its log (this platform runs no projectors).
+    for projection in betterworld::roles::projections() {
+        betterworld::rebuild::rebuild(&p.pipeline.pool, projection.as_ref())
+            .await
+            .expect("source read model");
+    }
+    let dir = std::env::temp_dir().join(format!("bw-backup-{}", Uuid::new_v4().simple()));
+    let manifest = betterworld::backup::backup(&p.pipeline.pool, &dir)
+        .await
+        .expect("backup");
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    assert!(events.len() < logged as usize, "the person's events too");
+    assert_eq!(manifest.events, logged as u64);
+    assert!(
+        manifest
+            .tables
+            .iter()
+            .any(|t| t.table == "person_keys" && t.rows == 1)
+    );
+    assert!(manifest.tables.iter().all(|t| !t.table.starts_with("rm_")));
+    assert!(
+        betterworld::backup::backup(&p.pipeline.pool, &dir)
+            .await
+            .is_err(),
+        "never over a backup"
+    );
+
+    let target = sqlx::PgPool::connect(&support::migrated_database().await)
+        .await
+        .expect("target");
+    let report = betterworld::backup::restore(&target, &dir)
+        .await
+        .expect("restore");
+    assert_eq!(report.log.findings, vec![], "{report:?}");
+    assert_eq!(report.log.signed_up_to, Some(last));
+    assert!(report.xid_offset > 0, "{report:?}");
+    let rows = |pool: sqlx::PgPool, table: &'static str| async move {
+        sqlx::query_scalar::<_, Value>(&format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'position' ORDER BY to_jsonb(t)::text), '[]') FROM {table} t"
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("rows")
+    };
+    for table in ["rm_problems", "rm_agents", "rm_humans"] {
+        assert_eq!(
+            rows(target.clone(), table).await,
+            rows(p.pipeline.pool.clone(), table).await,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        rows(target.clone(), "rm_humans")
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let _ = ana;
+
+    // Written after the restore: sorts after everything restored, is final, and is signed next.
+    let bus = bw_commands::CommandBus::new(target.clone());
+    let newcomer = fixtures::register(&bus, "after_restore").await;
+    let position: i64 =
+        sqlx::query_scalar("SELECT global_position FROM events WHERE aggregate_id = $1")
+            .bind(newcomer.to_string())
+            .fetch_one(&target)
+            .await
+            .expect("position");
+    assert!(position > last, "{position} after {last}");
+    let next = audit::sign_checkpoint(&target, &signer())
+        .await
+        .expect("sign")
+        .expect("the new event is final");
+    assert_eq!(next.tree_size, manifest.events as i64 + 1);
+    let again = audit::verify_log(&target, Some(signer().public_key()))
+        .await
+        .expect("verify");
+    assert_eq!(again.findings, vec![], "{again:?}");
+
+    // A damaged backup is refused before anything is loaded.
+    let events_file = dir.join("events.copy");
+    let mut bytes = std::fs::read(&events_file).expect("read");
+    bytes[10] ^= 1;
+    std::fs::write(&events_file, bytes).expect("write");
+    let fresh = sqlx::PgPool::connect(&support::migrated_database().await)
+        .await
+        .expect("fresh");
+    let refused = betterworld::backup::restore(&fresh, &dir)
+        .await
+        .expect_err("damaged");
+    assert!(refused.to_string().contains("SHA-256"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -181,13 +181,15 @@ pub async fn append(
     let result = sqlx::query(
         "INSERT INTO events (global_position, txid, event_id, aggregate_type, aggregate_id, sequence,
                              event_type, event_version, payload, metadata, recorded_at, hash)
-         SELECT (pg_current_xact_id()::text::bigint << 20) | u.ord, pg_current_xact_id(),
+         SELECT ((pg_current_xact_id()::text::bigint + e.xid_offset) << 20) | u.ord,
+                (pg_current_xact_id()::text::bigint + e.xid_offset)::text::xid8,
                 u.event_id, u.aggregate_type, u.aggregate_id, u.sequence, u.event_type,
                 u.event_version, u.payload, u.metadata, u.recorded_at, u.hash
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
                      $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::bytea[])
               WITH ORDINALITY AS u(event_id, aggregate_type, aggregate_id, sequence, event_type,
-                                   event_version, payload, metadata, recorded_at, hash, ord)
+                                   event_version, payload, metadata, recorded_at, hash, ord),
+              log_epoch e
          RETURNING event_id, global_position",
     )
     .bind(&ids)

@@ -55,7 +55,8 @@ pub fn widen_xid(xid32: i64, reference: i64) -> i64 {
 }
 
 /// The visibility horizon of the log ([`Relay::horizon`]): every event whose transaction id is
-/// below it is committed and no transaction still running can add an event sorting before it.
+/// below it is committed and no transaction still running can add an event sorting before it. In
+/// the log's ids: the cluster's plus `log_epoch.xid_offset` (non-zero after a restore).
 pub async fn writer_horizon(pool: &PgPool) -> Result<i64, InfraError> {
     // language=PostgreSQL
     let row = sqlx::query(
@@ -65,7 +66,8 @@ pub async fn writer_horizon(pool: &PgPool) -> Result<i64, InfraError> {
                       WHERE l.locktype = 'advisory' AND l.granted
                         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                         AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1
-                        AND a.backend_xid IS NOT NULL) AS writer_xids",
+                        AND a.backend_xid IS NOT NULL) AS writer_xids,
+                (SELECT xid_offset FROM log_epoch) AS xid_offset",
     )
     .bind(i64::from(WRITER_LOCK_CLASSID))
     .bind(i64::from(WRITER_LOCK_OBJID))
@@ -73,10 +75,12 @@ pub async fn writer_horizon(pool: &PgPool) -> Result<i64, InfraError> {
     .await?;
     let xmax: i64 = row.try_get("xmax")?;
     let writers: Vec<i64> = row.try_get("writer_xids")?;
+    let offset: i64 = row.try_get("xid_offset")?;
     Ok(writers
         .into_iter()
         .map(|xid| widen_xid(xid, xmax))
-        .fold(xmax, i64::min))
+        .fold(xmax, i64::min)
+        + offset)
 }
 
 /// How the relay runs.
