@@ -25,11 +25,6 @@ use bw_infra::{
     shutdown::{Shutdown, termination_signal},
 };
 use bw_projections::{
-    models::{
-        agents::AgentDirectory, evidence::EvidenceSubmissions, humans::Humans, missions::Missions,
-        problems::ProblemFeed, review_queue::ReviewQueue, solutions::Solutions,
-        tokens::TokenLedger,
-    },
     runtime::{Projection, Projector, ProjectorConfig},
     status::ProjectionsCheck,
 };
@@ -179,16 +174,7 @@ async fn projections_command(
 
 /// Every read model this build knows.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![
-        Arc::new(AgentDirectory),
-        Arc::new(Humans),
-        Arc::new(ProblemFeed),
-        Arc::new(Solutions),
-        Arc::new(ReviewQueue),
-        Arc::new(TokenLedger),
-        Arc::new(Missions),
-        Arc::new(EvidenceSubmissions),
-    ]
+    bw_projections::models::all()
 }
 
 /// The connections every long-running role holds, and the state its HTTP endpoints share.

@@ -144,14 +144,7 @@ impl Projection for RewardSaga {
             ) {
                 return Ok(());
             }
-            let decoded: EvidenceEvent =
-                serde_json::from_value(event.payload.clone()).map_err(|e| {
-                    ProjectionError::Apply {
-                        position: event.global_position,
-                        event_type: event.event_type.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
+            let decoded: EvidenceEvent = bw_projections::models::decode(event)?;
             if let EvidenceEvent::PeerVoteCast {
                 review_id,
                 reviewer,

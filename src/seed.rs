@@ -152,6 +152,7 @@ impl Demo {
                 "evidenceLinks",
                 "https://example.org/field-notes",
             )?],
+            language: bw_domain::values::Language::english(),
         };
         let command = ProblemCommand::Report {
             problem_id: id,

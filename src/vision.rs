@@ -201,7 +201,7 @@ impl Projection for VisionWorker {
                 evidence_id,
                 stage: Stage::PeerReview,
                 ..
-            }) = serde_json::from_value(event.payload.clone())
+            }) = bw_projections::models::decode(event)
             else {
                 return Ok(());
             };

@@ -894,6 +894,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/disputes"),
     ("post", "/api/v1/admin/disputes/{evidenceId}/resolve"),
     ("post", "/api/v1/admin/missions/{id}/cancel"),
+    ("get", "/api/v1/admin/projections"),
+    ("post", "/api/v1/admin/projections/{name}/rebuild"),
     ("get", "/api/v1/audit/events"),
     ("get", "/api/v1/audit/streams/{type}/{id}"),
     ("get", "/api/v1/audit/checkpoints/latest"),
@@ -1071,7 +1073,11 @@ fn expected(method: &str, path: &str) -> Option<[u16; 9]> {
         | ("post", "/api/v1/evidence/{evidenceId}/appeal") => {
             [401, 401, 403, 403, 404, 404, 404, 404, 403]
         }
-        ("get", "/api/v1/admin/disputes") => ADMINS,
+        ("get", "/api/v1/admin/disputes") | ("get", "/api/v1/admin/projections") => ADMINS,
+        // `{name}` names no projection.
+        ("post", "/api/v1/admin/projections/{name}/rebuild") => {
+            [401, 401, 403, 403, 403, 403, 404, 403, 403]
+        }
         // Auditors and admins read the log; the owner agent's stream exists; no checkpoint is
         // signed in this platform and `{eventId}` names no event (404 for those allowed to ask).
         ("get", "/api/v1/audit/events")

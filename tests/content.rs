@@ -568,3 +568,64 @@ async fn solutions_page_by_score_with_ties_broken_newest_first() {
     assert_eq!(second["data"].as_array().map(Vec::len), Some(1));
     assert!(second["meta"]["nextCursor"].is_null(), "{second}");
 }
+
+#[tokio::test]
+async fn a_problem_records_its_language_and_a_malformed_tag_is_refused() {
+    let p = Platform::spawn().await;
+    let agent = register(&p, "multilingual").await;
+    let body = |language: &str| {
+        json!({
+            "title": "Kisima cha kijiji kimechafuka",
+            "description": "Kisima pekee kinachohudumia kaya mia tatu kimepatikana na vijidudu; familia zinatembea saa mbili kupata maji.",
+            "domain": "clean_water_sanitation", "severity": "high", "language": language
+        })
+    };
+    let (status, headers, created) = send(
+        p.http
+            .post(p.url("/problems"))
+            .bearer_auth(&agent.key)
+            .json(&body("SW")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["data"]["problemId"].as_str().expect("id");
+    let (_, _, read) = send(
+        p.http
+            .get(p.url(&format!("/problems/{id}")))
+            .bearer_auth(&agent.key)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(read["data"]["language"], "sw", "normalised: {read}");
+    let mut unstated = body("en");
+    unstated.as_object_mut().expect("body").remove("language");
+    let (status, headers, created) = send(
+        p.http
+            .post(p.url("/problems"))
+            .bearer_auth(&agent.key)
+            .json(&unstated),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let english = created["data"]["problemId"].as_str().expect("id");
+    let (_, _, read) = send(
+        p.http
+            .get(p.url(&format!("/problems/{english}")))
+            .bearer_auth(&agent.key)
+            .header("bw-min-position", position(&headers)),
+    )
+    .await;
+    assert_eq!(read["data"]["language"], "en", "the default: {read}");
+    let (status, _, refused) = send(
+        p.http
+            .post(p.url("/problems"))
+            .bearer_auth(&agent.key)
+            .json(&body("kiswahili please")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        field_error(&refused, "language").contains("BCP 47"),
+        "{refused}"
+    );
+}

@@ -13,7 +13,7 @@ use bw_projections::{
     rebuild::{rebuild, verify},
 };
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{Platform, send};
 
 async fn index_names(p: &Platform, table: &str) -> Vec<String> {
@@ -295,4 +295,154 @@ async fn a_replay_to_a_past_position_reproduces_the_read_model_as_it_was_then() 
         .is_err(),
         "never into the live schema"
     );
+}
+
+/// Appends a `ProblemReported` exactly as the release before `details.language` wrote it
+/// (version 1, no language), with a valid hash chain; returns the problem's id.
+async fn report_as_v1(p: &Platform, agent: uuid::Uuid, n: usize) -> uuid::Uuid {
+    use bw_commands::{canonical, store};
+    use bw_domain::problem::{Problem, ProblemEvent};
+    let id = uuid::Uuid::now_v7();
+    let event = ProblemEvent::ProblemReported {
+        problem_id: id,
+        reported_by: agent,
+        details: Box::new(support::fixtures::details(n)),
+        status: bw_domain::taxonomy::ProblemStatus::Active,
+        guardrail_status: bw_domain::taxonomy::GuardrailStatus::Pending,
+        reported_at: chrono::Utc::now(),
+    };
+    let mut prepared = store::prepare::<Problem>(
+        &id.to_string(),
+        0,
+        canonical::GENESIS,
+        &[event],
+        &support::fixtures::ctx(bw_domain::meta::Actor::Agent(agent)).metadata(),
+        chrono::Utc::now(),
+    )
+    .expect("prepare");
+    let old = &mut prepared[0];
+    old.event_version = "1".into();
+    old.payload["data"]["details"]
+        .as_object_mut()
+        .expect("details")
+        .remove("language");
+    old.hash = canonical::chain_hash(&canonical::GENESIS, &store::for_hash(old));
+    let mut tx = p.pipeline.pool.begin().await.expect("begin");
+    store::append(&mut tx, "Problem", &prepared)
+        .await
+        .expect("append");
+    tx.commit().await.expect("commit");
+    id
+}
+
+#[tokio::test]
+async fn a_log_of_v1_problem_reports_rebuilds_the_same_feed_plus_the_language() {
+    let p = Platform::spawn_configured(std::time::Duration::from_secs(5), false).await;
+    let bus = &p.pipeline.bus;
+    let agent = support::fixtures::register(bus, "upcast_author").await;
+    let old = report_as_v1(&p, agent, 7).await;
+    let (current, _) = support::fixtures::report(bus, agent, 7)
+        .await
+        .expect("report v2");
+    let stored: (String, Value) = sqlx::query_as(
+        "SELECT event_version, payload FROM events WHERE aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(old.to_string())
+    .fetch_one(&p.pipeline.pool)
+    .await
+    .expect("stored");
+    assert_eq!(stored.0, "1");
+    assert!(
+        stored.1["data"]["details"].get("language").is_none(),
+        "stored as v1 wrote it"
+    );
+
+    // The aggregate loads through the upcaster: the v1 problem can be edited.
+    support::fixtures::edit(bus, agent, old, bw_domain::taxonomy::Severity::Critical)
+        .await
+        .expect("a v1 problem loads and takes an edit");
+    support::fixtures::edit(bus, agent, current, bw_domain::taxonomy::Severity::Critical)
+        .await
+        .expect("edit");
+
+    rebuild(&p.pipeline.pool, &ProblemFeed, &mut |_, _| {})
+        .await
+        .expect("rebuilt");
+    let row = |id: uuid::Uuid| {
+        let pool = p.pipeline.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Value>(
+                "SELECT to_jsonb(r) - 'problem_id' - 'position' - 'reported_at' - 'updated_at' FROM rm_problems r WHERE problem_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("row")
+        }
+    };
+    let (old_row, current_row) = (row(old).await, row(current).await);
+    assert_eq!(old_row["language"], "en", "{old_row}");
+    assert_eq!(old_row["severity"], "critical");
+    assert_eq!(
+        old_row, current_row,
+        "the same read model as a current report, language included"
+    );
+
+    // The log with its v1 event still verifies (it was never rewritten).
+    let signer =
+        bw_commands::audit::LogSigner::from_base64("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=")
+            .expect("seed");
+    bw_commands::audit::sign_checkpoint(&p.pipeline.pool, &signer)
+        .await
+        .expect("sign");
+    let report = bw_commands::audit::verify_log(&p.pipeline.pool, Some(signer.public_key()))
+        .await
+        .expect("verify");
+    assert_eq!(report.findings, vec![], "{report:?}");
+}
+
+#[tokio::test]
+async fn admins_list_projections_and_rebuild_one_over_http() {
+    let p = Platform::spawn().await;
+    let admin =
+        support::people::person(&p, "projection_admin", bw_domain::taxonomy::Role::Admin).await;
+    let agent = support::fixtures::register(&p.pipeline.bus, "rebuilt_over_http").await;
+    support::fixtures::report(&p.pipeline.bus, agent, 1)
+        .await
+        .expect("report");
+    let (status, _, list) = send(
+        p.http
+            .get(p.url("/admin/projections"))
+            .bearer_auth(&admin.access),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let feed = list["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["name"] == "problem_feed")
+        .expect("the feed")
+        .clone();
+    assert_eq!(feed["codeVersion"], 2);
+    assert_eq!(feed["rebuildable"], true);
+    let (status, _, rebuilt) = send(
+        p.http
+            .post(p.url("/admin/projections/problem_feed/rebuild"))
+            .bearer_auth(&admin.access),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rebuilt}");
+    assert_eq!(rebuilt["data"]["projection"], "problem_feed");
+    assert!(
+        rebuilt["data"]["events"].as_u64().expect("events") >= 1,
+        "{rebuilt}"
+    );
+    let (status, _, _) = send(
+        p.http
+            .post(p.url("/admin/projections/rewards/rebuild"))
+            .bearer_auth(&admin.access),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a saga is not rebuilt");
 }

@@ -61,7 +61,7 @@ pub async fn load<A: Aggregate>(
 ) -> Result<Loaded<A>, CommandError> {
     // language=PostgreSQL
     let rows = sqlx::query(
-        "SELECT sequence, event_type, payload, hash FROM events
+        "SELECT sequence, event_type, event_version, payload, hash FROM events
          WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
     )
     .bind(A::TYPE)
@@ -75,8 +75,12 @@ pub async fn load<A: Aggregate>(
     };
     for row in rows {
         let payload: Value = row.try_get("payload")?;
+        let event_type: String = row.try_get("event_type")?;
+        let version: String = row.try_get("event_version")?;
+        // Stored in the shape of its version; read in the current one.
+        let payload = bw_domain::upcast::upcast(A::TYPE, &event_type, &version, payload)
+            .map_err(CommandError::Corrupt)?;
         let event: A::Event = serde_json::from_value(payload).map_err(|e| {
-            let event_type: String = row.try_get("event_type").unwrap_or_default();
             CommandError::Corrupt(format!("{} {aggregate_id} {event_type}: {e}", A::TYPE))
         })?;
         loaded.aggregate.apply(event);

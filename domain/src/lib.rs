@@ -30,6 +30,7 @@ pub mod mission;
 pub mod problem;
 pub mod solution;
 pub mod taxonomy;
+pub mod upcast;
 pub mod values;
 
 pub use error::DomainError;

@@ -16,7 +16,7 @@ use crate::{
         apply_review, handle_review,
     },
     taxonomy::{GeographicScope, GuardrailStatus, ProblemDomain, ProblemStatus, Severity},
-    values::{Description, GeoPoint, HttpsUrl, LocationName, PopulationEstimate, Title},
+    values::{Description, GeoPoint, HttpsUrl, Language, LocationName, PopulationEstimate, Title},
 };
 
 /// Everything an agent says about a problem when reporting it.
@@ -34,6 +34,9 @@ pub struct ProblemDetails {
     pub existing_solutions: Vec<String>,
     pub data_sources: Vec<String>,
     pub evidence_links: Vec<HttpsUrl>,
+    /// The language of the title and description (`ProblemReported` v2; v1 events are upcast to
+    /// `en`).
+    pub language: Language,
 }
 
 /// The fields an edit may change (all but the domain); `None` leaves a field as it is.
@@ -95,7 +98,8 @@ pub enum ProblemCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ProblemEvent {
-    /// A problem was reported; it awaits the guardrail. Version 1.
+    /// A problem was reported; it awaits the guardrail. Version 2 (v1 had no
+    /// `details.language`; the upcaster in [`crate::upcast`] sets `en`).
     #[serde(rename_all = "camelCase")]
     ProblemReported {
         problem_id: Uuid,
@@ -153,7 +157,7 @@ impl DomainEvent for ProblemEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        crate::upcast::current_version(Problem::TYPE, &self.event_type()).to_string()
     }
 }
 
@@ -392,6 +396,7 @@ mod tests {
             existing_solutions: vec![],
             data_sources: vec![],
             evidence_links: vec![],
+            language: crate::values::Language::english(),
         }
     }
 

@@ -58,6 +58,46 @@ macro_rules! text_type {
     };
 }
 
+/// The language a problem is written in: a BCP 47 tag of a 2–3 letter language and optional
+/// subtags (`en`, `sw`, `pt-BR`, `zh-Hant`), at most 35 characters, the language part lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Language(String);
+
+impl Language {
+    /// What content written before languages were recorded is taken to be (`ProblemReported` v1).
+    pub const ENGLISH: &'static str = "en";
+
+    /// Parses a tag.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let raw = raw.trim();
+        let mut parts = raw.split('-');
+        let primary = parts.next().unwrap_or_default();
+        let primary_ok =
+            (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic());
+        let rest_ok = parts
+            .all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        if raw.len() > 35 || !primary_ok || !rest_ok {
+            return Err(DomainError::invalid(
+                "language",
+                "a BCP 47 language tag such as en, sw or pt-BR",
+            ));
+        }
+        let (primary, rest) = raw.split_at(primary.len());
+        Ok(Self(format!("{}{rest}", primary.to_ascii_lowercase())))
+    }
+
+    /// English.
+    pub fn english() -> Self {
+        Self(Self::ENGLISH.to_owned())
+    }
+
+    /// The tag.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 text_type!(/// A problem's title, 10–500 characters.
     Title, "title", 10, 500);
 text_type!(/// A problem's description, 50–10,000 characters.

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::{
     GuardrailError,
     embed::{Embedder, MODEL},
-    worker::{Content, content_of, decode},
+    worker::{Content, content_of, decode_event},
 };
 
 /// The projection's name.
@@ -163,7 +163,7 @@ fn change_of(event: &EventEnvelope) -> Result<Change, GuardrailError> {
         }
     };
     Ok(match event.aggregate_type.as_str() {
-        "Problem" => match decode::<ProblemEvent>(event.payload.clone())? {
+        "Problem" => match decode_event::<ProblemEvent>(event)? {
             ProblemEvent::GuardrailDecided(v) => judged(v.content_type, v.content_id, v.decision),
             ProblemEvent::Reviewed(r) => judged(r.content_type, r.content_id, r.decision),
             ProblemEvent::ProblemEdited { problem_id, .. }
@@ -172,7 +172,7 @@ fn change_of(event: &EventEnvelope) -> Result<Change, GuardrailError> {
             }
             _ => Change::Nothing,
         },
-        "Solution" => match decode::<SolutionEvent>(event.payload.clone())? {
+        "Solution" => match decode_event::<SolutionEvent>(event)? {
             SolutionEvent::GuardrailDecided(v) if v.content_type == ContentType::Solution => {
                 judged(v.content_type, v.content_id, v.decision)
             }

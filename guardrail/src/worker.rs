@@ -121,8 +121,8 @@ pub async fn content_of(
     upto: i64,
     content_type: ContentType,
 ) -> Result<Content, GuardrailError> {
-    let history: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 ORDER BY sequence",
+    let history: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT event_type, event_version, payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 ORDER BY sequence",
     )
     .bind(aggregate_type)
     .bind(aggregate_id)
@@ -133,7 +133,13 @@ pub async fn content_of(
         ([String::new(), String::new(), String::new()], None, None);
     // Other public text, by field name, so an edit replaces a field's lines.
     let mut other: std::collections::BTreeMap<&'static str, Vec<String>> = Default::default();
-    for payload in history {
+    for (event_type, version, payload) in history {
+        let payload = (
+            aggregate_type,
+            event_type.as_str(),
+            version.as_str(),
+            payload,
+        );
         match content_type {
             ContentType::Problem => match decode::<ProblemEvent>(payload)? {
                 ProblemEvent::ProblemReported {
@@ -297,11 +303,26 @@ pub async fn content_of(
     })
 }
 
-/// Reads an event payload as the domain event type.
+/// Reads a stored event payload (of `version`) as the current domain event type (upcast first).
 pub(crate) fn decode<E: serde::de::DeserializeOwned>(
-    payload: serde_json::Value,
+    stored: (&str, &str, &str, serde_json::Value),
 ) -> Result<E, GuardrailError> {
+    let (aggregate_type, event_type, version, payload) = stored;
+    let payload = bw_domain::upcast::upcast(aggregate_type, event_type, version, payload)
+        .map_err(GuardrailError::Corrupt)?;
     serde_json::from_value(payload).map_err(|e| GuardrailError::Corrupt(e.to_string()))
+}
+
+/// [`decode`] for an envelope.
+pub(crate) fn decode_event<E: serde::de::DeserializeOwned>(
+    event: &EventEnvelope,
+) -> Result<E, GuardrailError> {
+    decode((
+        &event.aggregate_type,
+        &event.event_type,
+        &event.event_version,
+        event.payload.clone(),
+    ))
 }
 
 /// A submission to judge.
@@ -450,7 +471,7 @@ impl GuardrailWorker {
                     text: c.text(),
                 }))
             }
-            ("Solution", "DebatePosted") => match decode::<SolutionEvent>(event.payload.clone())? {
+            ("Solution", "DebatePosted") => match decode_event::<SolutionEvent>(event)? {
                 SolutionEvent::DebatePosted {
                     debate_id,
                     agent_id,

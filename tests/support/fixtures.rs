@@ -75,6 +75,7 @@ pub fn details(n: usize) -> ProblemDetails {
         existing_solutions: vec![],
         data_sources: vec![],
         evidence_links: vec![],
+        language: bw_domain::values::Language::english(),
     }
 }
 

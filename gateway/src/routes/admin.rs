@@ -4,7 +4,7 @@
 use axum::{
     Router,
     extract::Path,
-    routing::{patch, put},
+    routing::{get, patch, post, put},
 };
 use bw_commands::idempotency::StoredResponse;
 use bw_domain::{
@@ -33,6 +33,50 @@ pub fn routes() -> Router<AppState> {
             patch(set_verification),
         )
         .route("/api/v1/admin/agents/{id}/rate-limit", put(set_rate_limit))
+        .route("/api/v1/admin/projections", get(projections))
+        .route(
+            "/api/v1/admin/projections/{name}/rebuild",
+            post(rebuild_projection),
+        )
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/projections", tag = "admin", security(("human_token" = [])), responses((status = 200, description = "Each projection's stored version, the code's version, checkpoint, lag and state", body = crate::openapi::Ok<Vec<Object>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+async fn projections(
+    Api(platform): Api,
+    _admin: AdminAuth,
+) -> Result<crate::envelope::ApiOk<Vec<serde_json::Value>>, ApiError> {
+    let code: std::collections::HashMap<&str, i32> = bw_projections::models::all()
+        .iter()
+        .map(|p| (p.name(), p.version()))
+        .collect();
+    let rows = bw_projections::status::all(&platform.pool).await?;
+    Ok(crate::envelope::ApiOk::new(
+        rows.into_iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(&s).unwrap_or_default();
+                v["codeVersion"] = json!(code.get(s.name.as_str()));
+                v["rebuildable"] = json!(code.contains_key(s.name.as_str()));
+                v
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/rebuild", tag = "admin", params(("name" = String, Path, description = "As `GET /admin/projections` names it")), security(("human_token" = [])), responses((status = 200, description = "Rebuilt from the log in shadow tables and swapped in; readers were served throughout. Answers when done: use `betterworld projections rebuild` for very large logs", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (404: no rebuildable projection of that name)", body = crate::openapi::ErrorEnvelope)))]
+async fn rebuild_projection(
+    Api(platform): Api,
+    admin: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<crate::envelope::ApiOk<bw_projections::rebuild::RebuildReport>, ApiError> {
+    let projection = bw_projections::models::all()
+        .into_iter()
+        .find(|p| p.name() == name)
+        .ok_or(ApiError::NotFound)?;
+    tracing::warn!(projection = %name, admin = %admin.0.human_id, "rebuild requested over the admin API");
+    let report =
+        bw_projections::rebuild::rebuild(&platform.pool, projection.as_ref(), &mut |_, _| {})
+            .await?;
+    Ok(crate::envelope::ApiOk::new(report))
 }
 
 /// `PATCH /admin/agents/{id}/verification`.
@@ -123,5 +167,5 @@ async fn set_rate_limit(
 
 /// This module's paths in the OpenAPI document.
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(set_verification, set_rate_limit))]
+#[openapi(paths(set_verification, set_rate_limit, projections, rebuild_projection))]
 pub struct AdminApi;

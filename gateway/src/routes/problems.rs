@@ -10,7 +10,9 @@ use bw_domain::{
     meta::Actor,
     problem::{Problem, ProblemChanges, ProblemCommand, ProblemDetails},
     taxonomy::{GeographicScope, ProblemDomain, ProblemStatus, Severity},
-    values::{self, Description, GeoPoint, HttpsUrl, LocationName, PopulationEstimate, Title},
+    values::{
+        self, Description, GeoPoint, HttpsUrl, Language, LocationName, PopulationEstimate, Title,
+    },
 };
 use bw_projections::models::problems::{self, Cursor, FeedFilter, ProblemView};
 use serde::Deserialize;
@@ -56,6 +58,8 @@ pub struct ReportRequest {
     data_sources: Vec<String>,
     #[serde(default)]
     evidence_links: Vec<String>,
+    /// BCP 47 tag of the title's and description's language (default `en`).
+    language: Option<String>,
 }
 
 /// `PATCH /problems/{id}`: every field optional; the domain cannot change.
@@ -122,6 +126,10 @@ fn parse_report(req: &ReportRequest) -> Result<ProblemDetails, ApiError> {
     let existing_solutions = texts(&mut f, "existingSolutions", &req.existing_solutions);
     let data_sources = texts(&mut f, "dataSources", &req.data_sources);
     let evidence_links = links(&mut f, &req.evidence_links);
+    let language = match req.language.as_deref() {
+        None => Some(Language::english()),
+        Some(raw) => f.check(Language::parse(raw)),
+    };
     f.finish()?;
     match (
         title,
@@ -152,6 +160,7 @@ fn parse_report(req: &ReportRequest) -> Result<ProblemDetails, ApiError> {
             existing_solutions,
             data_sources,
             evidence_links,
+            language: language.unwrap_or_else(Language::english),
         }),
         _ => Err(ApiError::Internal("validated fields missing".into())),
     }

@@ -17,15 +17,30 @@ use uuid::Uuid;
 
 use crate::ProjectionError;
 
+/// Every read model of this build (what `projections rebuild|verify` and the admin API know).
+pub fn all() -> Vec<std::sync::Arc<dyn crate::runtime::Projection>> {
+    vec![
+        std::sync::Arc::new(agents::AgentDirectory),
+        std::sync::Arc::new(humans::Humans),
+        std::sync::Arc::new(problems::ProblemFeed),
+        std::sync::Arc::new(solutions::Solutions),
+        std::sync::Arc::new(review_queue::ReviewQueue),
+        std::sync::Arc::new(tokens::TokenLedger),
+        std::sync::Arc::new(missions::Missions),
+        std::sync::Arc::new(evidence::EvidenceSubmissions),
+    ]
+}
+
 /// Reads an event's payload as the domain event type, or fails naming the event.
-pub(crate) fn decode<E: DeserializeOwned>(event: &EventEnvelope) -> Result<E, ProjectionError> {
-    if event.event_version != "1" {
-        return Err(apply_error(
-            event,
-            format!("unknown version {}", event.event_version),
-        ));
-    }
-    serde_json::from_value(event.payload.clone()).map_err(|e| apply_error(event, e.to_string()))
+pub fn decode<E: DeserializeOwned>(event: &EventEnvelope) -> Result<E, ProjectionError> {
+    let payload = bw_domain::upcast::upcast(
+        &event.aggregate_type,
+        &event.event_type,
+        &event.event_version,
+        event.payload.clone(),
+    )
+    .map_err(|e| apply_error(event, e))?;
+    serde_json::from_value(payload).map_err(|e| apply_error(event, e.to_string()))
 }
 
 pub(crate) fn apply_error(event: &EventEnvelope, reason: String) -> ProjectionError {

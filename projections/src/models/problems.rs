@@ -28,7 +28,8 @@ impl Projection for ProblemFeed {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: `language` (ProblemReported v2).
+        2
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
@@ -83,8 +84,8 @@ impl Projection for ProblemFeed {
                         "INSERT INTO rm_problems (problem_id, reported_by, title, description, domain, severity,
                              affected_population_estimate, geographic_scope, location_name, latitude, longitude,
                              existing_solutions, data_sources, evidence_links, status, guardrail_status,
-                             reported_at, updated_at, position)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18)",
+                             reported_at, updated_at, position, language)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)",
                     )
                     .bind(problem_id)
                     .bind(reported_by)
@@ -104,6 +105,7 @@ impl Projection for ProblemFeed {
                     .bind(guardrail_status.as_str())
                     .bind(reported_at)
                     .bind(event.global_position)
+                    .bind(details.language.as_str())
                     .execute(&mut *conn)
                     .await?;
                 }
@@ -218,6 +220,8 @@ pub struct ProblemView {
     pub data_sources: serde_json::Value,
     #[schema(value_type = Object)]
     pub evidence_links: serde_json::Value,
+    /// BCP 47 tag of the title's and description's language.
+    pub language: String,
     pub status: String,
     pub guardrail_status: String,
     pub edit_count: i32,
@@ -231,7 +235,7 @@ pub struct ProblemView {
 
 const COLUMNS: &str = "problem_id, reported_by, title, description, domain, severity, affected_population_estimate,
     geographic_scope, location_name, latitude, longitude, existing_solutions, data_sources, evidence_links,
-    status, guardrail_status, edit_count, solution_count, mission_count, missions_completed, reported_at, updated_at";
+    language, status, guardrail_status, edit_count, solution_count, mission_count, missions_completed, reported_at, updated_at";
 
 /// One problem by id, whatever its guardrail status (visibility is the caller's rule).
 pub async fn get(pool: &PgPool, problem_id: Uuid) -> Result<Option<ProblemView>, ProjectionError> {
