@@ -91,7 +91,7 @@ async fn connect(common: &CommonConfig) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-fn parse_public_key(text: &str) -> anyhow::Result<[u8; 32]> {
+pub(crate) fn parse_public_key(text: &str) -> anyhow::Result<[u8; 32]> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(text.trim())

@@ -102,6 +102,9 @@ fn quoted(ident: &str) -> String {
 /// Writes a backup of `pool`'s database into `dir` (created; it must not hold a backup already).
 pub async fn backup(pool: &PgPool, dir: &Path) -> anyhow::Result<Manifest> {
     std::fs::create_dir_all(dir)?;
+    // It holds secrets (password hashes, per-person keys, signing keys): owner only.
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let manifest_path = dir.join("manifest.json");
     if manifest_path.exists() {
         anyhow::bail!("{} holds a backup already", dir.display());
@@ -119,7 +122,7 @@ pub async fn backup(pool: &PgPool, dir: &Path) -> anyhow::Result<Manifest> {
     let mut files = Vec::new();
     for table in &names {
         let file = format!("{table}.copy");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(&file))?);
+        let mut out = std::io::BufWriter::new(private_file(&dir.join(&file))?);
         let mut hasher = Sha256::new();
         let (mut rows, mut bytes) = (0u64, 0u64);
         let mut copy = tx
@@ -150,13 +153,26 @@ pub async fn backup(pool: &PgPool, dir: &Path) -> anyhow::Result<Manifest> {
         max_txid,
         tables: files,
     };
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
+    private_file(&manifest_path)?.write_all(&serde_json::to_vec_pretty(&manifest)?)?;
     Ok(manifest)
+}
+
+/// A new file only its owner can read.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// Restores the backup in `dir` into `pool`'s database (migrated, with no events yet), verifies the
 /// log and rebuilds every read model.
-pub async fn restore(pool: &PgPool, dir: &Path) -> anyhow::Result<RestoreReport> {
+pub async fn restore(
+    pool: &PgPool,
+    dir: &Path,
+    pinned: Option<[u8; 32]>,
+) -> anyhow::Result<RestoreReport> {
     let manifest: Manifest = serde_json::from_slice(
         &std::fs::read(dir.join("manifest.json"))
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("manifest.json").display()))?,
@@ -199,6 +215,20 @@ pub async fn restore(pool: &PgPool, dir: &Path) -> anyhow::Result<RestoreReport>
         paths.push((table.clone(), path));
     }
     let mut tx = pool.begin().await?;
+    // No command may write while the log is loaded (they take this lock shared), and the target
+    // must still be empty under it.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(bw_commands::store::EVENT_WRITER_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing > 0 {
+        anyhow::bail!(
+            "the target database holds {existing} events already; restore into an empty one"
+        );
+    }
     let mut rows = 0u64;
     for (table, path) in &paths {
         // Tables a migration seeded (defaults, keys made at start-up) are replaced by the backup's.
@@ -213,15 +243,16 @@ pub async fn restore(pool: &PgPool, dir: &Path) -> anyhow::Result<RestoreReport>
     }
     // New events must sort after every restored one: shift this cluster's transaction ids past the
     // restored log's.
+    // From the rows loaded, not the manifest's word.
     let xid_offset: i64 = sqlx::query_scalar(
-        "UPDATE log_epoch SET xid_offset = GREATEST(0, $1 + 1 - pg_current_xact_id()::text::bigint)
+        "UPDATE log_epoch SET xid_offset = GREATEST(0,
+             (SELECT coalesce(max(txid::text::bigint), 0) FROM events) + 1 - pg_current_xact_id()::text::bigint)
          RETURNING xid_offset",
     )
-    .bind(manifest.max_txid)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    let log = bw_commands::audit::verify_log(pool, None).await?;
+    let log = bw_commands::audit::verify_log(pool, pinned).await?;
     let mut rebuilt = Vec::new();
     for projection in crate::roles::projections() {
         rebuilt.push(crate::rebuild::rebuild(pool, projection.as_ref()).await?);

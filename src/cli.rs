@@ -60,6 +60,10 @@ pub enum Command {
         /// The backup's directory.
         #[arg(long)]
         from: std::path::PathBuf,
+        /// Base64 Ed25519 public key the restored checkpoints must verify with (pin it: a backup
+        /// carries its own keys).
+        #[arg(long)]
+        public_key: Option<String>,
     },
 }
 

@@ -141,9 +141,10 @@ pub async fn replay(
     applied
 }
 
-/// Rebuilds, before it starts, every projection whose stored version differs from its code's
-/// (a read model built by an older version of the code). A projection that was never run is left
-/// to build itself from the start.
+/// Rebuilds, before it starts, every projection whose stored version is older than its code's.
+/// A newer stored version (an older binary during a rolling deploy or a rollback) is left alone
+/// with a warning — see docs/runbooks/deploy-5xx.md. A projection that was never run builds itself
+/// from the start.
 pub async fn outdated_at_start(
     pool: &PgPool,
     projections: &[Arc<dyn Projection>],
@@ -154,7 +155,7 @@ pub async fn outdated_at_start(
                 .bind(projection.name())
                 .fetch_optional(pool)
                 .await?;
-        if let Some(stored) = stored.filter(|v| *v != projection.version()) {
+        if let Some(stored) = stored.filter(|v| *v < projection.version()) {
             tracing::warn!(
                 projection = projection.name(),
                 stored,

@@ -67,10 +67,14 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
             pool.close().await;
             crate::report_then(&manifest, None)
         }
-        Command::Restore { from } => {
+        Command::Restore { from, public_key } => {
+            let pinned = public_key
+                .as_deref()
+                .map(crate::audit::parse_public_key)
+                .transpose()?;
             let pool = postgres::connect(&common.database).await?;
             postgres::ensure_migrated(&pool).await?;
-            let report = crate::backup::restore(&pool, &from).await?;
+            let report = crate::backup::restore(&pool, &from, pinned).await?;
             pool.close().await;
             let failure = (!report.log.findings.is_empty())
                 .then(|| "the restored log does not verify (see the report)".to_owned());

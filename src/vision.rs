@@ -88,13 +88,16 @@ impl VisionWorker {
         event: &EventEnvelope,
         evidence_id: Uuid,
     ) -> Result<Option<VisionRequest>, ProjectionError> {
-        let submitted: serde_json::Value = sqlx::query_scalar(
-            "SELECT payload FROM events
+        let (version, submitted): (String, serde_json::Value) = sqlx::query_as(
+            "SELECT event_version, payload FROM events
              WHERE aggregate_type = 'Evidence' AND aggregate_id = $1 AND event_type = 'EvidenceSubmitted'",
         )
         .bind(evidence_id.to_string())
         .fetch_one(&mut *conn)
         .await?;
+        let submitted =
+            bw_domain::upcast::upcast("Evidence", "EvidenceSubmitted", &version, submitted)
+                .map_err(|e| apply_error(event, e))?;
         let EvidenceEvent::EvidenceSubmitted {
             mission_id,
             files,
@@ -197,11 +200,11 @@ impl Projection for VisionWorker {
             if event.event_type != "EvidenceChecked" {
                 return Ok(());
             }
-            let Ok(EvidenceEvent::EvidenceChecked {
+            let EvidenceEvent::EvidenceChecked {
                 evidence_id,
                 stage: Stage::PeerReview,
                 ..
-            }) = bw_projections::models::decode(event)
+            } = bw_projections::models::decode(event)?
             else {
                 return Ok(());
             };

@@ -380,7 +380,7 @@ async fn a_backup_restored_into_a_new_database_verifies_and_rebuilds_the_same_re
     let target = sqlx::PgPool::connect(&support::migrated_database().await)
         .await
         .expect("target");
-    let report = betterworld::backup::restore(&target, &dir)
+    let report = betterworld::backup::restore(&target, &dir, Some(signer().public_key()))
         .await
         .expect("restore");
     assert_eq!(report.log.findings, vec![], "{report:?}");
@@ -438,7 +438,7 @@ async fn a_backup_restored_into_a_new_database_verifies_and_rebuilds_the_same_re
     let fresh = sqlx::PgPool::connect(&support::migrated_database().await)
         .await
         .expect("fresh");
-    let refused = betterworld::backup::restore(&fresh, &dir)
+    let refused = betterworld::backup::restore(&fresh, &dir, None)
         .await
         .expect_err("damaged");
     assert!(refused.to_string().contains("SHA-256"), "{refused}");

@@ -215,6 +215,15 @@ pub async fn append(
         }
         Err(e) => return Err(e.into()),
     };
+    if rows.len() != events.len() {
+        // Only if `log_epoch` lost its row (the cross join then inserts nothing): never report
+        // success for events that were not written.
+        return Err(CommandError::Corrupt(format!(
+            "{} of {} events appended (is log_epoch empty?)",
+            rows.len(),
+            events.len()
+        )));
+    }
     let mut appended: Vec<Appended> = rows
         .iter()
         .map(|row| {

@@ -115,6 +115,10 @@ pub struct Checks {
     pub consistency: f64,
     /// 0 when a file repeats an earlier submission's, else 1.
     pub originality: f64,
+    /// A file carried an EXIF point; without one the confidence is capped at [`UNBACKED_CAP`]
+    /// (absent in older events: taken as none).
+    #[serde(default)]
+    pub exif_point: bool,
     pub confidence: f64,
 }
 
@@ -179,6 +183,7 @@ impl Checks {
             time,
             consistency,
             originality,
+            exif_point: exif_location.is_some(),
             confidence: (confidence * 1000.0).round() / 1000.0,
         }
     }
@@ -329,7 +334,8 @@ pub enum EvidenceCommand {
     },
     /// A vision model's assessment of evidence awaiting peer review (§6.2, the vision worker).
     /// Before any peer has voted it routes the evidence like the automatic checks (≥ 0.80
-    /// verified, < 0.50 rejected, else peer review; a duplicate is never verified by it); after a
+    /// verified, < 0.50 rejected, else peer review; a duplicate, or evidence without an EXIF point,
+    /// is never verified by it); after a
     /// vote it only becomes the automatic score the peers' decision weighs. Evidence no longer in
     /// peer review, or already assessed, records nothing (a redelivery is harmless).
     RecordVision {
@@ -473,6 +479,9 @@ pub struct Evidence {
     /// A file repeats an earlier submission's (the checks' originality was 0).
     #[serde(default)]
     duplicate: bool,
+    /// No file carried an EXIF point: the location and time are the client's word alone.
+    #[serde(default)]
+    unbacked: bool,
     #[serde(default)]
     vision_assessed: bool,
 }
@@ -682,7 +691,9 @@ impl Aggregate for Evidence {
                 }
                 let assessment = assessment.bounded();
                 let mut confidence = assessment.overall_confidence;
-                if self.duplicate {
+                // Neither a copied file nor the client's word alone is verified without peers: the
+                // model sees the photo, but only the client's claim of where and when.
+                if self.duplicate || self.unbacked {
                     confidence = confidence.min(UNBACKED_CAP);
                 }
                 let stage = if !self.votes.is_empty() {
@@ -787,6 +798,7 @@ impl Aggregate for Evidence {
                 self.stage = Some(stage);
                 self.ai_confidence = Some(checks.confidence);
                 self.duplicate = checks.originality == 0.0;
+                self.unbacked = !checks.exif_point;
             }
             EvidenceEvent::EvidenceVisionAssessed {
                 assessment, stage, ..
@@ -1104,6 +1116,21 @@ mod tests {
         }
     }
 
+    /// Evidence in peer review backed by an EXIF point: a photo taken before the claim (time 0),
+    /// 0.35 + 0 + 0.15 + 0.25 = 0.75.
+    fn backed_in_peer_review() -> Vec<EvidenceEvent> {
+        let mut command = submit(ACTIVE, vec![file(0)], at() - TimeDelta::days(2));
+        if let EvidenceCommand::Submit { exif_location, .. } = &mut command {
+            *exif_location = Some(point(-1.301, 36.811));
+        }
+        let events = events_of(command);
+        assert!(matches!(
+            &events[1],
+            EvidenceEvent::EvidenceChecked { stage: Stage::PeerReview, checks, .. } if checks.exif_point
+        ));
+        events
+    }
+
     fn vision_events(given: Vec<EvidenceEvent>, command: EvidenceCommand) -> Vec<EvidenceEvent> {
         TestFramework::<Evidence>::with(())
             .given(given)
@@ -1114,7 +1141,7 @@ mod tests {
 
     #[test]
     fn given_evidence_in_peer_review_when_the_vision_model_is_confident_then_verified_by_vision() {
-        let events = vision_events(in_peer_review(), vision(0.91));
+        let events = vision_events(backed_in_peer_review(), vision(0.91));
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(
             &events[0],
@@ -1130,7 +1157,7 @@ mod tests {
 
     #[test]
     fn given_evidence_in_peer_review_when_the_vision_model_doubts_it_then_rejected_by_vision() {
-        let events = vision_events(in_peer_review(), vision(0.2));
+        let events = vision_events(backed_in_peer_review(), vision(0.2));
         assert!(matches!(
             &events[1],
             EvidenceEvent::EvidenceRejected { source, confidence, .. }
@@ -1195,8 +1222,24 @@ mod tests {
     }
 
     #[test]
+    fn given_evidence_without_an_exif_point_when_the_vision_model_is_confident_then_peers_still_decide()
+     {
+        let events = vision_events(in_peer_review(), vision(0.99));
+        assert!(
+            matches!(
+                &events[..],
+                [EvidenceEvent::EvidenceVisionAssessed {
+                    stage: Stage::PeerReview,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
     fn given_a_peer_vote_when_the_vision_model_answers_then_it_informs_but_does_not_decide() {
-        let mut given = in_peer_review();
+        let mut given = backed_in_peer_review();
         given.push(cast(10, Verdict::Reject, 0.9));
         let events = vision_events(given, vision(0.95));
         assert!(
@@ -1235,13 +1278,13 @@ mod tests {
 
     #[test]
     fn given_evidence_in_peer_review_when_a_vision_score_is_out_of_range_then_it_is_clamped() {
-        let events = vision_events(in_peer_review(), vision(f64::NAN));
+        let events = vision_events(backed_in_peer_review(), vision(f64::NAN));
         assert!(matches!(
             &events[..],
             [EvidenceEvent::EvidenceVisionAssessed { stage: Stage::Rejected, assessment, .. }, EvidenceEvent::EvidenceRejected { .. }]
                 if assessment.overall_confidence == 0.0
         ));
-        let events = vision_events(in_peer_review(), vision(7.0));
+        let events = vision_events(backed_in_peer_review(), vision(7.0));
         assert!(matches!(
             &events[1],
             EvidenceEvent::EvidenceVerified { confidence, .. } if *confidence == 1.0

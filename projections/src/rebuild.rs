@@ -30,6 +30,10 @@ use crate::{ProjectionError, runtime::Projection};
 
 /// Events read and applied per transaction while building.
 const BATCH: i64 = 2000;
+/// The longest the swap waits for a lock (readers queue behind a waiting DDL).
+const SWAP_LOCK_TIMEOUT: &str = "2s";
+/// Swap attempts before the rebuild gives up (the shadow is kept for the next try).
+const SWAP_ATTEMPTS: u32 = 5;
 
 /// Progress: events applied so far and the position reached.
 pub type Progress<'a> = &'a mut (dyn FnMut(u64, i64) + Send);
@@ -130,7 +134,8 @@ async fn final_position(conn: &mut PgConnection, pool: &PgPool) -> Result<i64, P
     .await?)
 }
 
-/// Up to [`BATCH`] of the projection's events in (`after`, `to`], in global order.
+/// Up to [`BATCH`] of the projection's events in (`after`, `to`], in global order, without those
+/// an operator skipped for this projection (`projections skip`), as the live projector does.
 async fn read_batch(
     conn: &mut PgConnection,
     projection: &dyn Projection,
@@ -141,12 +146,15 @@ async fn read_batch(
         "SELECT {COLUMNS} FROM events
          WHERE global_position > $1 AND global_position <= $2
            AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))
+           AND NOT EXISTS (SELECT 1 FROM projection_skips s
+                           WHERE s.projection = $5 AND s.position = events.global_position)
          ORDER BY global_position LIMIT $4"
     ))
     .bind(after)
     .bind(to)
     .bind(projection.aggregate_types())
     .bind(BATCH)
+    .bind(projection.name())
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
@@ -230,10 +238,77 @@ pub async fn rebuild(
     let name = projection.name();
     let shadow = format!("bw_shadow_{name}");
     let retired = format!("bw_retired_{name}");
-    let (mut conn, built_to, mut events) = build(pool, projection, &shadow, None, progress).await?;
+    let (mut conn, mut built_to, mut events) =
+        build(pool, projection, &shadow, None, progress).await?;
+    let mut attempt = 0;
+    let to = loop {
+        // Catch up without any lock first, so the locked part has little left to do.
+        let last = final_position(&mut conn, pool).await?;
+        events += apply_range(&mut conn, projection, built_to, last, progress, events).await?;
+        built_to = last.max(built_to);
+        match swap(
+            &mut conn, pool, projection, &shadow, &retired, built_to, progress, events,
+        )
+        .await
+        {
+            Ok((to, caught_up)) => {
+                events += caught_up;
+                break to;
+            }
+            // Someone held a table too long (a long transaction): readers must not queue behind
+            // the swap, so give up the locks and try again.
+            Err(ProjectionError::Database(sqlx::Error::Database(e)))
+                if e.code().as_deref() == Some("55P03") && attempt < SWAP_ATTEMPTS =>
+            {
+                attempt += 1;
+                tracing::warn!(
+                    projection = name,
+                    attempt,
+                    "the swap waited too long for a lock; retrying"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    for schema in [&retired, &shadow] {
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quoted(schema)))
+            .execute(&mut conn)
+            .await?;
+    }
+    sqlx::Connection::close(conn).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(RebuildReport {
+        projection: name.to_owned(),
+        version: projection.version(),
+        events,
+        position: to,
+        seconds,
+        events_per_second: if seconds > 0.0 {
+            events as f64 / seconds
+        } else {
+            0.0
+        },
+    })
+}
 
-    // The swap: pause the live projector, catch up, move the tables, hand over the checkpoint.
-    let mut tx = sqlx::Connection::begin(&mut conn).await?;
+/// The swap in one transaction: pause the live projector (its checkpoint row), catch up, move
+/// the tables, hand over the checkpoint. Locks wait at most [`SWAP_LOCK_TIMEOUT`].
+#[allow(clippy::too_many_arguments)]
+async fn swap(
+    conn: &mut PgConnection,
+    pool: &PgPool,
+    projection: &dyn Projection,
+    shadow: &str,
+    retired: &str,
+    built_to: i64,
+    progress: Progress<'_>,
+    events: u64,
+) -> Result<(i64, u64), ProjectionError> {
+    let name = projection.name();
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query(&format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("INSERT INTO projection_checkpoints (projection, version) VALUES ($1, $2) ON CONFLICT (projection) DO NOTHING")
         .bind(name)
         .bind(projection.version())
@@ -245,32 +320,32 @@ pub async fn rebuild(
     .bind(name)
     .fetch_one(&mut *tx)
     .await?;
-    let to = final_position(&mut tx, pool).await?.max(live);
-    events += apply_range(&mut tx, projection, built_to, to, progress, events).await?;
+    let to = final_position(&mut tx, pool).await?.max(live).max(built_to);
+    let caught_up = apply_range(&mut tx, projection, built_to, to, progress, events).await?;
     sqlx::query("SET LOCAL search_path TO public")
         .execute(&mut *tx)
         .await?;
     sqlx::query(&format!(
         "DROP SCHEMA IF EXISTS {} CASCADE",
-        quoted(&retired)
+        quoted(retired)
     ))
     .execute(&mut *tx)
     .await?;
-    sqlx::query(&format!("CREATE SCHEMA {}", quoted(&retired)))
+    sqlx::query(&format!("CREATE SCHEMA {}", quoted(retired)))
         .execute(&mut *tx)
         .await?;
     for table in projection.tables() {
-        let renames = index_renames(&mut tx, &shadow, table).await?;
+        let renames = index_renames(&mut tx, shadow, table).await?;
         sqlx::query(&format!(
             "ALTER TABLE public.{} SET SCHEMA {}",
             quoted(table),
-            quoted(&retired)
+            quoted(retired)
         ))
         .execute(&mut *tx)
         .await?;
         sqlx::query(&format!(
             "ALTER TABLE {}.{} SET SCHEMA public",
-            quoted(&shadow),
+            quoted(shadow),
             quoted(table)
         ))
         .execute(&mut *tx)
@@ -296,25 +371,7 @@ pub async fn rebuild(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    for schema in [&retired, &shadow] {
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quoted(schema)))
-            .execute(&mut conn)
-            .await?;
-    }
-    sqlx::Connection::close(conn).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(RebuildReport {
-        projection: name.to_owned(),
-        version: projection.version(),
-        events,
-        position: to,
-        seconds,
-        events_per_second: if seconds > 0.0 {
-            events as f64 / seconds
-        } else {
-            0.0
-        },
-    })
+    Ok((to, caught_up))
 }
 
 /// For each index of `shadow.table`, the name of the live index with the same definition (so the
