@@ -1194,7 +1194,7 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
             "expectedImpact": { "metric": "streets testing weekly", "value": 20, "timeframe": "2 months" }
         })
     };
-    let (status, _, body) = send(
+    let (status, headers, body) = send(
         p.http
             .post(p.url("/solutions"))
             .bearer_auth(&owner.key)
@@ -1203,6 +1203,12 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let solution = body["data"]["solutionId"].as_str().expect("id").to_owned();
+    // Reads of the solution wait for its read model (under load the projector may lag).
+    let solution_position: i64 = headers["bw-position"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("position");
 
     let debate = json!({ "stance": "question", "content": "Who pays for replacement reagents after the first two months of weekly testing?" });
     let mut n = 0;
@@ -1309,6 +1315,9 @@ async fn every_route_allows_exactly_what_each_caller_may_do() {
             }
             if *path == "/api/v1/profile" {
                 request = request.header("bw-min-position", people_position);
+            }
+            if *method == "get" && path.starts_with("/api/v1/solutions/{id}") {
+                request = request.header("bw-min-position", solution_position);
             }
             request = match caller {
                 Caller::Anonymous => request,
