@@ -17,6 +17,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use bw_projections::rebuild::quoted;
 use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -93,10 +94,6 @@ async fn tables(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     // Referenced tables first (log_checkpoints references log_signing_keys).
     names.sort_by_key(|n| (n != "log_signing_keys", n.clone()));
     Ok(names)
-}
-
-fn quoted(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// Writes a backup of `pool`'s database into `dir` (created; it must not hold a backup already).

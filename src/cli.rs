@@ -501,7 +501,7 @@ impl VisionArgs {
         let provider = bw_guardrail::vision::AnthropicVision::new(
             bw_guardrail::vision::VisionConfig {
                 base_url: self.vision_base_url.clone(),
-                api_key,
+                api_key: bw_infra::Secret::new(api_key),
                 model: self.vision_model.clone(),
                 timeout: self.vision_timeout,
                 max_retries: self.vision_max_retries,
@@ -680,7 +680,7 @@ impl LlmArgs {
         Ok(LlmConfig {
             provider,
             base_url: self.base_url.clone().unwrap_or_else(|| base.to_owned()),
-            api_key,
+            api_key: bw_infra::Secret::new(api_key),
             model: self.model.clone().unwrap_or_else(|| model.to_owned()),
             timeout: self.timeout,
             max_retries: self.max_retries,

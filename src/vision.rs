@@ -26,11 +26,15 @@ use bw_domain::{
 };
 use bw_guardrail::vision::{MAX_IMAGE_BYTES, READABLE, VisionImage, VisionProvider, VisionRequest};
 use bw_infra::{
-    envelope::EventEnvelope,
+    envelope::{COLUMNS, EventEnvelope},
     metrics::LlmCallLabels,
     storage::{ObjectKey, ObjectStore},
 };
-use bw_projections::{ProjectionError, runtime::Projection};
+use bw_projections::{
+    ProjectionError,
+    models::{apply_error, decode},
+    runtime::Projection,
+};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -88,25 +92,23 @@ impl VisionWorker {
         event: &EventEnvelope,
         evidence_id: Uuid,
     ) -> Result<Option<VisionRequest>, ProjectionError> {
-        let (version, submitted): (String, serde_json::Value) = sqlx::query_as(
-            "SELECT event_version, payload FROM events
-             WHERE aggregate_type = 'Evidence' AND aggregate_id = $1 AND event_type = 'EvidenceSubmitted'",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE aggregate_type = 'Evidence' AND aggregate_id = $1 AND event_type = 'EvidenceSubmitted'"
+        ))
         .bind(evidence_id.to_string())
         .fetch_one(&mut *conn)
         .await?;
-        let submitted =
-            bw_domain::upcast::upcast("Evidence", "EvidenceSubmitted", &version, submitted)
-                .map_err(|e| apply_error(event, e))?;
+        let submitted = EventEnvelope::from_row(&row)?;
         let EvidenceEvent::EvidenceSubmitted {
             mission_id,
             files,
             capture,
             notes,
             ..
-        } = serde_json::from_value(submitted).map_err(|e| apply_error(event, e))?
+        } = decode(&submitted)?
         else {
-            return Err(apply_error(event, "not a submission"));
+            return Err(apply_error(event, "not a submission".into()));
         };
         let mission: Option<MissionRow> = sqlx::query_as(
             "SELECT title, description, evidence_required, latitude, longitude, location_radius_km
@@ -170,14 +172,6 @@ struct MissionRow {
     location_radius_km: i32,
 }
 
-fn apply_error(event: &EventEnvelope, reason: impl std::fmt::Display) -> ProjectionError {
-    ProjectionError::Apply {
-        position: event.global_position,
-        event_type: event.event_type.clone(),
-        reason: reason.to_string(),
-    }
-}
-
 impl Projection for VisionWorker {
     fn name(&self) -> &'static str {
         NAME
@@ -204,7 +198,7 @@ impl Projection for VisionWorker {
                 evidence_id,
                 stage: Stage::PeerReview,
                 ..
-            } = bw_projections::models::decode(event)?
+            } = decode(event)?
             else {
                 return Ok(());
             };

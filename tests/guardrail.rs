@@ -722,7 +722,7 @@ fn llm_config(
     bw_guardrail::llm::LlmConfig {
         provider,
         base_url: base,
-        api_key: "test-key-123".into(),
+        api_key: bw_infra::Secret::new("test-key-123".into()),
         model: "judge-test".into(),
         timeout: std::time::Duration::from_secs(5),
         max_retries: 2,

@@ -1527,7 +1527,7 @@ fn vision_provider(
     bw_guardrail::vision::AnthropicVision::new(
         bw_guardrail::vision::VisionConfig {
             base_url: base,
-            api_key: "vision-key-123".into(),
+            api_key: bw_infra::Secret::new("vision-key-123".into()),
             model: "vision-test".into(),
             timeout: std::time::Duration::from_secs(5),
             max_retries: 2,

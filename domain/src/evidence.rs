@@ -201,6 +201,18 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Where an automatic confidence sends evidence (§2.6): verified at [`AUTO_VERIFY`] or above,
+    /// rejected below [`AUTO_REJECT`], peer review between.
+    pub fn routed(confidence: f64) -> Self {
+        if confidence >= AUTO_VERIFY {
+            Self::Verified
+        } else if confidence < AUTO_REJECT {
+            Self::Rejected
+        } else {
+            Self::PeerReview
+        }
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -578,13 +590,7 @@ impl Aggregate for Evidence {
                 }
                 let checks = Checks::run(&mission, &capture, exif_location, &files, at);
                 let confidence = checks.confidence;
-                let stage = if confidence >= AUTO_VERIFY {
-                    Stage::Verified
-                } else if confidence < AUTO_REJECT {
-                    Stage::Rejected
-                } else {
-                    Stage::PeerReview
-                };
+                let stage = Stage::routed(confidence);
                 sink.write(
                     EvidenceEvent::EvidenceSubmitted {
                         evidence_id,
@@ -696,12 +702,8 @@ impl Aggregate for Evidence {
                 if self.duplicate || self.unbacked {
                     confidence = confidence.min(UNBACKED_CAP);
                 }
-                let stage = if !self.votes.is_empty() {
-                    Stage::PeerReview
-                } else if confidence >= AUTO_VERIFY {
-                    Stage::Verified
-                } else if confidence < AUTO_REJECT {
-                    Stage::Rejected
+                let stage = if self.votes.is_empty() {
+                    Stage::routed(confidence)
                 } else {
                     Stage::PeerReview
                 };

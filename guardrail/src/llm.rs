@@ -50,12 +50,12 @@ pub enum Provider {
 }
 
 /// The judge's settings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LlmConfig {
     pub provider: Provider,
     /// e.g. `https://api.anthropic.com` (no trailing `/v1`).
     pub base_url: String,
-    pub api_key: String,
+    pub api_key: bw_infra::Secret<String>,
     pub model: String,
     pub timeout: Duration,
     /// Retries after the first attempt.
@@ -64,19 +64,6 @@ pub struct LlmConfig {
     pub daily_budget_cents: i64,
     /// What one call costs, in cents.
     pub cents_per_call: i64,
-}
-
-impl std::fmt::Debug for LlmConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmConfig")
-            .field("provider", &self.provider)
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("timeout", &self.timeout)
-            .field("max_retries", &self.max_retries)
-            .field("daily_budget_cents", &self.daily_budget_cents)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The judge.
@@ -233,7 +220,7 @@ impl LlmJudge {
             Provider::Anthropic => self
                 .http
                 .post(format!("{base}/v1/messages"))
-                .header("x-api-key", &self.config.api_key)
+                .header("x-api-key", self.config.api_key.expose())
                 .header("anthropic-version", "2023-06-01")
                 .json(&json!({
                     "model": self.config.model,
@@ -245,7 +232,7 @@ impl LlmJudge {
             Provider::OpenAi => self
                 .http
                 .post(format!("{base}/v1/chat/completions"))
-                .bearer_auth(&self.config.api_key)
+                .bearer_auth(self.config.api_key.expose())
                 .json(&json!({
                     "model": self.config.model,
                     "temperature": 0,

@@ -78,11 +78,11 @@ pub trait VisionProvider: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// The provider's settings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct VisionConfig {
     /// e.g. `https://api.anthropic.com` (no trailing `/v1`).
     pub base_url: String,
-    pub api_key: String,
+    pub api_key: bw_infra::Secret<String>,
     pub model: String,
     pub timeout: Duration,
     /// Retries after the first attempt.
@@ -91,19 +91,6 @@ pub struct VisionConfig {
     pub daily_budget_cents: i64,
     /// What one image costs, in cents (§6.2: 5).
     pub cents_per_image: i64,
-}
-
-impl std::fmt::Debug for VisionConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VisionConfig")
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("timeout", &self.timeout)
-            .field("max_retries", &self.max_retries)
-            .field("daily_budget_cents", &self.daily_budget_cents)
-            .field("cents_per_image", &self.cents_per_image)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The Anthropic Messages adapter.
@@ -284,7 +271,7 @@ impl AnthropicVision {
         content.push(json!({ "type": "text", "text": user_text(request) }));
         self.http
             .post(format!("{base}/v1/messages"))
-            .header("x-api-key", &self.config.api_key)
+            .header("x-api-key", self.config.api_key.expose())
             .header("anthropic-version", "2023-06-01")
             .json(&json!({
                 "model": self.config.model,

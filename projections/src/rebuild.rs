@@ -73,7 +73,8 @@ pub struct VerifyReport {
     pub differences: Vec<Difference>,
 }
 
-fn quoted(ident: &str) -> String {
+/// `ident` as a quoted SQL identifier.
+pub fn quoted(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 

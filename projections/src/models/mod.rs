@@ -43,7 +43,8 @@ pub fn decode<E: DeserializeOwned>(event: &EventEnvelope) -> Result<E, Projectio
     serde_json::from_value(payload).map_err(|e| apply_error(event, e.to_string()))
 }
 
-pub(crate) fn apply_error(event: &EventEnvelope, reason: String) -> ProjectionError {
+/// The error that stops a projection at `event`, saying why.
+pub fn apply_error(event: &EventEnvelope, reason: String) -> ProjectionError {
     ProjectionError::Apply {
         position: event.global_position,
         event_type: event.event_type.clone(),
