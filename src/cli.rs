@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long)]
         to: std::path::PathBuf,
     },
+    /// Measure the performance targets P1–P8 and the original plan's load scenarios, each against
+    /// a reference taken in the same run (docs/benchmarks.md).
+    Bench(crate::bench::BenchArgs),
     /// Restore a backup into this (migrated, empty) database, verify the log and rebuild every
     /// read model.
     Restore {

@@ -10,6 +10,7 @@
 //! - [`evaluate`]: `betterworld guardrail eval`.
 //! - [`audit`]: `betterworld events …` and the log checkpointer.
 //! - [`backup`]: `betterworld backup` and `restore`.
+//! - [`bench`]: `betterworld bench …`, the performance targets and load scenarios.
 //! - [`rebuild`]: rebuilding and verifying projections, with progress, by hand and at start-up.
 //! - [`sagas`]: the reward saga; [`vision`]: the optional vision worker for evidence;
 //!   [`scheduler`]: the expiry sweeps.
@@ -17,6 +18,7 @@
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod bench;
 pub mod cli;
 pub mod evaluate;
 pub mod rebuild;

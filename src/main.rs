@@ -30,10 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // `events export` writes the log to stdout: its own log lines go to stderr.
+    // `events export` writes the log to stdout, `bench` its table: their log lines go to stderr.
     let to_stderr = matches!(
         cli.command,
-        cli::Command::Events(cli::EventsCommand::Export { .. })
+        cli::Command::Events(cli::EventsCommand::Export { .. }) | cli::Command::Bench(_)
     );
     let telemetry = match runtime
         .block_on(async { bw_infra::telemetry::init_to(&cli.common.telemetry, to_stderr) })

@@ -60,6 +60,7 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Admin(command) => crate::admin::run(common, command).await,
         Command::Ledger(crate::cli::LedgerCommand::Verify) => ledger_verify(common).await,
         Command::Events(command) => crate::audit::run(common, command).await,
+        Command::Bench(args) => crate::bench::run(common, args).await,
         Command::Backup { to } => {
             let pool = postgres::connect(&common.database).await?;
             postgres::ensure_migrated(&pool).await?;

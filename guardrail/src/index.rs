@@ -339,8 +339,18 @@ const RRF_K: f64 = 60.0;
 /// Candidates taken from each list.
 const CANDIDATES: i64 = 50;
 
+/// How many candidates the HNSW index visits per vector query (pgvector's default is 40, which
+/// finds about 0.8 of the true 10 nearest among a million clustered vectors; 100 finds 0.95+ —
+/// `docs/benchmarks.md`, P6).
+pub const HNSW_EF_SEARCH: u32 = 100;
+
 /// Search over approved content: full-text (`plainto_tsquery`, ranked by `ts_rank`) and, when a query
 /// vector is given, nearest neighbours; fused by `Σ 1 / (60 + rank)`.
+///
+/// Each half takes its candidates straight from its own index (GIN for words, HNSW for meaning) and
+/// only those candidates are joined back to their rows: no part of the query reads the whole table
+/// (a shared CTE over every row, as an earlier version had, is materialised by PostgreSQL and cost
+/// 13 s per query over a million rows).
 pub async fn search(
     pool: &PgPool,
     query: &str,
@@ -349,30 +359,39 @@ pub async fn search(
     domain: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Hit>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if vector.is_some() {
+        sqlx::query(&format!("SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}"))
+            .execute(&mut *tx)
+            .await?;
+    }
     let hits = sqlx::query_as(
-        "WITH filtered AS (
-             SELECT * FROM rm_search
-             WHERE ($3::text IS NULL OR content_type = $3) AND ($4::text IS NULL OR domain = $4)
-         ),
-         keyword AS (
+        "WITH keyword AS (
              SELECT content_type, content_id,
-                    row_number() OVER (ORDER BY ts_rank(tsv, plainto_tsquery('english', $1)) DESC, content_id) AS rank
-             FROM filtered WHERE tsv @@ plainto_tsquery('english', $1)
-             ORDER BY rank LIMIT $5
+                    row_number() OVER (ORDER BY rank DESC, content_id) AS rank
+             FROM (SELECT content_type, content_id, ts_rank(tsv, plainto_tsquery('english', $1)) AS rank
+                   FROM rm_search
+                   WHERE tsv @@ plainto_tsquery('english', $1)
+                     AND ($3::text IS NULL OR content_type = $3) AND ($4::text IS NULL OR domain = $4)
+                   ORDER BY rank DESC, content_id LIMIT $5) k
          ),
          semantic AS (
              SELECT content_type, content_id,
-                    row_number() OVER (ORDER BY embedding <=> $2::vector, content_id) AS rank
-             FROM filtered WHERE $2::text IS NOT NULL
-             ORDER BY embedding <=> $2::vector LIMIT $5
+                    row_number() OVER (ORDER BY distance, content_id) AS rank
+             FROM (SELECT content_type, content_id, embedding <=> $2::vector AS distance
+                   FROM rm_search
+                   WHERE $2::text IS NOT NULL
+                     AND ($3::text IS NULL OR content_type = $3) AND ($4::text IS NULL OR domain = $4)
+                   ORDER BY embedding <=> $2::vector LIMIT $5) s
+         ),
+         fused AS (
+             SELECT content_type, content_id, k.rank AS keyword_rank, s.rank AS vector_rank
+             FROM keyword k FULL JOIN semantic s USING (content_type, content_id)
          )
-         SELECT f.content_type, f.content_id, f.title, f.domain,
-                COALESCE(1.0 / ($6 + k.rank), 0) + COALESCE(1.0 / ($6 + s.rank), 0) AS score,
-                k.rank AS keyword_rank, s.rank AS vector_rank
-         FROM filtered f
-         LEFT JOIN keyword k USING (content_type, content_id)
-         LEFT JOIN semantic s USING (content_type, content_id)
-         WHERE k.rank IS NOT NULL OR s.rank IS NOT NULL
+         SELECT f.content_type, f.content_id, r.title, r.domain,
+                COALESCE(1.0 / ($6 + f.keyword_rank), 0) + COALESCE(1.0 / ($6 + f.vector_rank), 0) AS score,
+                f.keyword_rank, f.vector_rank
+         FROM fused f JOIN rm_search r USING (content_type, content_id)
          ORDER BY score DESC, f.content_id
          LIMIT $7",
     )
@@ -383,7 +402,8 @@ pub async fn search(
     .bind(CANDIDATES)
     .bind(RRF_K)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(hits)
 }
