@@ -197,14 +197,14 @@ pub struct Env {
 impl Env {
     /// The bench database `<configured>_<suffix>_<part>`, created and migrated if needed.
     pub async fn db(&mut self, part: &str) -> anyhow::Result<Db> {
-        if let Some(db) = self.opened.iter().find(|d| d.name.ends_with(part)) {
-            return Ok(db.clone());
-        }
         let url = with_database_suffix(
             self.database.url.expose(),
             &format!("_{}{part}", self.suffix),
         )?;
         let name = database_name(&url).to_owned();
+        if let Some(db) = self.opened.iter().find(|d| d.name == name) {
+            return Ok(db.clone());
+        }
         let config = DatabaseConfig {
             url: bw_infra::Secret::new(url.clone()),
             max_connections: 64,
