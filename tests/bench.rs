@@ -49,8 +49,8 @@ async fn bench_all_quick_measures_every_target_and_scenario() {
     let rows = report["rows"].as_array().expect("rows");
     let ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
     for id in [
-        "P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "S1", "S2", "S3", "S4", "S6", "S7", "X1",
-        "X2", "X3",
+        "P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "S1", "S2", "S3", "S4", "S5", "S6", "S7",
+        "X1", "X2", "X3",
     ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }

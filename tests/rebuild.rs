@@ -446,3 +446,106 @@ async fn admins_list_projections_and_rebuild_one_over_http() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a saga is not rebuilt");
 }
+
+/// The events of `types` in the log, in global order, as a projector receives them.
+async fn logged(pool: &sqlx::PgPool, types: &[&str]) -> Vec<bw_infra::envelope::EventEnvelope> {
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM events WHERE aggregate_type = ANY($1) ORDER BY global_position",
+        bw_infra::envelope::COLUMNS
+    ))
+    .bind(types)
+    .fetch_all(pool)
+    .await
+    .expect("events");
+    rows.iter()
+        .map(|row| bw_infra::envelope::EventEnvelope::from_row(row).expect("envelope"))
+        .collect()
+}
+
+/// A connection writing to a fresh copy of `rm_problems` in `schema`.
+async fn shadow(pool: &sqlx::PgPool, schema: &str) -> sqlx::PgConnection {
+    let mut conn = pool.acquire().await.expect("connection").detach();
+    for sql in [
+        format!("CREATE SCHEMA {schema}"),
+        format!("CREATE TABLE {schema}.rm_problems (LIKE public.rm_problems INCLUDING ALL)"),
+        format!("SET search_path TO {schema}, public"),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.expect(&sql);
+    }
+    conn
+}
+
+#[tokio::test]
+async fn a_batch_applied_at_once_leaves_the_rows_that_applying_its_events_one_by_one_leaves() {
+    use bw_domain::taxonomy::Severity;
+    use bw_projections::runtime::{Projection, apply_events};
+    use support::fixtures::{edit, register, report};
+
+    // Given a log of reports with edits between them (inserts in runs, updates in between).
+    let pipeline = support::Pipeline::new().await;
+    let agent = register(&pipeline.bus, "bulk_reporter").await;
+    let mut problems = Vec::new();
+    for n in 0..7 {
+        problems.push(report(&pipeline.bus, agent, n).await.expect("report").0);
+        if n % 3 == 1 {
+            edit(&pipeline.bus, agent, problems[n], Severity::Low)
+                .await
+                .expect("edit");
+        }
+    }
+    let events = logged(&pipeline.pool, ProblemFeed.aggregate_types()).await;
+    assert!(
+        events.iter().any(|e| e.event_type == "ProblemEdited") && events.len() >= 9,
+        "{} events",
+        events.len()
+    );
+
+    // When one copy gets them one by one and another all at once (the bulk path).
+    let mut one_by_one = shadow(&pipeline.pool, "bulk_one_by_one").await;
+    for event in &events {
+        ProblemFeed
+            .apply(&mut one_by_one, event)
+            .await
+            .expect("applied");
+    }
+    let mut at_once = shadow(&pipeline.pool, "bulk_at_once").await;
+    let mut tx = sqlx::Connection::begin(&mut at_once).await.expect("begin");
+    apply_events(&ProblemFeed, &mut tx, &events)
+        .await
+        .expect("applied at once");
+    tx.commit().await.expect("commit");
+
+    // Then both hold the same rows, every problem once.
+    let differing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ((SELECT * FROM bulk_one_by_one.rm_problems EXCEPT ALL SELECT * FROM bulk_at_once.rm_problems)
+                               UNION ALL
+                               (SELECT * FROM bulk_at_once.rm_problems EXCEPT ALL SELECT * FROM bulk_one_by_one.rm_problems)) d",
+    )
+    .fetch_one(&pipeline.pool)
+    .await
+    .expect("compare");
+    assert_eq!(differing, 0);
+    let (rows, low): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE severity = 'low') FROM bulk_at_once.rm_problems",
+    )
+    .fetch_one(&pipeline.pool)
+    .await
+    .expect("count");
+    assert_eq!((rows, low), (7, 2));
+
+    // And a batch that cannot be applied at once (the fourth event repeats the second's report)
+    // falls back to one by one and names the event it stops at.
+    let mut broken = vec![
+        events[0].clone(),
+        events[1].clone(),
+        events[2].clone(),
+        events[1].clone(),
+    ];
+    broken.extend_from_slice(&events[3..]);
+    let mut fresh = shadow(&pipeline.pool, "bulk_broken").await;
+    let mut tx = sqlx::Connection::begin(&mut fresh).await.expect("begin");
+    let (index, error) = apply_events(&ProblemFeed, &mut tx, &broken)
+        .await
+        .expect_err("a duplicate report cannot be applied");
+    assert_eq!(index, 3, "{error}");
+}

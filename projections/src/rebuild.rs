@@ -135,11 +135,12 @@ async fn final_position(conn: &mut PgConnection, pool: &PgPool) -> Result<i64, P
     .await?)
 }
 
-/// Up to [`BATCH`] of the projection's events in (`after`, `to`], in global order, without those
-/// an operator skipped for this projection (`projections skip`), as the live projector does.
+/// Up to [`BATCH`] of the events of `types` in (`after`, `to`], in global order, without those an
+/// operator skipped for projection `name` (`projections skip`), as the live projector does.
 async fn read_batch(
     conn: &mut PgConnection,
-    projection: &dyn Projection,
+    types: &[&str],
+    name: &str,
     after: i64,
     to: i64,
 ) -> Result<Vec<EventEnvelope>, ProjectionError> {
@@ -153,9 +154,9 @@ async fn read_batch(
     ))
     .bind(after)
     .bind(to)
-    .bind(projection.aggregate_types())
+    .bind(types)
     .bind(BATCH)
-    .bind(projection.name())
+    .bind(name)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
@@ -164,39 +165,93 @@ async fn read_batch(
         .collect::<Result<_, _>>()?)
 }
 
+/// Reads the batches of (`from`, `to`] one after another on a connection of its own and hands
+/// them over; stops at the end, at an error (handed over too) or when nobody takes them any more.
+async fn read_ahead(
+    pool: PgPool,
+    types: &'static [&'static str],
+    name: &'static str,
+    from: i64,
+    to: i64,
+    batches: tokio::sync::mpsc::Sender<Result<Vec<EventEnvelope>, ProjectionError>>,
+) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let _ = batches.send(Err(e.into())).await;
+            return;
+        }
+    };
+    let mut after = from;
+    while after < to {
+        let batch = read_batch(&mut conn, types, name, after, to).await;
+        let last = match &batch {
+            Ok(events) => events.last().map(|e| e.global_position),
+            Err(_) => None,
+        };
+        if batches.send(batch).await.is_err() {
+            return;
+        }
+        match last {
+            Some(last) => after = last,
+            None => return,
+        }
+    }
+}
+
 /// Applies the projection's events in (`from`, `to`] on `conn`, a batch per transaction unless
-/// `conn` is inside one already; returns the events applied.
+/// `conn` is inside one already; returns the events applied. While one batch is applied, the next
+/// is read on a connection of `pool` (the reading and decoding overlap the writing).
 async fn apply_range(
     conn: &mut PgConnection,
+    pool: &PgPool,
     projection: &dyn Projection,
     from: i64,
     to: i64,
     progress: Progress<'_>,
     applied_before: u64,
 ) -> Result<u64, ProjectionError> {
-    let mut after = from;
-    let mut applied = 0u64;
-    while after < to {
-        let batch = read_batch(&mut *conn, projection, after, to).await?;
-        let Some(last) = batch.last().map(|e| e.global_position) else {
-            break;
-        };
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        if projection.prepare(&mut tx, &batch).await.is_err() {
-            tracing::warn!(
-                projection = projection.name(),
-                "preparing a batch failed; applying it event by event"
-            );
-        }
-        for event in &batch {
-            projection.apply(&mut tx, event).await?;
-        }
-        tx.commit().await?;
-        applied += batch.len() as u64;
-        after = last;
-        progress(applied_before + applied, after);
+    if from >= to {
+        return Ok(0);
     }
-    Ok(applied)
+    let (sender, mut batches) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(read_ahead(
+        pool.clone(),
+        projection.aggregate_types(),
+        projection.name(),
+        from,
+        to,
+        sender,
+    ));
+    let applied = async {
+        let mut applied = 0u64;
+        while let Some(batch) = batches.recv().await {
+            let batch = batch?;
+            let Some(last) = batch.last().map(|e| e.global_position) else {
+                break;
+            };
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            if projection.prepare(&mut tx, &batch).await.is_err() {
+                tracing::warn!(
+                    projection = projection.name(),
+                    "preparing a batch failed; applying it event by event"
+                );
+            }
+            crate::runtime::apply_events(projection, &mut tx, &batch)
+                .await
+                .map_err(|(_, error)| error)?;
+            tx.commit().await?;
+            applied += batch.len() as u64;
+            progress(applied_before + applied, last);
+        }
+        Ok::<_, ProjectionError>(applied)
+    }
+    .await;
+    // On an error the reader stops at its next hand-over; do not leave it running until then.
+    drop(batches);
+    reader.abort();
+    let _ = reader.await;
+    applied
 }
 
 /// Builds the projection into `schema` up to the last final event (or `cap`, if lower); returns
@@ -224,7 +279,7 @@ async fn build(
     create_shadow(&mut conn, projection, schema).await?;
     let last = final_position(&mut conn, pool).await?;
     let to = cap.map_or(last, |cap| cap.min(last));
-    let applied = apply_range(&mut conn, projection, 0, to, progress, 0).await?;
+    let applied = apply_range(&mut conn, pool, projection, 0, to, progress, 0).await?;
     Ok((conn, to, applied))
 }
 
@@ -245,7 +300,10 @@ pub async fn rebuild(
     let to = loop {
         // Catch up without any lock first, so the locked part has little left to do.
         let last = final_position(&mut conn, pool).await?;
-        events += apply_range(&mut conn, projection, built_to, last, progress, events).await?;
+        events += apply_range(
+            &mut conn, pool, projection, built_to, last, progress, events,
+        )
+        .await?;
         built_to = last.max(built_to);
         match swap(
             &mut conn, pool, projection, &shadow, &retired, built_to, progress, events,
@@ -322,7 +380,7 @@ async fn swap(
     .fetch_one(&mut *tx)
     .await?;
     let to = final_position(&mut tx, pool).await?.max(live).max(built_to);
-    let caught_up = apply_range(&mut tx, projection, built_to, to, progress, events).await?;
+    let caught_up = apply_range(&mut tx, pool, projection, built_to, to, progress, events).await?;
     sqlx::query("SET LOCAL search_path TO public")
         .execute(&mut *tx)
         .await?;
@@ -428,7 +486,7 @@ pub async fn verify(
     let (mut conn, built_to, _) = build(pool, projection, &scratch, Some(now), progress).await?;
     let mut tx = sqlx::Connection::begin(&mut conn).await?;
     let live = checkpoint().fetch_optional(&mut *tx).await?.unwrap_or(0);
-    apply_range(&mut tx, projection, built_to, live, progress, 0).await?;
+    apply_range(&mut tx, pool, projection, built_to, live, progress, 0).await?;
     let mut report = VerifyReport {
         projection: name.to_owned(),
         position: live,

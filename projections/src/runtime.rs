@@ -46,6 +46,22 @@ pub trait Projection: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Applies `events` in order, with the same effect as `apply` on each in turn: the place for a
+    /// projection to do a run of events in fewer statements (one multi-row insert instead of one per
+    /// event). Callers run it in a savepoint and, when it fails, roll back and apply event by event,
+    /// so the error then names the event; an error here need not.
+    fn apply_all<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            for event in events {
+                self.apply(&mut *conn, event).await?;
+            }
+            Ok(())
+        })
+    }
     /// Runs once per batch, inside its transaction, before its events are applied: the place to
     /// do expensive work for the whole batch at once (such as one embedding pass over every text
     /// in it) whose results `apply` then finds in a cache. Must not change the read model; an
@@ -57,6 +73,37 @@ pub trait Projection: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Applies `events` in order inside `conn`'s transaction: all at once through the projection's
+/// [`Projection::apply_all`] in a savepoint and, should that fail (but for an unreachable
+/// database), event by event after rolling the savepoint back, so that an error comes with the
+/// index of the event it stopped at.
+pub async fn apply_events(
+    projection: &dyn Projection,
+    conn: &mut PgConnection,
+    events: &[EventEnvelope],
+) -> Result<(), (usize, ProjectionError)> {
+    if events.len() > 1 {
+        let mut savepoint = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| (0, e.into()))?;
+        match projection.apply_all(&mut savepoint, events).await {
+            Ok(()) => return savepoint.commit().await.map_err(|e| (0, e.into())),
+            Err(error) if error.is_transient() => return Err((0, error)),
+            Err(error) => {
+                savepoint.rollback().await.map_err(|e| (0, e.into()))?;
+                tracing::debug!(projection = projection.name(), %error, "applying a batch at once failed; applying it event by event");
+            }
+        }
+    }
+    for (index, event) in events.iter().enumerate() {
+        projection
+            .apply(&mut *conn, event)
+            .await
+            .map_err(|error| (index, error))?;
+    }
+    Ok(())
 }
 
 /// How a projector consumes.
@@ -395,13 +442,12 @@ impl Projector {
                 }
             }
         }
-        for (index, event) in events.iter().enumerate() {
-            if let Err(error) = self.projection.apply(&mut tx, event).await {
-                tx.rollback().await?;
-                return self
-                    .stop_at(messages, error, Some(event), &events[..index])
-                    .await;
-            }
+        if let Err((index, error)) = apply_events(self.projection.as_ref(), &mut tx, &events).await
+        {
+            tx.rollback().await?;
+            return self
+                .stop_at(messages, error, Some(&events[index]), &events[..index])
+                .await;
         }
         Self::set_checkpoint(&mut tx, self.name(), checkpoint, upto).await?;
         tx.commit().await?;

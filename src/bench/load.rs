@@ -74,31 +74,36 @@ impl Stage {
 }
 
 /// The offsets from the start at which requests arrive under `stages`: the n-th arrival is where
-/// the integral of the rate reaches n (so a constant rate r gives arrivals every 1/r s).
+/// the integral of the rate reaches n (so a constant rate r gives arrivals every 1/r s). Rates below
+/// zero count as zero. The integral of a linear stage is a quadratic, solved in closed form, so
+/// rounding cannot drop the last arrival of a stage.
 pub fn arrivals(stages: &[Stage]) -> Vec<Duration> {
+    // A count within this of a whole number is that number.
+    const SLACK: f64 = 1e-9;
     let mut out = Vec::new();
     let mut offset = 0.0_f64;
-    let mut due = 0.0_f64; // arrivals owed so far (fractional)
+    let mut due = 0.0_f64; // arrivals owed before the current stage (fractional)
     let mut next = 1.0_f64; // the count at which the next arrival is due
     for stage in stages {
         let length = stage.duration.as_secs_f64();
         if length <= 0.0 {
             continue;
         }
-        let slope = (stage.to - stage.from) / length;
-        // Integrate in 0.1 ms steps: exact enough for any rate a benchmark uses here.
-        let step: f64 = 1e-4;
-        let mut t = 0.0;
-        while t < length {
-            let dt = step.min(length - t);
-            let rate = stage.from + slope * (t + dt / 2.0);
-            due += rate.max(0.0) * dt;
-            t += dt;
-            while due >= next {
-                out.push(Duration::from_secs_f64(offset + t));
-                next += 1.0;
-            }
+        let (from, to) = (stage.from.max(0.0), stage.to.max(0.0));
+        let slope = (to - from) / length;
+        let area = (from + to) / 2.0 * length;
+        while next <= due + area + SLACK {
+            // Solve from·t + slope·t²/2 = next − due for t in [0, length].
+            let owed = next - due;
+            let t = if slope.abs() < 1e-12 {
+                owed / from
+            } else {
+                (-from + (from * from + 2.0 * slope * owed).max(0.0).sqrt()) / slope
+            };
+            out.push(Duration::from_secs_f64(offset + t.clamp(0.0, length)));
+            next += 1.0;
         }
+        due += area;
         offset += length;
     }
     out

@@ -9,6 +9,7 @@
 //! of this binary (`stack`). Generated datasets are kept between runs; `--fresh` drops them.
 
 mod data;
+mod evidence;
 mod load;
 mod scenarios;
 mod stack;

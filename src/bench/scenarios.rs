@@ -129,6 +129,9 @@ pub async fn all(env: &Env, db: &Db, stack: &Stack, agents: &Agents) -> anyhow::
         ),
     );
 
+    // §8.2 #4: ten concurrent 5 MB evidence uploads, each within 5 s.
+    rows.push(super::evidence::uploads(env, db, stack).await?);
+
     // §8.2 #6 / §8.3: 100 agents check in within one minute; the first heartbeat answer < 100 ms.
     let s = heartbeats(env, base, 100, plan.span(MINUTE)).await?;
     rows.push(

@@ -35,6 +35,34 @@ pub struct StackConfig {
     pub gateway_connections: u32,
 }
 
+impl StackConfig {
+    /// `exe name` with this stack's environment (database, stream, storage, keys; rate limits off,
+    /// warnings only in the logs): a role, or an operator's command against the same platform.
+    pub fn command(&self, exe: &Path, name: &str) -> Command {
+        let mut cmd = Command::new(exe);
+        cmd.arg(name)
+            .env("DATABASE_URL", &self.database_url)
+            .env("NATS_URL", &self.nats_url)
+            .env("BW_EVENTS_STREAM", &self.stream)
+            .env("BW_EVENTS_SUBJECT_PREFIX", &self.subject_prefix)
+            .env("BW_RATE_LIMIT_SCALE", "0")
+            .env("BW_LOG_FORMAT", "json")
+            .env("BW_LOG", "warn")
+            .env("BW_STORAGE", "local")
+            .env("BW_STORAGE_DIR", &self.storage_dir)
+            .env("BW_HEARTBEAT_KEY_FILE", self.log_dir.join("heartbeat-key"))
+            .env("BW_LOG_KEY_FILE", self.log_dir.join("log-key"))
+            .env(
+                "BW_API_KEY_SECRET",
+                "betterworld-bench-api-key-secret-not-for-production",
+            )
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
 /// One running role.
 #[derive(Debug)]
 struct Role {
@@ -69,29 +97,7 @@ impl Stack {
         let mut ready_urls = Vec::new();
         for name in roles {
             let port = free_port()?;
-            let mut cmd = Command::new(&exe);
-            cmd.arg(name)
-                .env("DATABASE_URL", &config.database_url)
-                .env("NATS_URL", &config.nats_url)
-                .env("BW_EVENTS_STREAM", &config.stream)
-                .env("BW_EVENTS_SUBJECT_PREFIX", &config.subject_prefix)
-                .env("BW_RATE_LIMIT_SCALE", "0")
-                .env("BW_LOG_FORMAT", "json")
-                .env("BW_LOG", "warn")
-                .env("BW_STORAGE", "local")
-                .env("BW_STORAGE_DIR", &config.storage_dir)
-                .env(
-                    "BW_HEARTBEAT_KEY_FILE",
-                    config.log_dir.join("heartbeat-key"),
-                )
-                .env("BW_LOG_KEY_FILE", config.log_dir.join("log-key"))
-                .env(
-                    "BW_API_KEY_SECRET",
-                    "betterworld-bench-api-key-secret-not-for-production",
-                )
-                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
+            let mut cmd = config.command(&exe, name);
             let addr = format!("127.0.0.1:{port}");
             if matches!(*name, "serve" | "dev") {
                 cmd.env("BW_HTTP_ADDR", &addr).env(

@@ -72,42 +72,10 @@ impl Projection for ProblemFeed {
                 return Ok(());
             }
             match decode::<ProblemEvent>(event)? {
-                ProblemEvent::ProblemReported {
-                    problem_id,
-                    reported_by,
-                    details,
-                    status,
-                    guardrail_status,
-                    reported_at,
-                } => {
-                    sqlx::query(
-                        "INSERT INTO rm_problems (problem_id, reported_by, title, description, domain, severity,
-                             affected_population_estimate, geographic_scope, location_name, latitude, longitude,
-                             existing_solutions, data_sources, evidence_links, status, guardrail_status,
-                             reported_at, updated_at, position, language)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)",
-                    )
-                    .bind(problem_id)
-                    .bind(reported_by)
-                    .bind(details.title.as_str())
-                    .bind(details.description.as_str())
-                    .bind(details.domain.as_str())
-                    .bind(details.severity.as_str())
-                    .bind(details.affected_population_estimate.as_ref().map(|p| p.as_str()))
-                    .bind(details.geographic_scope.map(|g| g.as_str()))
-                    .bind(details.location_name.as_ref().map(|l| l.as_str()))
-                    .bind(details.location.map(|p| p.latitude))
-                    .bind(details.location.map(|p| p.longitude))
-                    .bind(json_strings(&details.existing_solutions))
-                    .bind(json_strings(&details.data_sources))
-                    .bind(json_strings(&details.evidence_links))
-                    .bind(status.as_str())
-                    .bind(guardrail_status.as_str())
-                    .bind(reported_at)
-                    .bind(event.global_position)
-                    .bind(details.language.as_str())
-                    .execute(&mut *conn)
-                    .await?;
+                reported @ ProblemEvent::ProblemReported { .. } => {
+                    let mut rows = NewRows::default();
+                    rows.push(event, reported)?;
+                    rows.insert(conn).await?;
                 }
                 ProblemEvent::GuardrailDecided(verdict) => {
                     let assessment = verdict.assessment.as_ref();
@@ -196,6 +164,153 @@ impl Projection for ProblemFeed {
             }
             Ok(())
         })
+    }
+
+    /// Runs of `ProblemReported` (all a rebuild of a young log holds) go in with one multi-row
+    /// insert each; every other event is applied on its own, in order.
+    fn apply_all<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [EventEnvelope],
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            let mut rows = NewRows::default();
+            for event in events {
+                if event.aggregate_type == "Problem" && event.event_type == "ProblemReported" {
+                    rows.push(event, decode::<ProblemEvent>(event)?)?;
+                } else {
+                    rows.insert(&mut *conn).await?;
+                    self.apply(&mut *conn, event).await?;
+                }
+            }
+            rows.insert(conn).await
+        })
+    }
+}
+
+/// New feed rows, one vector per column, inserted with one statement however many there are.
+#[derive(Debug, Default)]
+struct NewRows {
+    problem_id: Vec<Uuid>,
+    reported_by: Vec<Uuid>,
+    title: Vec<String>,
+    description: Vec<String>,
+    domain: Vec<&'static str>,
+    severity: Vec<&'static str>,
+    affected_population_estimate: Vec<Option<String>>,
+    geographic_scope: Vec<Option<&'static str>>,
+    location_name: Vec<Option<String>>,
+    latitude: Vec<Option<f64>>,
+    longitude: Vec<Option<f64>>,
+    existing_solutions: Vec<serde_json::Value>,
+    data_sources: Vec<serde_json::Value>,
+    evidence_links: Vec<serde_json::Value>,
+    status: Vec<&'static str>,
+    guardrail_status: Vec<&'static str>,
+    reported_at: Vec<DateTime<Utc>>,
+    position: Vec<i64>,
+    language: Vec<String>,
+}
+
+impl NewRows {
+    /// Adds the row of `reported`, the decoded `ProblemReported` of `event`.
+    fn push(
+        &mut self,
+        event: &EventEnvelope,
+        reported: ProblemEvent,
+    ) -> Result<(), ProjectionError> {
+        let ProblemEvent::ProblemReported {
+            problem_id,
+            reported_by,
+            details,
+            status,
+            guardrail_status,
+            reported_at,
+        } = reported
+        else {
+            return Err(super::apply_error(
+                event,
+                "payload is not a ProblemReported".into(),
+            ));
+        };
+        self.problem_id.push(problem_id);
+        self.reported_by.push(reported_by);
+        self.title.push(details.title.as_str().to_owned());
+        self.description
+            .push(details.description.as_str().to_owned());
+        self.domain.push(details.domain.as_str());
+        self.severity.push(details.severity.as_str());
+        self.affected_population_estimate.push(
+            details
+                .affected_population_estimate
+                .as_ref()
+                .map(|p| p.as_str().to_owned()),
+        );
+        self.geographic_scope
+            .push(details.geographic_scope.map(|g| g.as_str()));
+        self.location_name.push(
+            details
+                .location_name
+                .as_ref()
+                .map(|l| l.as_str().to_owned()),
+        );
+        self.latitude.push(details.location.map(|p| p.latitude));
+        self.longitude.push(details.location.map(|p| p.longitude));
+        self.existing_solutions
+            .push(json_strings(&details.existing_solutions));
+        self.data_sources.push(json_strings(&details.data_sources));
+        self.evidence_links
+            .push(json_strings(&details.evidence_links));
+        self.status.push(status.as_str());
+        self.guardrail_status.push(guardrail_status.as_str());
+        self.reported_at.push(reported_at);
+        self.position.push(event.global_position);
+        self.language.push(details.language.as_str().to_owned());
+        Ok(())
+    }
+
+    /// Inserts the rows gathered so far (nothing when there are none) and starts afresh.
+    async fn insert(&mut self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.problem_id.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(self);
+        sqlx::query(
+            "INSERT INTO rm_problems (problem_id, reported_by, title, description, domain, severity,
+                 affected_population_estimate, geographic_scope, location_name, latitude, longitude,
+                 existing_solutions, data_sources, evidence_links, status, guardrail_status,
+                 reported_at, updated_at, position, language)
+             SELECT id, agent, title, description, domain, severity, population, scope, place, lat, lon,
+                    existing, sources, links, status, guardrail, at, at, position, language
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::float8[], $11::float8[],
+                         $12::jsonb[], $13::jsonb[], $14::jsonb[], $15::text[], $16::text[],
+                         $17::timestamptz[], $18::int8[], $19::text[])
+                  AS u(id, agent, title, description, domain, severity, population, scope, place, lat, lon,
+                       existing, sources, links, status, guardrail, at, position, language)",
+        )
+        .bind(rows.problem_id)
+        .bind(rows.reported_by)
+        .bind(rows.title)
+        .bind(rows.description)
+        .bind(rows.domain)
+        .bind(rows.severity)
+        .bind(rows.affected_population_estimate)
+        .bind(rows.geographic_scope)
+        .bind(rows.location_name)
+        .bind(rows.latitude)
+        .bind(rows.longitude)
+        .bind(rows.existing_solutions)
+        .bind(rows.data_sources)
+        .bind(rows.evidence_links)
+        .bind(rows.status)
+        .bind(rows.guardrail_status)
+        .bind(rows.reported_at)
+        .bind(rows.position)
+        .bind(rows.language)
+        .execute(conn)
+        .await?;
+        Ok(())
     }
 }
 
