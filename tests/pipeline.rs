@@ -153,7 +153,6 @@ async fn concurrent_writers_with_slow_transactions_lose_nothing_while_the_relay_
                         .execute(&mut *tx)
                         .await
                         .expect("sleep in tx");
-                    store::notify_relay(&mut tx).await.expect("notify");
                     tx.commit().await.expect("commit");
                 } else {
                     fixtures::report(&bus, agent, n).await.expect("report");
@@ -965,4 +964,67 @@ async fn a_projection_that_needs_more_event_types_gets_its_consumer_refiltered()
 
     // Then the consumer sees every subject (and the same durable name is kept)
     assert_eq!(filter(&p).await, format!("{}.>", p.stream.subject_prefix));
+}
+
+#[tokio::test]
+async fn a_command_on_a_stream_named_as_new_that_exists_conflicts_and_appends_nothing() {
+    // Given a reported problem.
+    let p = Pipeline::new().await;
+    let agent = fixtures::register(&p.bus, "new_stream_reporter").await;
+    let (problem_id, _) = fixtures::report(&p.bus, agent, 1).await.expect("report");
+    let before = log(&p).await.len();
+
+    // When another report is executed as the first of that same stream.
+    let again = ProblemCommand::Report {
+        problem_id,
+        agent_id: agent,
+        details: Box::new(fixtures::details(2)),
+        at: chrono::Utc::now(),
+    };
+    let result = p
+        .bus
+        .execute_new::<Problem>(
+            &problem_id.to_string(),
+            again,
+            &ctx(Actor::Agent(agent)),
+            respond,
+        )
+        .await;
+
+    // Then it conflicts, as any second writer of a sequence number does, and the log is unchanged.
+    assert!(
+        matches!(result, Err(CommandError::Conflict { .. })),
+        "{result:?}"
+    );
+    assert_eq!(log(&p).await.len(), before);
+
+    // And a fresh id goes in without a load, hashed from the genesis like any first event.
+    let fresh = Uuid::now_v7();
+    let report = ProblemCommand::Report {
+        problem_id: fresh,
+        agent_id: agent,
+        details: Box::new(fixtures::details(3)),
+        at: chrono::Utc::now(),
+    };
+    p.bus
+        .execute_new::<Problem>(
+            &fresh.to_string(),
+            report,
+            &ctx(Actor::Agent(agent)),
+            respond,
+        )
+        .await
+        .expect("a new stream");
+    let (problem, loaded) = (
+        p.bus
+            .load::<Problem>(&fresh.to_string())
+            .await
+            .expect("load"),
+        log(&p).await,
+    );
+    assert_eq!(
+        problem.as_parent(),
+        bw_domain::solution::ParentProblem::Open(fresh)
+    );
+    assert_eq!(loaded.len(), before + 1);
 }

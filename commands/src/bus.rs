@@ -3,12 +3,13 @@
 //! ```text
 //! BEGIN
 //!   idempotency: try the key's advisory lock (409 if held) → stored response? replay (no events)
-//!   load the aggregate from its stream                      (reads only: no transaction id yet)
+//!   load the aggregate from its stream                      (reads only: no transaction id yet;
+//!                                                            skipped for a stream just named)
 //!   decide: Aggregate::handle                               (pure, in `domain`)
-//!   append the events in one INSERT                         (first write: assigns the xid)
+//!   append the events in one INSERT, with NOTIFY bw_events  (first write: assigns the xid;
+//!                                                            the NOTIFY is delivered at commit)
 //!   reservations (username, credentials)                    (unique keys decide races)
 //!   idempotency record with the response and position
-//!   NOTIFY bw_events                                        (delivered at commit)
 //! COMMIT                                                    → only now is the command acknowledged
 //! ```
 //!
@@ -33,11 +34,14 @@ use crate::{
 /// How often a conflict caused only by the platform's own events is decided again.
 pub const SYSTEM_CONFLICT_RETRIES: u32 = 3;
 
-/// Whether a command waits for its stream first (see [`CommandBus::execute_serialized`]).
+/// How a command comes by its stream's state: loaded; loaded once it holds the stream's lock (see
+/// [`CommandBus::execute_serialized`]); or none to load, the stream being new (see
+/// [`CommandBus::execute_new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lock {
-    None,
-    Stream,
+enum Stream {
+    Loaded,
+    Serialized,
+    New,
 }
 
 /// Writes that commit with a command's events but are not events (see [`CommandBus::execute_with`]).
@@ -165,6 +169,33 @@ impl CommandBus {
             .await
     }
 
+    /// [`CommandBus::execute`] for a stream the caller has just named with a fresh UUID v7 (a report,
+    /// a proposal): there is nothing to load, so the command is decided on the empty aggregate, one
+    /// round trip sooner. Were the stream to exist after all, the append would fail on its first
+    /// sequence number ([`CommandError::Conflict`]), as with any writer that came first.
+    pub async fn execute_new<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        ctx: &CommandContext,
+        respond: impl FnOnce(Option<i64>) -> StoredResponse,
+    ) -> Result<Outcome, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = ()>,
+    {
+        let mut respond = Some(respond);
+        self.attempt::<A>(
+            aggregate_id,
+            command,
+            ctx,
+            Stream::New,
+            &mut None,
+            &mut respond,
+            &mut 0,
+        )
+        .await
+    }
+
     /// [`CommandBus::execute`] for a stream whose commands are decided on its current state alone,
     /// never on what the client saw (a ledger: a spend is checked against the balance at the time):
     /// the transaction first waits for a lock on the stream, so concurrent commands on it are decided
@@ -203,7 +234,7 @@ impl CommandBus {
             aggregate_id,
             command,
             ctx,
-            Lock::Stream,
+            Stream::Serialized,
             &mut side,
             &mut respond,
             &mut loaded_version,
@@ -241,7 +272,7 @@ impl CommandBus {
                     aggregate_id,
                     command.clone(),
                     ctx,
-                    Lock::None,
+                    Stream::Loaded,
                     &mut side,
                     &mut respond,
                     &mut loaded_version,
@@ -291,7 +322,7 @@ impl CommandBus {
         aggregate_id: &str,
         command: A::Command,
         ctx: &CommandContext,
-        lock: Lock,
+        stream: Stream,
         side: &mut Option<SideWrites>,
         respond: &mut Option<impl FnOnce(Option<i64>) -> StoredResponse>,
         loaded_version: &mut i64,
@@ -307,7 +338,7 @@ impl CommandBus {
                 return Ok(Outcome::Replayed(stored));
             }
         }
-        if lock == Lock::Stream {
+        if stream == Stream::Serialized {
             // Held to the end of the transaction; taken after the idempotency key's try-lock, which
             // never waits, so two commands cannot wait on each other.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
@@ -315,7 +346,11 @@ impl CommandBus {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut loaded = store::load::<A>(&mut tx, aggregate_id).await?;
+        let mut loaded = if stream == Stream::New {
+            store::Loaded::empty()
+        } else {
+            store::load::<A>(&mut tx, aggregate_id).await?
+        };
         *loaded_version = loaded.version;
         let sink = EventSink::default();
         loaded.aggregate.handle(command, &(), &sink).await?;
@@ -349,9 +384,6 @@ impl CommandBus {
         let response = respond(appended.last().map(|a| a.global_position));
         if let Some(key) = &ctx.idempotency {
             idempotency::record(&mut tx, key, &response).await?;
-        }
-        if !appended.is_empty() {
-            store::notify_relay(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(Outcome::Executed {

@@ -148,7 +148,6 @@ impl PersistedEventRepository for PgEventRepository {
         store::append(&mut tx, A::TYPE, &prepared)
             .await
             .map_err(persistence)?;
-        store::notify_relay(&mut tx).await.map_err(persistence)?;
         tx.commit()
             .await
             .map_err(|e| PersistenceError::ConnectionError(Box::new(e)))

@@ -32,6 +32,17 @@ pub struct Loaded<A> {
     pub last_hash: [u8; 32],
 }
 
+impl<A: Default> Loaded<A> {
+    /// A stream with no events yet.
+    pub fn empty() -> Self {
+        Self {
+            aggregate: A::default(),
+            version: 0,
+            last_hash: GENESIS,
+        }
+    }
+}
+
 /// One event ready to be inserted.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -68,11 +79,7 @@ pub async fn load<A: Aggregate>(
     .bind(aggregate_id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut loaded = Loaded {
-        aggregate: A::default(),
-        version: 0,
-        last_hash: GENESIS,
-    };
+    let mut loaded = Loaded::<A>::empty();
     for row in rows {
         let payload: Value = row.try_get("payload")?;
         let event_type: String = row.try_get("event_type")?;
@@ -150,7 +157,7 @@ pub fn for_hash(e: &NewEvent) -> EventForHash<'_> {
 /// id, which PostgreSQL assigns at the first write, and the commit-safe order relies on a transaction
 /// that loaded an aggregate after another committed having a larger id (ADR 0002). A duplicate
 /// `(aggregate_type, aggregate_id, sequence)` — another command appended first — is
-/// [`CommandError::Conflict`].
+/// [`CommandError::Conflict`]. The relay is notified at commit (`bw_events`).
 pub async fn append(
     conn: &mut PgConnection,
     aggregate_type: &'static str,
@@ -182,8 +189,11 @@ pub async fn append(
         .execute(&mut *conn)
         .await?;
     // language=PostgreSQL
+    // The relay is woken in the same statement: NOTIFY is delivered at commit, never before, and
+    // one round trip fewer per command.
     let result = sqlx::query(
-        "INSERT INTO events (global_position, txid, event_id, aggregate_type, aggregate_id, sequence,
+        "WITH appended AS (
+         INSERT INTO events (global_position, txid, event_id, aggregate_type, aggregate_id, sequence,
                              event_type, event_version, payload, metadata, recorded_at, hash)
          SELECT ((pg_current_xact_id()::text::bigint + e.xid_offset) << 20) | u.ord,
                 (pg_current_xact_id()::text::bigint + e.xid_offset)::text::xid8,
@@ -194,7 +204,8 @@ pub async fn append(
               WITH ORDINALITY AS u(event_id, aggregate_type, aggregate_id, sequence, event_type,
                                    event_version, payload, metadata, recorded_at, hash, ord),
               log_epoch e
-         RETURNING event_id, global_position",
+         RETURNING event_id, global_position)
+         SELECT a.event_id, a.global_position FROM appended a CROSS JOIN pg_notify('bw_events', '')",
     )
     .bind(&ids)
     .bind(&types)
@@ -235,12 +246,4 @@ pub async fn append(
         .collect::<Result<_, sqlx::Error>>()?;
     appended.sort_by_key(|a| ids.iter().position(|id| *id == a.event_id));
     Ok(appended)
-}
-
-/// Wakes the relay when the transaction commits (NOTIFY is delivered at commit, never before).
-pub async fn notify_relay(conn: &mut PgConnection) -> Result<(), CommandError> {
-    sqlx::query("SELECT pg_notify('bw_events', '')")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }

@@ -144,6 +144,27 @@ where
     Ok(CommandResponse(outcome.response().clone()))
 }
 
+/// [`execute`] on a stream the handler has just named with a fresh UUID v7 (see
+/// [`bw_commands::CommandBus::execute_new`]): nothing to load first.
+pub async fn execute_new<A, T>(
+    platform: &crate::state::Platform,
+    actor: Actor,
+    aggregate_id: uuid::Uuid,
+    command: A::Command,
+    body: &CommandBody<T>,
+    respond: impl FnOnce(Option<i64>) -> StoredResponse,
+) -> Result<CommandResponse, ApiError>
+where
+    A: cqrs_es::Aggregate<Error = bw_domain::DomainError, Services = ()>,
+{
+    let ctx = body.context(actor);
+    let outcome = platform
+        .bus
+        .execute_new::<A>(&aggregate_id.to_string(), command, &ctx, respond)
+        .await?;
+    Ok(CommandResponse(outcome.response().clone()))
+}
+
 /// A command's answer: the stored response (fresh or replayed) with `Bw-Position`.
 #[derive(Debug)]
 pub struct CommandResponse(pub StoredResponse);

@@ -194,7 +194,7 @@ async fn create(
         }
     };
     let mission_id = Uuid::now_v7();
-    crate::command::execute::<Mission, _>(
+    crate::command::execute_new::<Mission, _>(
         &platform,
         Actor::Agent(agent.agent_id),
         mission_id,

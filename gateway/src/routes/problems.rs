@@ -26,7 +26,7 @@ use crate::{
     consistency::MinPosition,
     envelope::ApiOk,
     error::{ApiError, ErrorCode},
-    state::{Api, AppState, Platform},
+    state::{Api, AppState},
 };
 
 /// The problem routes.
@@ -199,28 +199,13 @@ fn parse_edit(req: &EditRequest) -> Result<ProblemChanges, ApiError> {
     Ok(changes)
 }
 
-/// Runs a problem command for `agent` and answers 202 with the problem's id (also on replays).
-async fn execute<T>(
-    platform: &Platform,
-    agent: AgentAuth,
-    problem_id: Uuid,
-    command: ProblemCommand,
-    body: &CommandBody<T>,
-) -> Result<CommandResponse, ApiError> {
-    let respond = move |position| StoredResponse {
+/// The answer to a report or an edit: accepted, awaiting the guardrail.
+fn accepted(problem_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
+    move |position| StoredResponse {
         status: 202,
         body: json!({ "problemId": problem_id, "guardrailStatus": "pending" }),
         position,
-    };
-    crate::command::execute::<Problem, _>(
-        platform,
-        Actor::Agent(agent.agent_id),
-        problem_id,
-        command,
-        body,
-        respond,
-    )
-    .await
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/problems", tag = "problems", request_body = ReportRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Reported; awaiting the guardrail", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
@@ -237,7 +222,15 @@ async fn report(
         details: Box::new(details),
         at: chrono::Utc::now(),
     };
-    execute(&platform, agent, problem_id, command, &body).await
+    crate::command::execute_new::<Problem, _>(
+        &platform,
+        Actor::Agent(agent.agent_id),
+        problem_id,
+        command,
+        &body,
+        accepted(problem_id),
+    )
+    .await
 }
 
 #[utoipa::path(patch, path = "/api/v1/problems/{id}", tag = "problems", request_body = EditRequest, params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Edited; awaiting the guardrail again", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
@@ -254,7 +247,15 @@ async fn edit(
         changes: Box::new(changes),
         at: chrono::Utc::now(),
     };
-    execute(&platform, agent, problem_id, command, &body).await
+    crate::command::execute::<Problem, _>(
+        &platform,
+        Actor::Agent(agent.agent_id),
+        problem_id,
+        command,
+        &body,
+        accepted(problem_id),
+    )
+    .await
 }
 
 /// `DELETE /problems/{id}`: the log keeps everything, so "delete" archives the problem: it leaves

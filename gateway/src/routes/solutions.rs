@@ -257,7 +257,7 @@ async fn propose(
         details: Box::new(details),
         at: chrono::Utc::now(),
     };
-    execute::<Solution, _>(
+    crate::command::execute_new::<Solution, _>(
         &platform,
         Actor::Agent(agent.agent_id),
         solution_id,
