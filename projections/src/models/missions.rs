@@ -423,7 +423,11 @@ pub async fn marketplace(
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<(Vec<MissionView>, Option<MissionCursor>), ProjectionError> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT * FROM (SELECT {COLUMNS}, "));
+    // The page is chosen from the key columns alone (an index-only scan of `rm_missions_geo` for a
+    // nearby search: no heap page per candidate), then its rows are fetched.
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {COLUMNS}, page.distance_km FROM (SELECT * FROM (SELECT m.mission_id AS id, m.created_at, m.token_reward, "
+    ));
     match filter.near {
         Some(near) => push_distance(&mut q, near),
         None => {
@@ -514,12 +518,19 @@ pub async fn marketplace(
             }
         }
     }
-    match (rank, descending) {
-        (Some(r), false) => q.push(format_args!(" ORDER BY {r} ASC, created_at DESC, id DESC")),
-        (Some(r), true) => q.push(format_args!(" ORDER BY {r} DESC, created_at DESC, id DESC")),
-        (None, _) => q.push(" ORDER BY created_at DESC, id DESC"),
+    let order = |prefix: &str| match (rank, descending) {
+        (Some(r), false) => {
+            format!(" ORDER BY {prefix}{r} ASC, {prefix}created_at DESC, {prefix}id DESC")
+        }
+        (Some(r), true) => {
+            format!(" ORDER BY {prefix}{r} DESC, {prefix}created_at DESC, {prefix}id DESC")
+        }
+        (None, _) => format!(" ORDER BY {prefix}created_at DESC, {prefix}id DESC"),
     };
+    q.push(order(""));
     q.push(" LIMIT ").push_bind(limit + 1);
+    q.push(") page JOIN rm_missions m ON m.mission_id = page.id");
+    q.push(order("page."));
     let rows: Vec<MissionView> = q.build_query_as().fetch_all(pool).await?;
     let rank_of = move |m: &MissionView| match (filter.sort, filter.near) {
         (MissionSort::Distance, Some(_)) => m.distance_km.unwrap_or_default(),
