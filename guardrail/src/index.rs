@@ -341,9 +341,9 @@ const CANDIDATES: i64 = 50;
 
 /// How many candidates the HNSW index visits per vector query. Among a million clustered vectors
 /// (the index built with pgvector's defaults, m 16 and ef_construction 64), pgvector's default of 40
-/// finds 0.63 of the true 10 nearest, 100 finds 0.84, 200 0.92 and 400 0.95, at a p95 of 15 ms
+/// finds 0.63 of the true 10 nearest, 100 finds 0.84, 200 0.92, 400 0.949 and 500 0.95+
 /// (`docs/benchmarks.md`, P6).
-pub const HNSW_EF_SEARCH: u32 = 400;
+pub const HNSW_EF_SEARCH: u32 = 500;
 
 /// Search over approved content: full-text (`plainto_tsquery`, ranked by `ts_rank`) and, when a query
 /// vector is given, nearest neighbours; fused by `Σ 1 / (60 + rank)`.
