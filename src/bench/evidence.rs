@@ -141,15 +141,11 @@ impl<'a> Site<'a> {
     async fn send(&self, request: reqwest::RequestBuilder, expected: u16) -> anyhow::Result<Value> {
         let response = request.send().await?;
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let mut body: Value = response.json().await.unwrap_or(Value::Null);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
         ensure!(
             status == expected,
             "answered {status}, not {expected}: {body}"
         );
-        if let Some(position) = headers.get("bw-position").and_then(|v| v.to_str().ok()) {
-            body["bwPosition"] = Value::String(position.to_owned());
-        }
         Ok(body)
     }
 
