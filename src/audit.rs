@@ -2,7 +2,7 @@
 
 use std::{io::Write as _, time::Duration};
 
-use bw_commands::audit::{self, InclusionProof, LogSigner};
+use bw_commands::audit::{self, InclusionProof, LogSigner, rehash};
 use bw_infra::{config::CommonConfig, postgres, shutdown::Shutdown};
 use futures::StreamExt as _;
 use sqlx::PgPool;
@@ -68,6 +68,53 @@ pub async fn run(common: CommonConfig, command: EventsCommand) -> anyhow::Result
             });
             crate::report_then(&report, None)
         }
+        EventsCommand::Rehash {
+            reason,
+            operator,
+            accept_findings,
+            public_key,
+            log,
+        } => {
+            let pinned = public_key.as_deref().map(parse_public_key).transpose()?;
+            let signer = log.signer(None)?;
+            let pool = connect(&common).await?;
+            let request = rehash::RehashRequest {
+                reason,
+                operator,
+                accept_findings,
+                pinned,
+            };
+            let outcome = rehash::rehash(&pool, request).await;
+            let report = match outcome? {
+                rehash::Rehash::Refused(checked) => {
+                    pool.close().await;
+                    let failure = format!(
+                        "events rehash: the check found {} findings (listed on stdout); nothing changed. \
+                         Investigate them; rehash with --accept-findings only to record them as accepted",
+                        checked.findings.len()
+                    );
+                    return crate::report_then(
+                        &serde_json::json!({ "refused": checked }),
+                        Some(failure),
+                    );
+                }
+                rehash::Rehash::Done(report) => report,
+            };
+            let checkpoint = match &signer {
+                Some(signer) => audit::sign_checkpoint(&pool, signer).await?,
+                None => {
+                    tracing::warn!(
+                        "no log signing key configured: the next relay checkpoint signs the rehashed log"
+                    );
+                    None
+                }
+            };
+            pool.close().await;
+            crate::report_then(
+                &serde_json::json!({ "rehashed": report, "checkpoint": checkpoint }),
+                None,
+            )
+        }
         EventsCommand::Checkpoint(args) => {
             let signer = args.signer(None)?.ok_or_else(|| {
                 anyhow::anyhow!("set BW_LOG_SIGNING_KEY or BW_LOG_KEY_FILE to sign a checkpoint")
@@ -105,12 +152,15 @@ fn verify_proof(path: &std::path::Path, public_key: &str) -> anyhow::Result<()> 
     let key = parse_public_key(public_key)?;
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut value: serde_json::Value = serde_json::from_str(&text)?;
-    // A whole API response (`{"data": …, "meta": …}`) is accepted as well as its data.
-    if let Some(data) = value.get_mut("data") {
-        value = data.take();
+    // A whole API response (`{"data": …, "meta": …}`) is accepted as well as its data. Parsed from
+    // the text, so the event's payload stays the text it was served as (ADR 0007).
+    #[derive(serde::Deserialize)]
+    struct Response {
+        data: InclusionProof,
     }
-    let proof: InclusionProof = serde_json::from_value(value)
+    let proof = serde_json::from_str::<Response>(&text)
+        .map(|r| r.data)
+        .or_else(|_| serde_json::from_str::<InclusionProof>(&text))
         .map_err(|e| anyhow::anyhow!("{}: not an inclusion proof: {e}", path.display()))?;
     match audit::verify_proof(&proof, &key) {
         Ok(()) => {

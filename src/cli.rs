@@ -105,6 +105,28 @@ pub enum EventsCommand {
         #[arg(long)]
         into: String,
     },
+    /// Migrate a log hashed before ADR 0007 (canonical form `bw.event.v1`) to the current form,
+    /// once: checks the log as it stands, records `LogRehashed` (reason, operator, what the check
+    /// found) in the log, re-derives every hash, supersedes the old checkpoints and signs a new one
+    /// when a key is configured (docs/runbooks/rehash-log.md). Prints a JSON report; exits 1 when
+    /// the check found something and `--accept-findings` was not given (nothing changes then).
+    Rehash {
+        /// Why (recorded in the log).
+        #[arg(long)]
+        reason: String,
+        /// Who (recorded in the log); the OS user when not given.
+        #[arg(long, env = "USER")]
+        operator: String,
+        /// Rehash although the check of the old hashes found something; the findings are recorded
+        /// in the `LogRehashed` event.
+        #[arg(long)]
+        accept_findings: bool,
+        /// Base64 Ed25519 public key the existing checkpoints must verify with.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[command(flatten)]
+        log: LogKeyArgs,
+    },
     /// Check an inclusion proof (the `data` of `GET /api/v1/audit/proof/{eventId}`, in a file)
     /// offline: the event's hash, its leaf, the path to the root and the signature.
     VerifyProof {

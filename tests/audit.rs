@@ -52,6 +52,7 @@ async fn history(p: &Platform) -> Vec<(i64, Uuid, String)> {
 /// Runs `statements` with the immutability triggers of `table` off (the tables' owner may; the
 /// application never does), as an attacker with database access would.
 async fn tamper(p: &Platform, table: &str, statements: &[String]) {
+    p.pipeline.expect_tampering();
     let mut tx = p.pipeline.pool.begin().await.expect("begin");
     sqlx::query(&format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
         .execute(&mut *tx)
@@ -318,7 +319,9 @@ async fn auditors_read_the_log_and_check_an_inclusion_proof_offline() {
     assert_eq!(proof.checkpoint.root, latest["data"]["root"]);
     audit::verify_proof(&proof, &public).expect("the proof holds");
     let mut forged = proof.clone();
-    forged.event.payload["data"]["forged"] = Value::Bool(true);
+    let mut payload = forged.event.payload.to_value();
+    payload["data"]["forged"] = Value::Bool(true);
+    forged.event.payload = audit::StoredJson::from_value(&payload).expect("json");
     assert!(audit::verify_proof(&forged, &public).is_err());
     let mut moved = proof.clone();
     moved.event.global_position += 1;

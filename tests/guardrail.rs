@@ -366,16 +366,9 @@ async fn replaying_every_content_event_through_a_fresh_worker_adds_no_verdict() 
     );
 }
 
-fn model_dir() -> std::path::PathBuf {
-    std::env::var("BW_MODEL_DIR").map_or_else(
-        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".bw/models/all-MiniLM-L6-v2"),
-        std::path::PathBuf::from,
-    )
-}
-
 /// The embedding model, loaded on a blocking thread.
 async fn load_embedder() -> Arc<bw_guardrail::embed::Embedder> {
-    let dir = model_dir();
+    let dir = support::model_dir();
     Arc::new(
         tokio::task::spawn_blocking(move || bw_guardrail::embed::Embedder::load(&dir))
             .await
@@ -386,7 +379,7 @@ async fn load_embedder() -> Arc<bw_guardrail::embed::Embedder> {
 
 #[tokio::test]
 async fn the_local_semantic_classifier_judges_by_meaning_through_the_worker() {
-    let dir = model_dir();
+    let dir = support::model_dir();
     let semantic = tokio::task::spawn_blocking(move || {
         let embedder = bw_guardrail::embed::Embedder::load(&dir).expect("model (scripts/bw setup)");
         let v = embedder
@@ -615,18 +608,7 @@ async fn approved_content_is_found_by_meaning_and_by_words_and_leaves_the_index_
 #[ignore = "a measurement, not a check; see docs/guardrails.md"]
 #[allow(clippy::print_stdout)]
 async fn guardrail_latency_submit_to_verdict() {
-    let dir = model_dir();
-    let semantic = tokio::task::spawn_blocking(move || {
-        let embedder = Arc::new(bw_guardrail::embed::Embedder::load(&dir).expect("model"));
-        let semantic =
-            bw_guardrail::classifier::Semantic::new(embedder.clone(), Default::default())
-                .expect("classifier");
-        (embedder, semantic)
-    })
-    .await
-    .expect("blocking");
-    let (embedder, semantic) = semantic;
-    let p = Platform::spawn_with_search(Arc::new(Arc::new(semantic)), embedder).await;
+    let p = support::spawn_with_semantic_guardrail().await;
     let river = agent(&p, "timed_river").await;
     // The original plan's scenario: problem creation at 5/s, each judged by Layer A + Layer B.
     let mut ticker = tokio::time::interval(std::time::Duration::from_millis(200));
@@ -952,7 +934,7 @@ async fn approvals_by_an_admin_count_towards_the_agents_trust_tier() {
 #[ignore = "a measurement, not a check; see docs/guardrails.md"]
 #[allow(clippy::print_stdout)]
 async fn embedding_throughput_alone_and_batched() {
-    let dir = model_dir();
+    let dir = support::model_dir();
     tokio::task::spawn_blocking(move || {
         let embedder = bw_guardrail::embed::Embedder::load(&dir).expect("model");
         let texts: Vec<String> = (0..64)

@@ -304,6 +304,7 @@ async fn sigterm_drains_and_exits_cleanly_with_redacted_logs_and_exported_traces
     let (_, headers, size) = &posts[0];
     assert_eq!(headers["content-type"], "application/x-protobuf");
     assert!(*size > 0);
+    support::assert_log_verifies_blocking(&database);
 }
 
 #[tokio::test]
@@ -365,6 +366,7 @@ async fn dev_runs_gateway_relay_and_projectors_in_one_process() {
     );
     running.terminate();
     assert_eq!(running.exit_code().await, Some(0), "{}", running.output());
+    support::assert_log_verifies_blocking(&database);
 }
 
 #[tokio::test]
@@ -497,6 +499,7 @@ async fn admin_create_makes_a_verified_admin_and_rotating_the_token_key_keeps_on
         (1, 1),
         "one current key; the one before it in its grace period"
     );
+    support::assert_log_verifies_blocking(&database);
 }
 
 #[tokio::test]
@@ -586,6 +589,7 @@ async fn seed_loads_demo_content_once_through_the_command_bus() {
         3 + 4 + 2 + 2 + 1 + 3 * 2,
         "one status change with the first debate, two events per person, nothing more"
     );
+    support::assert_log_verifies_blocking(&database);
 }
 
 #[tokio::test]
@@ -778,6 +782,7 @@ async fn after_a_sigkill_under_load_a_restarted_dev_loses_and_duplicates_nothing
     );
     second.terminate();
     assert_eq!(second.exit_code().await, Some(0), "{}", second.output());
+    support::assert_log_verifies_blocking(&database);
 }
 
 #[tokio::test]
@@ -826,6 +831,7 @@ async fn ledger_verify_exits_non_zero_and_prints_each_discrepancy() {
         "stderr says why it failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    support::assert_log_verifies_blocking(&database);
 }
 
 #[tokio::test]
@@ -920,8 +926,9 @@ async fn events_checkpoint_export_verify_and_verify_proof_work_from_the_command_
     );
     assert_eq!(first_line(&good.stdout)["valid"], true);
     let mut forged = (*proof).clone();
-    forged.event.payload["data"]["details"]["title"] =
-        Value::String("Nothing happened here".into());
+    let mut payload = forged.event.payload.to_value();
+    payload["data"]["details"]["title"] = Value::String("Nothing happened here".into());
+    forged.event.payload = bw_commands::audit::StoredJson::from_value(&payload).expect("json");
     std::fs::write(&file, serde_json::to_vec(&forged).expect("json")).expect("write");
     let bad = events(&[
         "verify-proof",

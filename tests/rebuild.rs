@@ -320,13 +320,13 @@ async fn report_as_v1(p: &Platform, agent: uuid::Uuid, n: usize) -> uuid::Uuid {
         chrono::Utc::now(),
     )
     .expect("prepare");
-    let old = &mut prepared[0];
+    let mut old = store::Draft::from(prepared.remove(0));
     old.event_version = "1".into();
     old.payload["data"]["details"]
         .as_object_mut()
         .expect("details")
         .remove("language");
-    old.hash = canonical::chain_hash(&canonical::GENESIS, &store::for_hash(old));
+    prepared.insert(0, old.seal(&canonical::GENESIS).expect("seal"));
     let mut tx = p.pipeline.pool.begin().await.expect("begin");
     store::append(&mut tx, "Problem", &prepared)
         .await

@@ -29,6 +29,9 @@ pub enum CommandError {
     /// Stored data could not be read back (a bug or a missing upcaster).
     #[error("stored event unreadable: {0}")]
     Corrupt(String),
+    /// The log is not in the shape this build can verify or migrate (ADR 0007).
+    #[error("log format: {0}")]
+    LogFormat(String),
     /// The log signing key is unusable.
     #[error("log signing key: {0}")]
     Key(String),

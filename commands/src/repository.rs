@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::{
     CommandError,
-    canonical::{GENESIS, chain_hash},
-    store::{self, NewEvent},
+    canonical::GENESIS,
+    store::{self, Draft},
 };
 
 /// The event store as a cqrs-es repository.
@@ -130,7 +130,7 @@ impl PersistedEventRepository for PgEventRepository {
                 } else {
                     e.metadata.clone()
                 };
-            let new = NewEvent {
+            let new = Draft {
                 event_id: Uuid::now_v7(),
                 aggregate_type: e.aggregate_type.clone(),
                 aggregate_id: e.aggregate_id.clone(),
@@ -140,10 +140,11 @@ impl PersistedEventRepository for PgEventRepository {
                 payload: e.payload.clone(),
                 metadata,
                 recorded_at,
-                hash: [0; 32],
-            };
-            last = chain_hash(&last, &store::for_hash(&new));
-            prepared.push(NewEvent { hash: last, ..new });
+            }
+            .seal(&last)
+            .map_err(persistence)?;
+            last = new.hash;
+            prepared.push(new);
         }
         store::append(&mut tx, A::TYPE, &prepared)
             .await

@@ -43,7 +43,70 @@ impl<A: Default> Loaded<A> {
     }
 }
 
-/// One event ready to be inserted.
+/// An event decided but not yet chained: [`Draft::seal`] gives it its JSON texts and its hash.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    /// Microseconds ([`to_micros`]): what PostgreSQL keeps.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl Draft {
+    /// Serialises payload and metadata once and chains the event to `previous` over exactly those
+    /// texts — the same texts [`append`] inserts, so what is stored is what was hashed (ADR 0007).
+    pub fn seal(self, previous: &[u8; 32]) -> Result<NewEvent, CommandError> {
+        let payload_json = serde_json::to_string(&self.payload)
+            .map_err(|e| CommandError::Corrupt(e.to_string()))?;
+        let metadata_json = serde_json::to_string(&self.metadata)
+            .map_err(|e| CommandError::Corrupt(e.to_string()))?;
+        let mut sealed = NewEvent {
+            event_id: self.event_id,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload: self.payload,
+            metadata: self.metadata,
+            recorded_at: self.recorded_at,
+            payload_json,
+            metadata_json,
+            hash: GENESIS,
+        };
+        sealed.hash = chain_hash(previous, &sealed.for_hash()).map_err(|e| {
+            CommandError::Corrupt(format!(
+                "{} {}: {e}",
+                sealed.aggregate_type, sealed.aggregate_id
+            ))
+        })?;
+        Ok(sealed)
+    }
+}
+
+impl From<NewEvent> for Draft {
+    fn from(e: NewEvent) -> Self {
+        Self {
+            event_id: e.event_id,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            sequence: e.sequence,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: e.payload,
+            metadata: e.metadata,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+/// One event ready to be inserted ([`Draft::seal`]).
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event_id: Uuid,
@@ -55,7 +118,28 @@ pub struct NewEvent {
     pub payload: Value,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+    /// The payload's JSON text: inserted as it is, and hashed.
+    pub payload_json: String,
+    /// The metadata's JSON text: inserted as it is, and hashed.
+    pub metadata_json: String,
     pub hash: [u8; 32],
+}
+
+impl NewEvent {
+    /// The hashed view of this event: its texts as they will be stored.
+    pub fn for_hash(&self) -> EventForHash<'_> {
+        EventForHash {
+            event_id: self.event_id,
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            sequence: self.sequence,
+            event_type: &self.event_type,
+            event_version: &self.event_version,
+            recorded_at: self.recorded_at,
+            payload: &self.payload_json,
+            metadata: &self.metadata_json,
+        }
+    }
 }
 
 /// An event as appended: its id and the global position PostgreSQL gave it.
@@ -116,7 +200,7 @@ pub fn prepare<A: Aggregate>(
     for (i, event) in events.iter().enumerate() {
         let payload =
             serde_json::to_value(event).map_err(|e| CommandError::Corrupt(e.to_string()))?;
-        let new = NewEvent {
+        let sealed = Draft {
             event_id: Uuid::now_v7(),
             aggregate_type: A::TYPE.to_owned(),
             aggregate_id: aggregate_id.to_owned(),
@@ -126,28 +210,12 @@ pub fn prepare<A: Aggregate>(
             payload,
             metadata: metadata.clone(),
             recorded_at,
-            hash: [0; 32],
-        };
-        let hash = chain_hash(&previous, &for_hash(&new));
-        previous = hash;
-        prepared.push(NewEvent { hash, ..new });
+        }
+        .seal(&previous)?;
+        previous = sealed.hash;
+        prepared.push(sealed);
     }
     Ok(prepared)
-}
-
-/// The hashed view of a prepared event.
-pub fn for_hash(e: &NewEvent) -> EventForHash<'_> {
-    EventForHash {
-        event_id: e.event_id,
-        aggregate_type: &e.aggregate_type,
-        aggregate_id: &e.aggregate_id,
-        sequence: e.sequence,
-        event_type: &e.event_type,
-        event_version: &e.event_version,
-        recorded_at: e.recorded_at,
-        payload: &e.payload,
-        metadata: &e.metadata,
-    }
 }
 
 /// Inserts `events` with one statement, inside the caller's transaction, and returns their global
@@ -178,8 +246,8 @@ pub async fn append(
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
     let event_types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
-    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
-    let metadata: Vec<&Value> = events.iter().map(|e| &e.metadata).collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload_json.as_str()).collect();
+    let metadata: Vec<&str> = events.iter().map(|e| e.metadata_json.as_str()).collect();
     let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at).collect();
     let hashes: Vec<&[u8]> = events.iter().map(|e| e.hash.as_slice()).collect();
     // Before the first write (which assigns the transaction id): mark this transaction as an event
@@ -198,9 +266,9 @@ pub async fn append(
          SELECT ((pg_current_xact_id()::text::bigint + e.xid_offset) << 20) | u.ord,
                 (pg_current_xact_id()::text::bigint + e.xid_offset)::text::xid8,
                 u.event_id, u.aggregate_type, u.aggregate_id, u.sequence, u.event_type,
-                u.event_version, u.payload, u.metadata, u.recorded_at, u.hash
+                u.event_version, u.payload::jsonb, u.metadata::jsonb, u.recorded_at, u.hash
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
-                     $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::bytea[])
+                     $7::text[], $8::text[], $9::timestamptz[], $10::bytea[])
               WITH ORDINALITY AS u(event_id, aggregate_type, aggregate_id, sequence, event_type,
                                    event_version, payload, metadata, recorded_at, hash, ord),
               log_epoch e

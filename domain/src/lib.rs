@@ -16,6 +16,7 @@
 //! - [`solution`]: the `Solution` aggregate (propose, edit, threaded debate).
 //! - [`guardrail`]: the guardrail's rules: normalisation, Layer A patterns, trust tiers, decisions,
 //!   and the review state (verdict, admin claim, admin review) every piece of content carries.
+//! - [`log`]: the `Log` aggregate: operators' acts on the log itself (a rehash, ADR 0007).
 //! - [`meta`]: who and when a command comes from ([`meta::Actor`]).
 //! - [`error`]: [`DomainError`], this crate's one error type.
 
@@ -25,6 +26,7 @@ pub mod evidence;
 pub mod guardrail;
 pub mod human;
 pub mod ledger;
+pub mod log;
 pub mod meta;
 pub mod mission;
 pub mod problem;

@@ -237,7 +237,7 @@ impl From<bw_commands::CommandError> for ApiError {
             e @ C::IdempotencyMismatch => Self::field("Idempotency-Key", e.to_string()),
             e @ C::IdempotencyInProgress => Self::refused(ErrorCode::Conflict, e.to_string()),
             C::Database(e) => database(e),
-            e @ (C::Corrupt(_) | C::Key(_)) => Self::Internal(e.to_string()),
+            e @ (C::Corrupt(_) | C::Key(_) | C::LogFormat(_)) => Self::Internal(e.to_string()),
         }
     }
 }

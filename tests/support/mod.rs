@@ -14,6 +14,32 @@ use bw_infra::{
 };
 use sqlx::{Connection, PgConnection};
 
+/// Where the embedding model is (`scripts/bw setup` fetches it).
+pub fn model_dir() -> std::path::PathBuf {
+    std::env::var("BW_MODEL_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".bw/models/all-MiniLM-L6-v2"),
+        std::path::PathBuf::from,
+    )
+}
+
+/// The production platform's guardrail: the local semantic classifier over the embedding model,
+/// with that model for the duplicate check and search ([`Platform::spawn_with_search`]).
+pub async fn spawn_with_semantic_guardrail() -> Platform {
+    let dir = model_dir();
+    let (embedder, semantic) = tokio::task::spawn_blocking(move || {
+        let embedder = std::sync::Arc::new(
+            bw_guardrail::embed::Embedder::load(&dir).expect("model (scripts/bw setup)"),
+        );
+        let semantic =
+            bw_guardrail::classifier::Semantic::new(embedder.clone(), Default::default())
+                .expect("classifier");
+        (embedder, semantic)
+    })
+    .await
+    .expect("blocking");
+    Platform::spawn_with_search(std::sync::Arc::new(std::sync::Arc::new(semantic)), embedder).await
+}
+
 /// The maintenance database URL tests create their databases through.
 pub fn admin_url() -> String {
     std::env::var("BW_TEST_DATABASE_URL")
@@ -184,9 +210,17 @@ pub struct Pipeline {
     pub stream: bw_infra::nats::EventsStream,
     pub metrics: std::sync::Arc<bw_infra::metrics::Metrics>,
     pub bus: bw_commands::CommandBus,
+    /// Set by tests that alter the log on purpose: the teardown then does not verify it.
+    tampered: std::sync::atomic::AtomicBool,
 }
 
 impl Pipeline {
+    /// This test alters the log on purpose (to see the verifier name it): skip the teardown check.
+    pub fn expect_tampering(&self) {
+        self.tampered
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub async fn new() -> Self {
         let database_url = fresh_database().await;
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -216,6 +250,7 @@ impl Pipeline {
             stream,
             metrics,
             bus,
+            tampered: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -549,6 +584,49 @@ impl Drop for Platform {
     }
 }
 
+/// Every test ends verified: whatever flow it ran (commands, guardrail verdicts, sagas, rebuilds,
+/// forgetting, restores), its log must pass `events verify` with no finding — chains, checkpoints and
+/// leaves (issue 14). Skipped when the test already failed or altered the log on purpose.
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.tampered.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        assert_log_verifies_blocking(&self.database_url);
+    }
+}
+
+/// Runs `events verify` on the database at `url` on a thread and runtime of its own (usable from
+/// `Drop`, inside any test runtime) and panics on any finding or error.
+pub fn assert_log_verifies_blocking(url: &str) {
+    let url = url.to_owned();
+    let outcome = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let pool = sqlx::PgPool::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let report = bw_commands::audit::verify_log(&pool, None).await;
+            pool.close().await;
+            report.map_err(|e| e.to_string())
+        })
+    })
+    .join()
+    .expect("the verifying thread");
+    match outcome {
+        Ok(report) => assert!(
+            report.findings.is_empty(),
+            "the test's log does not verify ({} findings): {:#?}",
+            report.findings.len(),
+            report.findings
+        ),
+        Err(e) => panic!("the test's log could not be verified: {e}"),
+    }
+}
+
 /// Deletes the streams of earlier test runs (created by `Pipeline::new` and the process tests) that are
 /// more than an hour old, so the shared NATS server does not accumulate them. Streams of tests running
 /// now are younger and stay.
@@ -652,12 +730,12 @@ pub async fn verify_chain(pool: &sqlx::PgPool, aggregate_id: &str) -> usize {
         String,
         String,
         chrono::DateTime<chrono::Utc>,
-        serde_json::Value,
-        serde_json::Value,
+        String,
+        String,
         Vec<u8>,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload, metadata, hash
+        "SELECT event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, recorded_at, payload::text, metadata::text, hash
          FROM events WHERE aggregate_id = $1 ORDER BY sequence",
     )
     .bind(aggregate_id)
@@ -679,7 +757,8 @@ pub async fn verify_chain(pool: &sqlx::PgPool, aggregate_id: &str) -> usize {
                 payload: &r.7,
                 metadata: &r.8,
             },
-        );
+        )
+        .expect("stored JSON has a canonical form");
         assert_eq!(
             recomputed.as_slice(),
             r.9.as_slice(),

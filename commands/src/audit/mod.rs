@@ -9,18 +9,27 @@
 //!   checkpointer signs at a time (an advisory lock in its transaction).
 //! - **Proofs**: [`proof`] gives an event, its stream predecessor's hash and its audit path to the
 //!   latest checkpoint; [`verify_proof`] checks all of it offline against a public key.
-//! - **Verification**: [`verify_log`] recomputes every stream's chain and every checkpoint's root and
-//!   signature, and compares the events with the signed leaves, naming each event altered, removed,
-//!   inserted or moved.
+//! - **Verification** ([`verify`]): [`verify_log`] recomputes every stream's chain and every
+//!   checkpoint's root and signature, and compares the events with the signed leaves, naming each
+//!   event altered, removed, inserted or moved.
+//! - **Rehash** ([`rehash`]): a log hashed with the canonical form of before ADR 0007 is checked,
+//!   re-derived and re-signed once, recorded as an operator event.
+//!
+//! Payload and metadata are read as the text `jsonb` returns and handed on as that text
+//! ([`StoredJson`]), never re-serialised from parsed values: what an auditor receives is what the
+//! hash covers.
 
-use std::{collections::HashMap, path::Path};
+pub mod rehash;
+mod verify;
+
+use std::path::Path;
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -30,11 +39,47 @@ use crate::{
     merkle::{self, Hash},
 };
 
-/// The advisory lock one checkpointer holds while it signs.
-const CHECKPOINT_LOCK: i64 = 0x6277_6576_0000_0006;
+pub use verify::{Finding, VerifyReport, log_form, verify_log};
 
-const COLUMNS: &str = "global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, \
-                       event_version, recorded_at, payload, metadata, hash";
+/// The advisory lock one checkpointer holds while it signs.
+pub(crate) const CHECKPOINT_LOCK: i64 = 0x6277_6576_0000_0006;
+
+/// The columns of [`AuditEvent`]; payload and metadata as the text `jsonb` gives back.
+pub(crate) const COLUMNS: &str = "global_position, event_id, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, recorded_at, payload::text AS payload, metadata::text AS metadata, hash";
+
+/// A JSON value kept as the text it was read as: serialised as that text, compared by it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredJson(Box<RawValue>);
+
+impl StoredJson {
+    /// `text` when it is one JSON value.
+    pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(Self)
+    }
+
+    /// `value` serialised.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value parsed (for reading fields; never for hashing).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for StoredJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
 
 /// An event as stored, with its chained hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,15 +93,23 @@ pub struct AuditEvent {
     pub event_type: String,
     pub event_version: String,
     pub recorded_at: DateTime<Utc>,
-    pub payload: Value,
-    pub metadata: Value,
+    /// As stored (the text `jsonb` gives back).
+    pub payload: StoredJson,
+    /// As stored (the text `jsonb` gives back).
+    pub metadata: StoredJson,
     /// Hex SHA-256 chained to the previous event of the stream (`docs/event-catalog.md`).
     pub hash: String,
 }
 
 impl AuditEvent {
-    fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
+    pub(crate) fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
         let hash: Vec<u8> = r.try_get("hash")?;
+        let json = |column: &str| -> Result<StoredJson, sqlx::Error> {
+            StoredJson::from_text(r.try_get(column)?).map_err(|e| sqlx::Error::ColumnDecode {
+                index: column.to_owned(),
+                source: Box::new(e),
+            })
+        };
         Ok(Self {
             global_position: r.try_get("global_position")?,
             event_id: r.try_get("event_id")?,
@@ -66,8 +119,8 @@ impl AuditEvent {
             event_type: r.try_get("event_type")?,
             event_version: r.try_get("event_version")?,
             recorded_at: r.try_get("recorded_at")?,
-            payload: r.try_get("payload")?,
-            metadata: r.try_get("metadata")?,
+            payload: json("payload")?,
+            metadata: json("metadata")?,
             hash: hex::encode(hash),
         })
     }
@@ -82,8 +135,8 @@ impl AuditEvent {
             event_type: &self.event_type,
             event_version: &self.event_version,
             recorded_at: to_micros(self.recorded_at),
-            payload: &self.payload,
-            metadata: &self.metadata,
+            payload: self.payload.as_str(),
+            metadata: self.metadata.as_str(),
         }
     }
 
@@ -93,7 +146,7 @@ impl AuditEvent {
     }
 }
 
-fn parse_hash(hex_text: &str) -> Result<Hash, String> {
+pub(crate) fn parse_hash(hex_text: &str) -> Result<Hash, String> {
     hex::decode(hex_text)
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -135,19 +188,19 @@ pub async fn stream_events(
     decode(&rows)
 }
 
+static EXPORT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position")
+});
+
 /// The whole log after `after` in global order, streamed (constant memory).
 pub fn export(
     pool: &PgPool,
     after: i64,
 ) -> impl Stream<Item = Result<AuditEvent, CommandError>> + '_ {
-    sqlx::query(
-        "SELECT global_position, event_id, aggregate_type, aggregate_id, sequence, event_type,
-                event_version, recorded_at, payload, metadata, hash
-         FROM events WHERE global_position > $1 ORDER BY global_position",
-    )
-    .bind(after)
-    .fetch(pool)
-    .map(|row| Ok(AuditEvent::from_row(&row?)?))
+    sqlx::query(EXPORT_SQL.as_str())
+        .bind(after)
+        .fetch(pool)
+        .map(|row| Ok(AuditEvent::from_row(&row?)?))
 }
 
 /// The key that signs checkpoints.
@@ -245,7 +298,7 @@ impl Checkpoint {
             .map_err(|_| format!("checkpoint {}: bad signature", self.tree_size))
     }
 
-    fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
+    pub(crate) fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
         let root: Vec<u8> = r.try_get("root")?;
         let signature: Vec<u8> = r.try_get("signature")?;
         Ok(Self {
@@ -343,21 +396,36 @@ pub async fn sign_checkpoint(
 
 /// One stored leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Leaf {
-    index: i64,
-    position: i64,
-    event_id: Uuid,
-    event_hash: Hash,
+pub(crate) struct Leaf {
+    pub(crate) index: i64,
+    pub(crate) position: i64,
+    pub(crate) event_id: Uuid,
+    pub(crate) event_hash: Hash,
 }
 
 impl Leaf {
-    fn hash(&self) -> Hash {
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, CommandError> {
+        let hash: Vec<u8> = row.try_get("event_hash")?;
+        Ok(Self {
+            index: row.try_get("leaf_index")?,
+            position: row.try_get("global_position")?,
+            event_id: row.try_get("event_id")?,
+            event_hash: hash
+                .try_into()
+                .map_err(|_| CommandError::Corrupt("a leaf hash is not 32 bytes".into()))?,
+        })
+    }
+
+    pub(crate) fn hash(&self) -> Hash {
         merkle::leaf_hash(self.position, self.event_id, &self.event_hash)
     }
 }
 
 /// The first `size` leaves, in order.
-async fn leaves(conn: &mut sqlx::PgConnection, size: i64) -> Result<Vec<Leaf>, CommandError> {
+pub(crate) async fn leaves(
+    conn: &mut sqlx::PgConnection,
+    size: i64,
+) -> Result<Vec<Leaf>, CommandError> {
     let mut rows = sqlx::query(
         "SELECT leaf_index, global_position, event_id, event_hash FROM log_leaves
          WHERE leaf_index < $1 ORDER BY leaf_index",
@@ -366,15 +434,7 @@ async fn leaves(conn: &mut sqlx::PgConnection, size: i64) -> Result<Vec<Leaf>, C
     .fetch(conn);
     let mut out = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        let hash: Vec<u8> = row.try_get("event_hash")?;
-        out.push(Leaf {
-            index: row.try_get("leaf_index")?,
-            position: row.try_get("global_position")?,
-            event_id: row.try_get("event_id")?,
-            event_hash: hash
-                .try_into()
-                .map_err(|_| CommandError::Corrupt("a leaf hash is not 32 bytes".into()))?,
-        });
+        out.push(Leaf::from_row(&row)?);
     }
     Ok(out)
 }
@@ -481,7 +541,8 @@ pub async fn proof(pool: &PgPool, event_id: Uuid) -> Result<ProofLookup, Command
 /// the checkpoint.
 pub fn verify_proof(proof: &InclusionProof, public_key: &[u8; 32]) -> Result<(), String> {
     let previous = parse_hash(&proof.previous_hash)?;
-    let recomputed = chain_hash(&previous, &proof.event.for_hash());
+    let recomputed = chain_hash(&previous, &proof.event.for_hash())
+        .map_err(|e| format!("the event's payload or metadata: {e}"))?;
     if recomputed != proof.event.stored_hash()? {
         return Err("the event's content does not give its hash".into());
     }
@@ -504,269 +565,4 @@ pub fn verify_proof(proof: &InclusionProof, public_key: &[u8; 32]) -> Result<(),
         return Err("the path does not lead to the checkpoint's root".into());
     }
     proof.checkpoint.verify(public_key)
-}
-
-/// Something [`verify_log`] found wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    /// `altered` (content no longer gives its hash, or the hash differs from the signed leaf),
-    /// `removed`, `inserted` (in the signed range but not signed), `reordered` (at another position
-    /// than signed), `bad_signature`, `leaves_altered` (the stored leaves no longer give a signed
-    /// root), `unknown_key`.
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<i64>,
-    /// `Type/id`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
-    pub detail: String,
-}
-
-/// What [`verify_log`] checked and found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyReport {
-    pub events: u64,
-    pub streams: u64,
-    pub checkpoints: u64,
-    /// The position up to which the latest checkpoint vouches for the log.
-    pub signed_up_to: Option<i64>,
-    pub findings: Vec<Finding>,
-}
-
-fn finding(kind: &str, event: Option<&AuditEvent>, detail: String) -> Finding {
-    Finding {
-        kind: kind.into(),
-        event_id: event.map(|e| e.event_id),
-        position: event.map(|e| e.global_position),
-        stream: event.map(|e| format!("{}/{}", e.aggregate_type, e.aggregate_id)),
-        detail,
-    }
-}
-
-/// Verifies the whole log: every stream's chain, every checkpoint's signature (with `pinned`
-/// when given, else the stored key of its id) and root, and the events against the signed leaves.
-pub async fn verify_log(
-    pool: &PgPool,
-    pinned: Option<[u8; 32]>,
-) -> Result<VerifyReport, CommandError> {
-    let mut report = VerifyReport {
-        events: 0,
-        streams: 0,
-        checkpoints: 0,
-        signed_up_to: None,
-        findings: Vec::new(),
-    };
-    verify_chains(pool, &mut report).await?;
-
-    // Checkpoints: signatures, then the leaves against every root.
-    let checkpoints: Vec<Checkpoint> =
-        sqlx::query("SELECT * FROM log_checkpoints ORDER BY tree_size")
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(Checkpoint::from_row)
-            .collect::<Result<_, _>>()?;
-    let keys: HashMap<String, [u8; 32]> = public_keys(pool)
-        .await?
-        .into_iter()
-        .filter_map(|k| {
-            let bytes: [u8; 32] = B64.decode(&k.public_key).ok()?.try_into().ok()?;
-            Some((k.key_id, bytes))
-        })
-        .collect();
-    let mut conn = pool.acquire().await?;
-    let all_leaves = leaves(&mut conn, i64::MAX).await?;
-    let hashes: Vec<Hash> = all_leaves.iter().map(Leaf::hash).collect();
-    let mut leaves_trusted = true;
-    for checkpoint in &checkpoints {
-        report.checkpoints += 1;
-        let key = pinned.or_else(|| keys.get(&checkpoint.key_id).copied());
-        let Some(key) = key else {
-            report.findings.push(Finding {
-                kind: "unknown_key".into(),
-                event_id: None,
-                position: Some(checkpoint.up_to_position),
-                stream: None,
-                detail: format!(
-                    "checkpoint {} names key {}, which is not known",
-                    checkpoint.tree_size, checkpoint.key_id
-                ),
-            });
-            continue;
-        };
-        if let Err(e) = checkpoint.verify(&key) {
-            report.findings.push(Finding {
-                kind: "bad_signature".into(),
-                event_id: None,
-                position: Some(checkpoint.up_to_position),
-                stream: None,
-                detail: e,
-            });
-            continue;
-        }
-        let size = usize::try_from(checkpoint.tree_size).unwrap_or(usize::MAX);
-        let matches = hashes.len() >= size
-            && parse_hash(&checkpoint.root).is_ok_and(|r| merkle::root(&hashes[..size]) == r);
-        if !matches {
-            leaves_trusted = false;
-            report.findings.push(Finding {
-                kind: "leaves_altered".into(),
-                event_id: None,
-                position: Some(checkpoint.up_to_position),
-                stream: None,
-                detail: format!(
-                    "the stored leaves no longer give the signed root of checkpoint {}; events cannot be named against it",
-                    checkpoint.tree_size
-                ),
-            });
-        } else {
-            report.signed_up_to = Some(checkpoint.up_to_position);
-        }
-    }
-    if leaves_trusted && let Some(up_to) = report.signed_up_to {
-        let size = checkpoints
-            .iter()
-            .rfind(|c| c.up_to_position == up_to)
-            .map_or(0, |c| usize::try_from(c.tree_size).unwrap_or(0));
-        compare_with_leaves(
-            pool,
-            &all_leaves[..size.min(all_leaves.len())],
-            up_to,
-            &mut report,
-        )
-        .await?;
-    }
-    Ok(report)
-}
-
-/// Recomputes every stream's chain: each event's hash must follow from the stored hash of the event
-/// before it and its own content; sequences must have no gap.
-async fn verify_chains(pool: &PgPool, report: &mut VerifyReport) -> Result<(), CommandError> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM events ORDER BY aggregate_type, aggregate_id, sequence");
-    let mut rows = sqlx::query(&sql).fetch(pool);
-    let mut previous: Option<(String, String, i64, Hash)> = None;
-    while let Some(row) = rows.try_next().await? {
-        let event = AuditEvent::from_row(&row)?;
-        report.events += 1;
-        let same_stream = previous
-            .as_ref()
-            .is_some_and(|(t, id, _, _)| *t == event.aggregate_type && *id == event.aggregate_id);
-        let (expected_sequence, previous_hash) = match &previous {
-            Some((_, _, sequence, hash)) if same_stream => (sequence + 1, *hash),
-            _ => {
-                report.streams += 1;
-                (1, GENESIS)
-            }
-        };
-        let stored = event.stored_hash().map_err(CommandError::Corrupt)?;
-        if event.sequence != expected_sequence {
-            report.findings.push(finding(
-                "removed",
-                Some(&event),
-                format!(
-                    "sequence {expected_sequence}–{} of the stream is missing before this event",
-                    event.sequence - 1
-                ),
-            ));
-        } else if chain_hash(&previous_hash, &event.for_hash()) != stored {
-            report.findings.push(finding(
-                "altered",
-                Some(&event),
-                "its content and its predecessor's hash no longer give its stored hash".into(),
-            ));
-        }
-        previous = Some((
-            event.aggregate_type,
-            event.aggregate_id,
-            event.sequence,
-            stored,
-        ));
-    }
-    Ok(())
-}
-
-/// Compares the events up to `up_to` with the signed leaves: each signed event must be there, at
-/// its signed position, with its signed hash; nothing unsigned may sit in the signed range.
-async fn compare_with_leaves(
-    pool: &PgPool,
-    leaves: &[Leaf],
-    up_to: i64,
-    report: &mut VerifyReport,
-) -> Result<(), CommandError> {
-    let mut signed: HashMap<Uuid, Leaf> = leaves.iter().map(|l| (l.event_id, *l)).collect();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE global_position <= $1 ORDER BY global_position"
-    );
-    let mut rows = sqlx::query(&sql).bind(up_to).fetch(pool);
-    while let Some(row) = rows.try_next().await? {
-        let event = AuditEvent::from_row(&row)?;
-        let Some(leaf) = signed.remove(&event.event_id) else {
-            report.findings.push(finding(
-                "inserted",
-                Some(&event),
-                format!("in the signed range (up to {up_to}) but not signed"),
-            ));
-            continue;
-        };
-        if leaf.position != event.global_position {
-            report.findings.push(finding(
-                "reordered",
-                Some(&event),
-                format!(
-                    "signed at position {} (leaf {}), now at {}",
-                    leaf.position, leaf.index, event.global_position
-                ),
-            ));
-        }
-        if event.stored_hash().ok() != Some(leaf.event_hash) {
-            report.findings.push(finding(
-                "altered",
-                Some(&event),
-                format!(
-                    "its stored hash differs from the one signed in leaf {}",
-                    leaf.index
-                ),
-            ));
-        }
-    }
-    let mut missing: Vec<&Leaf> = signed.values().collect();
-    missing.sort_by_key(|l| l.index);
-    let ids: Vec<Uuid> = missing.iter().map(|l| l.event_id).collect();
-    // A signed event may have moved past the signed range rather than gone.
-    let moved: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
-        "SELECT event_id, global_position FROM events WHERE event_id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .collect();
-    for leaf in missing {
-        let (kind, detail) = match moved.get(&leaf.event_id) {
-            Some(now) => (
-                "reordered",
-                format!(
-                    "signed at position {} (leaf {}), now at {now}",
-                    leaf.position, leaf.index
-                ),
-            ),
-            None => (
-                "removed",
-                format!("signed in leaf {} but no longer in the log", leaf.index),
-            ),
-        };
-        report.findings.push(Finding {
-            kind: kind.into(),
-            event_id: Some(leaf.event_id),
-            position: Some(leaf.position),
-            stream: None,
-            detail,
-        });
-    }
-    Ok(())
 }
