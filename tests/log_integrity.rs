@@ -176,7 +176,7 @@ async fn guardrail_verdicts_of_real_traffic_verify_and_prove_offline() {
 }
 
 /// Random payloads and metadata — floats of every magnitude and precision, integers past 2^53,
-/// unicode of every kind, deep nesting — appended through the real store into PostgreSQL, chained
+/// unicode of every kind, nesting 120 deep — appended through the real store into PostgreSQL, chained
 /// in streams of one to five events, and verified: no finding, whatever `jsonb` made of the text.
 #[tokio::test]
 async fn random_payloads_appended_through_the_store_all_verify() {
@@ -187,7 +187,18 @@ async fn random_payloads_appended_through_the_store_all_verify() {
         TestRng::from_seed(RngAlgorithm::ChaCha, &[14; 32]),
     );
     let strategy = arbitrary::any_value();
-    let mut value = || strategy.new_tree(&mut runner).expect("a value").current();
+    // Deep nesting too: 120 levels of arrays and of objects (serde_json reads up to 128).
+    let mut deep = vec![
+        (0..120).fold(json!(1e-7), |inner, _| json!([inner, -0.0])),
+        (0..120).fold(
+            json!("\u{2028}😀"),
+            |inner, n| json!({ format!("k{n}é"): inner, "z": 1.5 }),
+        ),
+    ];
+    let mut value = || {
+        deep.pop()
+            .unwrap_or_else(|| strategy.new_tree(&mut runner).expect("a value").current())
+    };
     let now = canonical::to_micros(chrono::Utc::now());
     let mut events = Vec::with_capacity(EVENTS);
     let mut written = std::collections::HashMap::new();
