@@ -221,7 +221,7 @@ async fn random_payloads_appended_through_the_store_all_verify() {
             .seal(&previous)
             .expect("seal");
             previous = sealed.hash;
-            written.insert(sealed.event_id, sealed.payload_json.clone());
+            written.insert(sealed.event.event_id, sealed.payload_json.clone());
             events.push(sealed);
         }
     }

@@ -320,7 +320,7 @@ async fn report_as_v1(p: &Platform, agent: uuid::Uuid, n: usize) -> uuid::Uuid {
         chrono::Utc::now(),
     )
     .expect("prepare");
-    let mut old = store::Draft::from(prepared.remove(0));
+    let mut old = prepared.remove(0).event;
     old.event_version = "1".into();
     old.payload["data"]["details"]
         .as_object_mut()

@@ -20,15 +20,19 @@ pub(crate) async fn apply(
     events: &[NewEvent],
 ) -> Result<(), CommandError> {
     for event in events {
-        if (event.aggregate_type.as_str(), event.event_type.as_str())
-            == ("Agent", "AgentKeyRotated")
+        if (
+            event.event.aggregate_type.as_str(),
+            event.event.event_type.as_str(),
+        ) == ("Agent", "AgentKeyRotated")
         {
             rotate_key(conn, event).await?;
         }
-        if (event.aggregate_type.as_str(), event.event_type.as_str())
-            == ("Agent", "AgentRegistered")
+        if (
+            event.event.aggregate_type.as_str(),
+            event.event.event_type.as_str(),
+        ) == ("Agent", "AgentRegistered")
         {
-            let data = &event.payload["data"];
+            let data = &event.event.payload["data"];
             let field = |name: &str| {
                 data[name]
                     .as_str()
@@ -73,7 +77,7 @@ pub(crate) async fn apply(
 
 /// A rotation: the new key works at once; the previous one until its grace period ends.
 async fn rotate_key(conn: &mut PgConnection, event: &NewEvent) -> Result<(), CommandError> {
-    let data = &event.payload["data"];
+    let data = &event.event.payload["data"];
     let text = |name: &str| {
         data[name]
             .as_str()

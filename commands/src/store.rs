@@ -62,62 +62,29 @@ impl Draft {
     /// Serialises payload and metadata once and chains the event to `previous` over exactly those
     /// texts — the same texts [`append`] inserts, so what is stored is what was hashed (ADR 0007).
     pub fn seal(self, previous: &[u8; 32]) -> Result<NewEvent, CommandError> {
-        let payload_json = serde_json::to_string(&self.payload)
-            .map_err(|e| CommandError::Corrupt(e.to_string()))?;
-        let metadata_json = serde_json::to_string(&self.metadata)
-            .map_err(|e| CommandError::Corrupt(e.to_string()))?;
+        let json = |value: &Value| {
+            serde_json::to_string(value).map_err(|e| CommandError::Corrupt(e.to_string()))
+        };
         let mut sealed = NewEvent {
-            event_id: self.event_id,
-            aggregate_type: self.aggregate_type,
-            aggregate_id: self.aggregate_id,
-            sequence: self.sequence,
-            event_type: self.event_type,
-            event_version: self.event_version,
-            payload: self.payload,
-            metadata: self.metadata,
-            recorded_at: self.recorded_at,
-            payload_json,
-            metadata_json,
+            payload_json: json(&self.payload)?,
+            metadata_json: json(&self.metadata)?,
+            event: self,
             hash: GENESIS,
         };
         sealed.hash = chain_hash(previous, &sealed.for_hash()).map_err(|e| {
             CommandError::Corrupt(format!(
                 "{} {}: {e}",
-                sealed.aggregate_type, sealed.aggregate_id
+                sealed.event.aggregate_type, sealed.event.aggregate_id
             ))
         })?;
         Ok(sealed)
     }
 }
 
-impl From<NewEvent> for Draft {
-    fn from(e: NewEvent) -> Self {
-        Self {
-            event_id: e.event_id,
-            aggregate_type: e.aggregate_type,
-            aggregate_id: e.aggregate_id,
-            sequence: e.sequence,
-            event_type: e.event_type,
-            event_version: e.event_version,
-            payload: e.payload,
-            metadata: e.metadata,
-            recorded_at: e.recorded_at,
-        }
-    }
-}
-
-/// One event ready to be inserted ([`Draft::seal`]).
+/// One event ready to be inserted ([`Draft::seal`]): the draft, the texts stored and hashed, the hash.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub event_id: Uuid,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    pub payload: Value,
-    pub metadata: Value,
-    pub recorded_at: DateTime<Utc>,
+    pub event: Draft,
     /// The payload's JSON text: inserted as it is, and hashed.
     pub payload_json: String,
     /// The metadata's JSON text: inserted as it is, and hashed.
@@ -128,14 +95,15 @@ pub struct NewEvent {
 impl NewEvent {
     /// The hashed view of this event: its texts as they will be stored.
     pub fn for_hash(&self) -> EventForHash<'_> {
+        let e = &self.event;
         EventForHash {
-            event_id: self.event_id,
-            aggregate_type: &self.aggregate_type,
-            aggregate_id: &self.aggregate_id,
-            sequence: self.sequence,
-            event_type: &self.event_type,
-            event_version: &self.event_version,
-            recorded_at: self.recorded_at,
+            event_id: e.event_id,
+            aggregate_type: &e.aggregate_type,
+            aggregate_id: &e.aggregate_id,
+            sequence: e.sequence,
+            event_type: &e.event_type,
+            event_version: &e.event_version,
+            recorded_at: e.recorded_at,
             payload: &self.payload_json,
             metadata: &self.metadata_json,
         }
@@ -240,15 +208,24 @@ pub async fn append(
             events.len()
         )));
     }
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
-    let agg_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
-    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
-    let event_types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event.event_id).collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e.event.aggregate_type.as_str())
+        .collect();
+    let agg_ids: Vec<&str> = events
+        .iter()
+        .map(|e| e.event.aggregate_id.as_str())
+        .collect();
+    let sequences: Vec<i64> = events.iter().map(|e| e.event.sequence).collect();
+    let event_types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
+    let versions: Vec<&str> = events
+        .iter()
+        .map(|e| e.event.event_version.as_str())
+        .collect();
     let payloads: Vec<&str> = events.iter().map(|e| e.payload_json.as_str()).collect();
     let metadata: Vec<&str> = events.iter().map(|e| e.metadata_json.as_str()).collect();
-    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at).collect();
+    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.event.recorded_at).collect();
     let hashes: Vec<&[u8]> = events.iter().map(|e| e.hash.as_slice()).collect();
     // Before the first write (which assigns the transaction id): mark this transaction as an event
     // writer for the relay's visibility horizon. Advisory locks do not assign a transaction id.

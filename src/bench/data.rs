@@ -173,7 +173,8 @@ pub async fn problem_log(pool: &PgPool, n: usize) -> anyhow::Result<usize> {
                 &metadata,
                 at,
             )?;
-            let e = &prepared[0];
+            let sealed = &prepared[0];
+            let e = &sealed.event;
             let position = (xid << 20) | (k as i64 + 1);
             row(
                 &mut text,
@@ -186,10 +187,10 @@ pub async fn problem_log(pool: &PgPool, n: usize) -> anyhow::Result<usize> {
                     &e.sequence.to_string(),
                     &e.event_type,
                     &e.event_version,
-                    &e.payload_json,
-                    &e.metadata_json,
+                    &sealed.payload_json,
+                    &sealed.metadata_json,
                     &e.recorded_at.to_rfc3339(),
-                    &format!("\\x{}", hex::encode(e.hash)),
+                    &format!("\\x{}", hex::encode(sealed.hash)),
                 ],
             );
         }
