@@ -301,6 +301,15 @@ pub struct ApiArgs {
     /// `{"keyId", "publicKeyBase64", "validFrom", "validUntil"}` (active until `validUntil`).
     #[arg(long = "heartbeat-previous-keys", env = "BW_HEARTBEAT_PREVIOUS_KEYS")]
     pub heartbeat_previous_keys: Option<String>,
+    /// Submissions waiting for the guardrail from which agents' submissions are refused with 429
+    /// and `Retry-After` (0: never). Keep it under a minute of the guardrail's throughput so that a
+    /// full backlog drains within a minute.
+    #[arg(
+        long = "guardrail-max-backlog",
+        env = "BW_GUARDRAIL_MAX_BACKLOG",
+        default_value_t = 2000
+    )]
+    pub guardrail_max_backlog: u64,
     #[command(flatten)]
     pub people: PeopleArgs,
     #[command(flatten)]
@@ -784,9 +793,25 @@ pub struct GuardrailArgs {
         default_value_t = 0.92
     )]
     pub duplicate_similarity: f64,
+    /// Judges (claim loops) this process runs; more processes may run their own, all sharing one
+    /// queue.
+    #[arg(long = "guardrail-workers", env = "BW_GUARDRAIL_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// Submissions one judge claims and embeds at once.
+    #[arg(long = "guardrail-batch", env = "BW_GUARDRAIL_BATCH", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch: u16,
 }
 
 impl GuardrailArgs {
+    /// How the judges claim.
+    pub fn queue(&self) -> bw_guardrail::queue::QueueConfig {
+        bw_guardrail::queue::QueueConfig {
+            workers: usize::from(self.workers),
+            batch: usize::from(self.batch),
+            ..Default::default()
+        }
+    }
+
     /// The worker's configuration; thresholds must lie in 0–1 with reject-below under each approve.
     pub fn config(&self) -> anyhow::Result<bw_guardrail::worker::GuardrailConfig> {
         use bw_domain::guardrail::{Thresholds, TrustPolicy};

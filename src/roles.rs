@@ -258,6 +258,9 @@ impl Deps {
             embedder: load_embedder(&api.model, false).await?,
             email_secret: email_secret(&self.pool, &api.people).await?,
             store: api.storage.store().await?,
+            backpressure: Arc::new(bw_gateway::backpressure::Backpressure::new(
+                api.guardrail_max_backlog,
+            )),
         });
         Ok(self.with_projection_check())
     }
@@ -468,7 +471,7 @@ pub async fn classifier(
     Ok(Arc::new(Arc::new(semantic)))
 }
 
-/// Starts the guardrail worker on the projector runtime.
+/// Starts the guardrail: its intake on the projector runtime, and its judges.
 async fn spawn_guardrail(
     deps: &Deps,
     streams: &StreamArgs,
@@ -491,23 +494,31 @@ async fn spawn_guardrail(
     if let Some(embedder) = embedder {
         worker = worker.with_duplicate_check(embedder);
     }
-    tracing::info!(classifier = %args.classifier, "guardrail worker starting");
     let js = async_nats::jetstream::new(deps.nats.clone());
-    let projector = Projector::start(
+    let intake = Projector::start(
         deps.pool.clone(),
         deps.pg_options.clone(),
         &js,
         &streams.events(),
-        Arc::new(worker),
+        Arc::new(bw_guardrail::queue::Intake),
         deps.state.metrics.projections.clone(),
         ProjectorConfig::default(),
     )
     .await
-    .context("cannot start the guardrail worker")?;
+    .context("cannot start the guardrail's intake")?;
     let stop = shutdown.triggered();
     shutdown.spawn(async move {
-        if let Err(e) = projector.run(stop).await {
-            tracing::error!(error = %e, "guardrail worker stopped with an error");
+        if let Err(e) = intake.run(stop).await {
+            tracing::error!(error = %e, "guardrail intake stopped with an error");
+        }
+    });
+    tracing::info!(classifier = %args.classifier, workers = args.workers, batch = args.batch, "guardrail judges starting");
+    let judges =
+        bw_guardrail::queue::Judges::new(Arc::new(worker), deps.pool.clone(), args.queue());
+    let stop = shutdown.triggered();
+    shutdown.spawn(async move {
+        if let Err(e) = judges.run(stop).await {
+            tracing::error!(error = %e, "guardrail judges stopped with an error");
         }
     });
     Ok(())
@@ -617,11 +628,24 @@ fn spawn_purge(pool: PgPool, shutdown: &Shutdown) {
     });
 }
 
+/// Measures the guardrail's backlog for the API's backpressure (nothing when it is off).
+fn spawn_backpressure(deps: &Deps, shutdown: &Shutdown) {
+    if let Some(platform) = &deps.state.platform {
+        let gate = platform.backpressure.clone();
+        shutdown.spawn(gate.run(
+            deps.pool.clone(),
+            deps.state.metrics.guardrail.clone(),
+            shutdown.triggered(),
+        ));
+    }
+}
+
 async fn serve(common: CommonConfig, args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let deps = Deps::connect(&common, "gateway", limits(&args.http))
         .await?
         .with_platform(&args.api, false)
         .await?;
+    spawn_backpressure(&deps, &shutdown);
     spawn_purge(deps.pool.clone(), &shutdown);
     let router = bw_gateway::router(deps.state.clone());
     let app = bind(args.http.addr, "BW_HTTP_ADDR", router, deps.state.clone()).await?;
@@ -714,6 +738,7 @@ async fn dev(common: CommonConfig, args: DevArgs, shutdown: Shutdown) -> anyhow:
     };
     spawn_projectors(&deps, &args.streams, embedder.clone(), vision, &shutdown).await?;
     spawn_guardrail(&deps, &args.streams, &args.guardrail, embedder, &shutdown).await?;
+    spawn_backpressure(&deps, &shutdown);
     spawn_purge(deps.pool.clone(), &shutdown);
     spawn_scheduler(deps.pool.clone(), &shutdown);
     if let Some(signer) = args

@@ -57,6 +57,7 @@ impl Classifier for Scripted {
 
 struct Agent {
     key: String,
+    id: uuid::Uuid,
 }
 
 async fn agent(p: &Platform, username: &str) -> Agent {
@@ -67,6 +68,10 @@ async fn agent(p: &Platform, username: &str) -> Agent {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     Agent {
         key: body["data"]["apiKey"].as_str().expect("key").to_owned(),
+        id: body["data"]["agentId"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("agent id"),
     }
 }
 
@@ -321,8 +326,69 @@ async fn doubtful_content_waits_for_one_admin_who_alone_decides_it() {
     assert!(!feed.contains(&problem), "an edit goes back to pending");
 }
 
+/// Queues every submission event of the log again, as after a crash of every judge between their
+/// verdicts and their deletes.
+async fn requeue_every_submission(pool: &sqlx::PgPool) -> u64 {
+    let types: Vec<&str> = bw_guardrail::worker::SUBMISSIONS
+        .iter()
+        .map(|(_, t)| *t)
+        .collect();
+    sqlx::query(
+        "INSERT INTO guardrail_queue (global_position, event_id, submitted_at)
+         SELECT global_position, event_id, recorded_at FROM events WHERE event_type = ANY($1)
+         ON CONFLICT (global_position) DO NOTHING",
+    )
+    .bind(&types)
+    .execute(pool)
+    .await
+    .expect("requeued")
+    .rows_affected()
+}
+
+/// Runs the guardrail's real intake until `expected` submissions are queued; returns the count.
+async fn queue_through_the_intake(p: &support::Pipeline, expected: i64) -> i64 {
+    let intake = p.projector(Arc::new(bw_guardrail::queue::Intake)).await;
+    let mut queued = 0;
+    for _ in 0..100 {
+        intake
+            .process_batch(Some(std::time::Duration::from_secs(1)))
+            .await
+            .expect("intake");
+        queued = sqlx::query_scalar("SELECT count(*) FROM guardrail_queue")
+            .fetch_one(&p.pool)
+            .await
+            .expect("count");
+        if queued == expected {
+            break;
+        }
+    }
+    assert_eq!(queued, expected, "submissions queued by the intake");
+    queued
+}
+
+/// Judges on `pool` with `classifier`, claiming `batch` at a time.
+fn judges(
+    p: &support::Pipeline,
+    classifier: Arc<dyn Classifier>,
+    batch: usize,
+) -> bw_guardrail::queue::Judges {
+    bw_guardrail::queue::Judges::new(
+        Arc::new(bw_guardrail::worker::GuardrailWorker::new(
+            p.bus.clone(),
+            classifier,
+            Default::default(),
+        )),
+        p.pool.clone(),
+        bw_guardrail::queue::QueueConfig {
+            batch,
+            ..Default::default()
+        },
+    )
+}
+
 #[tokio::test]
-async fn replaying_every_content_event_through_a_fresh_worker_adds_no_verdict() {
+async fn two_judges_replaying_every_submission_add_no_verdict() {
+    // Given a report judged, then edited and judged again
     let p = Platform::spawn().await;
     let river = agent(&p, "replayed_river").await;
     let (problem, _, _) = judged(&p, &river, "Broken hand pump at the primary school", WELL).await;
@@ -340,22 +406,26 @@ async fn replaying_every_content_event_through_a_fresh_worker_adds_no_verdict() 
         .await
         .expect("count");
 
-    // Everything again, as after a crash before any checkpoint: the original report (superseded by
-    // the edit) and the edit (judged already) both come back.
-    let worker = bw_guardrail::worker::GuardrailWorker::new(
-        p.pipeline.bus.clone(),
-        Arc::new(bw_guardrail::classifier::AdminOnly),
-        Default::default(),
+    // When both submissions come back (the report, superseded by the edit, and the edit, judged
+    // already) to two judges at once, each claiming one at a time
+    let requeued = requeue_every_submission(&p.pipeline.pool).await;
+    assert_eq!(requeued, 2, "the report and the edit");
+    let (a, b) = (
+        judges(
+            &p.pipeline,
+            Arc::new(bw_guardrail::classifier::AdminOnly),
+            1,
+        ),
+        judges(
+            &p.pipeline,
+            Arc::new(bw_guardrail::classifier::AdminOnly),
+            1,
+        ),
     );
-    let mut conn = p.pipeline.pool.acquire().await.expect("conn");
-    let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Problem"])
-        .await
-        .expect("log");
-    assert!(events.len() >= 4, "report, verdict, edit, verdict");
-    for event in &events {
-        use bw_projections::runtime::Projection as _;
-        worker.apply(&mut conn, event).await.expect("applied");
-    }
+    let (x, y) = tokio::join!(a.judge_pending(), b.judge_pending());
+
+    // Then both are handled and nothing is appended
+    assert_eq!(x.expect("judged") + y.expect("judged"), 2);
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&p.pipeline.pool)
         .await
@@ -364,6 +434,95 @@ async fn replaying_every_content_event_through_a_fresh_worker_adds_no_verdict() 
         after, before,
         "a redelivered submission never gets a second verdict"
     );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM guardrail_queue")
+        .fetch_one(&p.pipeline.pool)
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+}
+
+/// Answers after a pause, like a classifier that takes time.
+#[derive(Debug)]
+struct Slow;
+
+impl Classifier for Slow {
+    fn name(&self) -> &str {
+        "slow@1"
+    }
+
+    fn assess<'a>(
+        &'a self,
+        _: ContentType,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Assessment>, GuardrailError>> {
+        Box::pin(async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            Ok(None)
+        })
+    }
+}
+
+#[tokio::test]
+async fn two_judges_share_the_queue_and_every_submission_gets_exactly_one_verdict() {
+    // Given 40 reports and 20 edits from agents, queued by the real intake, no judge running
+    let p = Platform::spawn_configured(std::time::Duration::from_secs(5), false).await;
+    let mut ids = Vec::new();
+    for a in 0..4 {
+        let author = agent(&p, &format!("shared_queue_{a}")).await;
+        for n in 0..10 {
+            let (status, _, body) = send(p.http.post(p.url("/problems")).bearer_auth(&author.key).json(&json!({
+                "title": format!("Well {a}-{n} in the eastern ward tested positive for E. coli"),
+                "description": WELL, "domain": "clean_water_sanitation", "severity": "high"
+            })))
+            .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            let id = body["data"]["problemId"].as_str().expect("id").to_owned();
+            if n % 2 == 0 {
+                let (status, _, body) = send(
+                    p.http
+                        .patch(p.url(&format!("/problems/{id}")))
+                        .bearer_auth(&author.key)
+                        .json(&json!({ "title": format!("Well {a}-{n}, tested again this week") })),
+                )
+                .await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            }
+            ids.push(id);
+        }
+    }
+    let last = ids.last().expect("one").clone();
+    support::until_logged(&p.pipeline.pool, "ProblemReported", &last).await;
+    let queued = queue_through_the_intake(&p.pipeline, 60).await;
+
+    // When two judges claim four at a time, concurrently
+    let (a, b) = (
+        judges(&p.pipeline, Arc::new(Slow), 4),
+        judges(&p.pipeline, Arc::new(Slow), 4),
+    );
+    let (x, y) = tokio::join!(a.judge_pending(), b.judge_pending());
+    let (x, y) = (x.expect("judged"), y.expect("judged"));
+
+    // Then both did part of the work, every row is handled once
+    let queued = usize::try_from(queued).expect("count");
+    assert_eq!(
+        x + y,
+        queued,
+        "each queued submission handled once: {x} + {y}"
+    );
+    assert!(x > 0 && y > 0, "the work is shared: {x} and {y}");
+    // and each problem has exactly one verdict: on its edit when it was edited before judging
+    // (the superseded report gets none), else on its report
+    let verdicts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, count(*) FILTER (WHERE event_type = 'GuardrailDecided')
+         FROM events WHERE aggregate_type = 'Problem' GROUP BY aggregate_id",
+    )
+    .fetch_all(&p.pipeline.pool)
+    .await
+    .expect("verdicts");
+    assert_eq!(verdicts.len(), 40);
+    for (id, count) in verdicts {
+        assert_eq!(count, 1, "problem {id}: {count} verdicts");
+    }
 }
 
 /// The embedding model, loaded on a blocking thread.
@@ -922,7 +1081,23 @@ async fn approvals_by_an_admin_count_towards_the_agents_trust_tier() {
         let (status, _, answer) = send(request).await;
         assert_eq!(status, StatusCode::OK, "{path}: {answer}");
     }
-    until_logged(&p.pipeline.pool, "Reviewed", &problem).await;
+    let (reviewed, _) = until_logged(&p.pipeline.pool, "Reviewed", &problem).await;
+    // The approval reaches the tier through the agent_trust read model.
+    assert!(
+        bw_projections::status::wait_for(
+            &p.pipeline.pool,
+            &bw_projections::models::trust::AgentTrust,
+            reviewed,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("waited"),
+        "agent_trust caught up"
+    );
+    let approvals = bw_projections::models::trust::approvals(&p.pipeline.pool, river.id)
+        .await
+        .expect("approvals");
+    assert_eq!(approvals, 1, "the admin's approval is counted");
     let (_, _, verdict) = judged(&p, &river, "Broken hand pump at the primary school", WELL).await;
     assert_eq!(
         verdict["trustTier"], "verified",
@@ -963,4 +1138,81 @@ async fn embedding_throughput_alone_and_batched() {
     })
     .await
     .expect("blocking");
+}
+
+#[tokio::test]
+async fn at_the_backlog_bound_submissions_get_429_with_retry_after_until_the_guardrail_drains() {
+    // Given a bound of 5 waiting submissions and no guardrail running
+    let p = Platform::spawn_with_backlog_bound(5, false).await;
+    let river = agent(&p, "pushed_back_river").await;
+    let report = |n: usize| {
+        p.http
+            .post(p.url("/problems"))
+            .bearer_auth(&river.key)
+            .json(&json!({
+                "title": format!("Well {n} in the eastern ward tested positive for E. coli"),
+                "description": WELL, "domain": "clean_water_sanitation", "severity": "high"
+            }))
+    };
+
+    // When the agent keeps reporting
+    let (mut accepted, mut refusal) = (0, None);
+    for n in 0..30 {
+        let response = report(n).send().await.expect("sent");
+        match response.status() {
+            StatusCode::ACCEPTED => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                let retry_after = response.headers()["retry-after"]
+                    .to_str()
+                    .expect("ascii")
+                    .parse::<u64>()
+                    .expect("seconds");
+                let body: Value = response.json().await.expect("json");
+                refusal = Some((retry_after, body));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    // Then no more than the bound were taken, the rest refused with the rate-limit envelope
+    assert!((1..=5).contains(&accepted), "accepted {accepted}, bound 5");
+    let (retry_after, body) = refusal.expect("refused at the bound");
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+    let waiting = bw_guardrail::queue::backlog(&p.pipeline.pool, 1000)
+        .await
+        .expect("backlog");
+    assert_eq!(waiting, accepted, "what waits is what was taken");
+    // and reads are never refused
+    let (status, _, _) = send(p.http.get(p.url("/problems"))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // When the guardrail queues and judges what waits
+    queue_through_the_intake(&p.pipeline, accepted).await;
+    let judged = judges(
+        &p.pipeline,
+        Arc::new(bw_guardrail::classifier::AdminOnly),
+        16,
+    )
+    .judge_pending()
+    .await
+    .expect("judged");
+    assert_eq!(i64::try_from(judged).expect("count"), accepted);
+
+    // Then submissions are taken again once the gateway measures the drained backlog
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut n = 100;
+    loop {
+        let response = report(n).send().await.expect("sent");
+        if response.status() == StatusCode::ACCEPTED {
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused after draining"
+        );
+        n += 1;
+        tokio::task::yield_now().await;
+    }
 }

@@ -132,6 +132,7 @@ impl TestApp {
                 heartbeat_signing_key: None,
                 heartbeat_key_file: None,
                 heartbeat_previous_keys: None,
+                guardrail_max_backlog: 0,
                 people: Default::default(),
                 model: betterworld::cli::ModelArgs {
                     model_dir: "does-not-exist".into(),

@@ -49,7 +49,7 @@ fn with_middleware(state: AppState, routes: Router<AppState>) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Innermost first: body limit, timeout, panic guard, rate limits, then the request context
+        // Innermost first: body limit, timeout, panic guard, the guardrail's backpressure, rate limits, then the request context
         // outermost, so the envelope guard and metrics see timeouts, panics and 429s too.
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -57,6 +57,10 @@ fn with_middleware(state: AppState, routes: Router<AppState>) -> Router {
             limits.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::backpressure::guard,
+        ))
         .layer(from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .layer(from_fn_with_state(
             state.clone(),

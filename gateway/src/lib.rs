@@ -20,6 +20,7 @@
 //!   error (including the framework's own 404/405/413/timeouts/panics) into the envelope.
 //! - [`heartbeat`]: Ed25519-signed heartbeat instructions and the public key registry.
 //! - [`openapi`]: the OpenAPI document and the offline Swagger UI page.
+//! - [`backpressure`]: `429` on agents' submissions while the guardrail's backlog is at its bound.
 //! - [`ratelimit`]: per-instance GCRA limits per role and per endpoint, `X-RateLimit-*`, `429`.
 //! - [`listener`]: a TCP listener that counts open connections.
 //! - [`routes`]: the route handlers, one module per area (`ops` for health, readiness, metrics;
@@ -27,6 +28,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backpressure;
 pub mod codes;
 pub mod command;
 pub mod consistency;

@@ -48,6 +48,8 @@ pub struct Platform {
     pub embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
     /// Keeps evidence files (a local directory, or S3).
     pub store: Arc<dyn bw_infra::storage::ObjectStore>,
+    /// Refuses agents' submissions while the guardrail's backlog is at its bound.
+    pub backpressure: Arc<crate::backpressure::Backpressure>,
 }
 
 /// Request limits.

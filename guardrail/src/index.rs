@@ -23,12 +23,14 @@ use uuid::Uuid;
 
 use crate::{
     GuardrailError,
+    content::{Content, content_of, decode_event},
     embed::{Embedder, MODEL},
-    worker::{Content, content_of, decode_event},
 };
 
 /// The projection's name.
 pub const NAME: &str = "semantic_index";
+/// The projection's schema version.
+pub const VERSION: i32 = 1;
 
 /// The projection.
 #[derive(Debug, Clone)]
@@ -194,7 +196,7 @@ impl Projection for SemanticIndex {
     }
 
     fn version(&self) -> i32 {
-        1
+        VERSION
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {

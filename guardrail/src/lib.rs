@@ -1,13 +1,15 @@
 //! The guardrail: judges every problem, solution and debate post an agent submits or edits.
 //!
-//! The worker consumes content events (through the projector runtime: a durable JetStream consumer
-//! with a checkpoint, gap-filled from the PostgreSQL log), and for each submission:
+//! The intake ([`queue::Intake`], on the projector runtime: a durable JetStream consumer with a
+//! checkpoint, gap-filled from the PostgreSQL log) queues every submission event; judges
+//! ([`queue::Judges`], any number, in one process or many) claim them and, for each:
 //!
 //! 1. rebuilds the submitted text from the log (an edit changes some fields; the whole text is judged),
 //! 2. normalises it and runs **Layer A** (forbidden patterns, `bw_domain::guardrail`),
 //! 3. asks the **Layer B** [`Classifier`] — through the decision cache keyed by SHA-256 of content type
 //!    and normalised text — unless Layer A already rejected,
-//! 4. applies the author's **trust tier** thresholds (age and approvals, counted from the log), and
+//! 4. applies the author's **trust tier** thresholds (its age, from its stream; its approvals, from the
+//!    `agent_trust` read model — never a scan of the log), and
 //! 5. issues the verdict command with the id derived from the source event. The content aggregate
 //!    records one verdict per submission, so a redelivered event never produces a second verdict.
 //!
@@ -15,6 +17,8 @@
 //!
 //! # Layout
 //!
+//! - [`content`]: a submission's text, folded from its stream.
+//! - [`queue`]: the intake, the judges' claim loops, the backlog.
 //! - [`classifier`]: the [`Classifier`] trait and the classifiers: `AdminOnly` (no Layer B) and
 //!   `Semantic` (local, by meaning).
 //! - [`embed`]: all-MiniLM-L6-v2 sentence embeddings in process (candle).
@@ -22,10 +26,11 @@
 //! - [`llm`]: the optional LLM judge (Anthropic Messages or OpenAI-compatible chat completions).
 //! - [`prototypes`]: the reference texts the semantic classifier compares with.
 //! - [`vision`]: the optional vision model for evidence ([`vision::VisionProvider`], Anthropic).
-//! - [`worker`]: [`worker::GuardrailWorker`], the consumer described above.
+//! - [`worker`]: [`worker::GuardrailWorker`]: judges one submission and records its verdict.
 //! - [`error`]: [`GuardrailError`], this crate's one error type.
 
 pub mod classifier;
+pub mod content;
 pub mod embed;
 pub mod error;
 pub mod eval;
@@ -33,6 +38,7 @@ pub mod index;
 pub mod linear;
 pub mod llm;
 pub mod prototypes;
+pub mod queue;
 pub mod vision;
 pub mod worker;
 

@@ -1,10 +1,13 @@
-//! The guardrail worker (see the crate documentation for the steps).
+//! The guardrail worker (see the crate documentation for the steps): judges one submission and
+//! records its verdict through the content's aggregate, in the aggregate's own transaction.
 //!
-//! It runs on the projector runtime — a durable consumer, batches, a checkpoint, gaps filled from
-//! the log — but unlike a read model its effect is a command: the verdict is written by the content
-//! aggregate in its own transaction. If the worker stops after the verdict commits and before its
-//! checkpoint does, the event comes again, the aggregate sees that this submission has its verdict,
-//! and nothing is appended: exactly one verdict per submission.
+//! Submissions reach it through the queue ([`crate::queue`]). Everything it reads per submission is
+//! bounded by that submission, never by the size of the log: the content's own stream, the author's
+//! registration (the first event of its stream), its approvals (the `agent_trust` read model), the
+//! decision and embedding caches (by key) and the nearest approved problem (an HNSW index). If the
+//! worker stops after a verdict commits and before its queue row is deleted, the submission comes
+//! again, the aggregate sees that it has its verdict, and nothing is appended: exactly one verdict per
+//! submission, however many workers run.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,21 +18,40 @@ use bw_domain::{
         normalise, verdict_id,
     },
     meta::Actor,
-    mission::{Mission, MissionCommand, MissionEvent, MissionText},
-    problem::{Problem, ProblemCommand, ProblemEvent},
+    mission::{Mission, MissionCommand},
+    problem::{Problem, ProblemCommand},
     solution::{Solution, SolutionCommand, SolutionEvent},
 };
 use bw_infra::envelope::EventEnvelope;
-use bw_projections::{ProjectionError, runtime::Projection};
+use bw_projections::ProjectionError;
 use chrono::Utc;
-use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{Classifier, GuardrailError};
+use crate::{
+    Classifier, GuardrailError,
+    content::{content_of, decode_event},
+};
 
-/// The checkpoint and consumer name.
+/// The events that submit content for judgment, by aggregate type: a report, proposal or creation,
+/// an edit, a debate post.
+pub const SUBMISSIONS: [(&str, &str); 7] = [
+    ("Problem", "ProblemReported"),
+    ("Problem", "ProblemEdited"),
+    ("Solution", "SolutionProposed"),
+    ("Solution", "SolutionEdited"),
+    ("Solution", "DebatePosted"),
+    ("Mission", "MissionCreated"),
+    ("Mission", "MissionEdited"),
+];
+
+/// Whether an event of this type submits content for judgment.
+pub fn is_submission(aggregate_type: &str, event_type: &str) -> bool {
+    SUBMISSIONS.contains(&(aggregate_type, event_type))
+}
+
+/// The name of the guardrail's intake: its checkpoint and consumer.
 pub const NAME: &str = "guardrail";
 
 /// How the worker judges.
@@ -62,267 +84,6 @@ pub struct GuardrailWorker {
     metrics: Option<bw_infra::metrics::GuardrailMetrics>,
     /// Embeds problems for the near-duplicate check (none: no check).
     embedder: Option<Arc<crate::embed::Embedder>>,
-}
-
-/// A problem's or solution's text as of a stream position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Content {
-    pub title: String,
-    /// Problems: the description; solutions: description and approach.
-    pub body: String,
-    /// Problems only.
-    pub domain: Option<bw_domain::taxonomy::ProblemDomain>,
-    pub author: Uuid,
-    /// Every other public text field (location name, existing solutions, data sources, links;
-    /// expected impact, risks and mitigations, skills, locations, timeline), one per line.
-    pub extra: String,
-}
-
-impl Content {
-    /// Everything the public will read: what the guardrail judges and the index embeds.
-    pub fn text(&self) -> String {
-        [self.title.as_str(), self.body.as_str(), self.extra.as_str()]
-            .iter()
-            .filter(|t| !t.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// A mission's text into `content_of`'s fields: title, description, then each other field.
-fn mission_text(
-    fields: &mut [String; 3],
-    other: &mut std::collections::BTreeMap<&'static str, Vec<String>>,
-    text: &MissionText,
-) {
-    fields[0].clone_from(&text.title);
-    fields[1].clone_from(&text.description);
-    other.insert(
-        "instructions",
-        text.instructions.iter().map(|s| s.text.clone()).collect(),
-    );
-    other.insert(
-        "evidenceRequired",
-        text.evidence_required
-            .iter()
-            .map(|e| e.description.clone())
-            .collect(),
-    );
-    other.insert("requiredSkills", text.required_skills.clone());
-}
-
-/// The text of the problem, solution or mission on stream `aggregate_id` as of sequence `upto`, folded from the
-/// log (a report or proposal, then every edit).
-pub async fn content_of(
-    conn: &mut PgConnection,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    upto: i64,
-    content_type: ContentType,
-) -> Result<Content, GuardrailError> {
-    let history: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
-        "SELECT event_type, event_version, payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 ORDER BY sequence",
-    )
-    .bind(aggregate_type)
-    .bind(aggregate_id)
-    .bind(upto)
-    .fetch_all(conn)
-    .await?;
-    let (mut fields, mut author, mut domain) =
-        ([String::new(), String::new(), String::new()], None, None);
-    // Other public text, by field name, so an edit replaces a field's lines.
-    let mut other: std::collections::BTreeMap<&'static str, Vec<String>> = Default::default();
-    for (event_type, version, payload) in history {
-        let payload = (
-            aggregate_type,
-            event_type.as_str(),
-            version.as_str(),
-            payload,
-        );
-        match content_type {
-            ContentType::Problem => match decode::<ProblemEvent>(payload)? {
-                ProblemEvent::ProblemReported {
-                    details,
-                    reported_by,
-                    ..
-                } => {
-                    fields[0] = details.title.as_str().to_owned();
-                    fields[1] = details.description.as_str().to_owned();
-                    domain = Some(details.domain);
-                    author = Some(reported_by);
-                    let links = |l: &[bw_domain::values::HttpsUrl]| {
-                        l.iter().map(|l| l.as_str().to_owned()).collect()
-                    };
-                    other.insert(
-                        "locationName",
-                        details
-                            .location_name
-                            .iter()
-                            .map(|l| l.as_str().to_owned())
-                            .collect(),
-                    );
-                    other.insert("existingSolutions", details.existing_solutions.clone());
-                    other.insert("dataSources", details.data_sources.clone());
-                    other.insert("evidenceLinks", links(&details.evidence_links));
-                }
-                ProblemEvent::ProblemEdited { changes, .. } => {
-                    if let Some(t) = &changes.title {
-                        fields[0] = t.as_str().to_owned();
-                    }
-                    if let Some(d) = &changes.description {
-                        fields[1] = d.as_str().to_owned();
-                    }
-                    if let Some(l) = &changes.location_name {
-                        other.insert("locationName", vec![l.as_str().to_owned()]);
-                    }
-                    if let Some(v) = &changes.existing_solutions {
-                        other.insert("existingSolutions", v.clone());
-                    }
-                    if let Some(v) = &changes.data_sources {
-                        other.insert("dataSources", v.clone());
-                    }
-                    if let Some(v) = &changes.evidence_links {
-                        other.insert(
-                            "evidenceLinks",
-                            v.iter().map(|l| l.as_str().to_owned()).collect(),
-                        );
-                    }
-                }
-                _ => {}
-            },
-            ContentType::Mission => match decode::<MissionEvent>(payload)? {
-                MissionEvent::MissionCreated {
-                    spec,
-                    created_by,
-                    domain: problem_domain,
-                    ..
-                } => {
-                    author = Some(created_by);
-                    domain = Some(problem_domain);
-                    mission_text(&mut fields, &mut other, &spec.text);
-                    other.insert("locationName", spec.location_name.iter().cloned().collect());
-                    other.insert("missionType", spec.mission_type.iter().cloned().collect());
-                }
-                MissionEvent::MissionEdited { text, .. } => {
-                    mission_text(&mut fields, &mut other, &text);
-                }
-                _ => {}
-            },
-            ContentType::Solution | ContentType::Debate => {
-                match decode::<SolutionEvent>(payload)? {
-                    SolutionEvent::SolutionProposed {
-                        details,
-                        proposed_by,
-                        ..
-                    } => {
-                        fields = [
-                            details.title.as_str().to_owned(),
-                            details.description.as_str().to_owned(),
-                            details.approach.as_str().to_owned(),
-                        ];
-                        author = Some(proposed_by);
-                        let impact = &details.expected_impact;
-                        other.insert(
-                            "expectedImpact",
-                            vec![format!("{} ({})", impact.metric, impact.timeframe)],
-                        );
-                        other.insert(
-                            "risksAndMitigations",
-                            details
-                                .risks_and_mitigations
-                                .iter()
-                                .map(|r| format!("{}: {}", r.risk, r.mitigation))
-                                .collect(),
-                        );
-                        other.insert("requiredSkills", details.required_skills.clone());
-                        other.insert("requiredLocations", details.required_locations.clone());
-                        other.insert(
-                            "timelineEstimate",
-                            details
-                                .timeline_estimate
-                                .iter()
-                                .map(|t| t.as_str().to_owned())
-                                .collect(),
-                        );
-                    }
-                    SolutionEvent::SolutionEdited { changes, .. } => {
-                        if let Some(t) = &changes.title {
-                            fields[0] = t.as_str().to_owned();
-                        }
-                        if let Some(d) = &changes.description {
-                            fields[1] = d.as_str().to_owned();
-                        }
-                        if let Some(a) = &changes.approach {
-                            fields[2] = a.as_str().to_owned();
-                        }
-                        if let Some(e) = &changes.expected_impact {
-                            other.insert(
-                                "expectedImpact",
-                                vec![format!("{} ({})", e.metric, e.timeframe)],
-                            );
-                        }
-                        if let Some(r) = &changes.risks_and_mitigations {
-                            other.insert(
-                                "risksAndMitigations",
-                                r.iter()
-                                    .map(|r| format!("{}: {}", r.risk, r.mitigation))
-                                    .collect(),
-                            );
-                        }
-                        if let Some(v) = &changes.required_skills {
-                            other.insert("requiredSkills", v.clone());
-                        }
-                        if let Some(v) = &changes.required_locations {
-                            other.insert("requiredLocations", v.clone());
-                        }
-                        if let Some(t) = &changes.timeline_estimate {
-                            other.insert("timelineEstimate", vec![t.as_str().to_owned()]);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    let author = author
-        .ok_or_else(|| GuardrailError::Corrupt(format!("{aggregate_id}: no report or proposal")))?;
-    let [title, description, approach] = fields;
-    let body = if approach.is_empty() {
-        description
-    } else {
-        format!("{description}\n{approach}")
-    };
-    let extra = other.into_values().flatten().collect::<Vec<_>>().join("\n");
-    Ok(Content {
-        title,
-        body,
-        domain,
-        author,
-        extra,
-    })
-}
-
-/// Reads a stored event payload (of `version`) as the current domain event type (upcast first).
-pub(crate) fn decode<E: serde::de::DeserializeOwned>(
-    stored: (&str, &str, &str, serde_json::Value),
-) -> Result<E, GuardrailError> {
-    let (aggregate_type, event_type, version, payload) = stored;
-    let payload = bw_domain::upcast::upcast(aggregate_type, event_type, version, payload)
-        .map_err(GuardrailError::Corrupt)?;
-    serde_json::from_value(payload).map_err(|e| GuardrailError::Corrupt(e.to_string()))
-}
-
-/// [`decode`] for an envelope.
-pub(crate) fn decode_event<E: serde::de::DeserializeOwned>(
-    event: &EventEnvelope,
-) -> Result<E, GuardrailError> {
-    decode((
-        &event.aggregate_type,
-        &event.event_type,
-        &event.event_version,
-        event.payload.clone(),
-    ))
 }
 
 /// A submission to judge.
@@ -371,6 +132,11 @@ impl GuardrailWorker {
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?)
+    }
+
+    /// The metrics it records in, if any.
+    pub fn metrics(&self) -> Option<&bw_infra::metrics::GuardrailMetrics> {
+        self.metrics.as_ref()
     }
 
     /// Records durations, decisions and cache lookups in `metrics`.
@@ -491,7 +257,8 @@ impl GuardrailWorker {
         }
     }
 
-    /// The author's trust tier facts, from the log: age at the time of the event, approvals so far.
+    /// The author's trust tier facts: its age at the time of the event (from the first event of its
+    /// stream) and its approvals so far (from the `agent_trust` read model).
     async fn tier_facts(
         conn: &mut PgConnection,
         author: Uuid,
@@ -503,21 +270,12 @@ impl GuardrailWorker {
         .bind(author.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-        // Approved by the guardrail, or by an admin reviewing a flagged verdict on this agent's
-        // content (a review names the content; its flagging verdict names the author).
-        let approvals: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM events WHERE event_type = 'GuardrailDecided'
-                       AND payload->'data'->>'authorAgentId' = $1 AND payload->'data'->>'decision' = 'approved')
-                  + (SELECT count(*) FROM events r WHERE r.event_type = 'Reviewed'
-                       AND r.payload->'data'->>'decision' = 'approved'
-                       AND EXISTS (SELECT 1 FROM events v WHERE v.event_type = 'GuardrailDecided'
-                                     AND v.payload->'data'->>'authorAgentId' = $1
-                                     AND v.aggregate_id = r.aggregate_id
-                                     AND v.payload->'data'->>'contentId' = r.payload->'data'->>'contentId'))",
-        )
-        .bind(author.to_string())
-        .fetch_one(&mut *conn)
-        .await?;
+        let approvals = bw_projections::models::trust::approvals(&mut *conn, author)
+            .await
+            .map_err(|e| match e {
+                ProjectionError::Database(e) => GuardrailError::Database(e),
+                other => GuardrailError::Corrupt(other.to_string()),
+            })?;
         let age_days = registered.map_or(0, |r| (at - r).num_days());
         Ok((age_days, approvals))
     }
@@ -581,6 +339,8 @@ impl GuardrailWorker {
         conn: &mut PgConnection,
         event: &EventEnvelope,
     ) -> Result<Option<Verdict>, GuardrailError> {
+        // The verdict's `durationMs`: everything judging took, reading the content included.
+        let started = std::time::Instant::now();
         let Some(submission) = Self::submission(conn, event).await? else {
             return Ok(None);
         };
@@ -606,7 +366,6 @@ impl GuardrailWorker {
         if !due {
             return Ok(None);
         }
-        let started = std::time::Instant::now();
         let normalised = normalise(&submission.text);
         let hits = layer_a(&normalised);
         let rejected_by_a = hits
@@ -729,6 +488,62 @@ impl GuardrailWorker {
         }
         Ok(false)
     }
+
+    /// Embeds the submissions among `events` in one pass (Layer A rejections excepted), so that
+    /// [`GuardrailWorker::judge`] finds each vector in the embedding cache. Without an embedder,
+    /// nothing to do.
+    pub async fn embed_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> Result<(), GuardrailError> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(());
+        };
+        let mut texts = Vec::new();
+        for event in events {
+            if let Some(submission) = Self::submission(conn, event).await? {
+                let normalised = normalise(&submission.text);
+                let rejected = layer_a(&normalised)
+                    .iter()
+                    .any(|h| h.action == guardrail::PatternAction::Reject);
+                if !rejected {
+                    texts.push(normalised);
+                }
+            }
+        }
+        crate::index::embed_cached_many(conn, embedder, &texts).await?;
+        Ok(())
+    }
+
+    /// Judges `event` and records its verdict: `Some(decision)` when a verdict was appended, `None`
+    /// when there was nothing to do (not a submission, judged already, superseded by an edit).
+    pub async fn judge_and_record(
+        &self,
+        conn: &mut PgConnection,
+        event: &EventEnvelope,
+    ) -> Result<Option<bw_domain::taxonomy::GuardrailStatus>, GuardrailError> {
+        let Some(verdict) = self.judge(conn, event).await? else {
+            return Ok(None);
+        };
+        let decision = verdict.decision;
+        let rejected_by_a = verdict
+            .layer_a
+            .iter()
+            .any(|h| h.action == guardrail::PatternAction::Reject);
+        let observed = verdict.clone();
+        let recorded = self.record(event, verdict).await?;
+        if recorded {
+            self.observe(&observed, rejected_by_a);
+        }
+        tracing::debug!(
+            event_id = %event.event_id,
+            decision = decision.as_str(),
+            recorded,
+            "guardrail verdict"
+        );
+        Ok(recorded.then_some(decision))
+    }
 }
 
 impl From<GuardrailError> for ProjectionError {
@@ -742,75 +557,5 @@ impl From<GuardrailError> for ProjectionError {
             }
             other => ProjectionError::Corrupt(other.to_string()),
         }
-    }
-}
-
-impl Projection for GuardrailWorker {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        1
-    }
-
-    fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Problem", "Solution", "Mission"]
-    }
-
-    /// Embeds the batch's submissions in one pass (Layer A rejections excepted), so that `judge`
-    /// finds each vector in the embedding cache.
-    fn prepare<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        events: &'a [EventEnvelope],
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            let Some(embedder) = &self.embedder else {
-                return Ok(());
-            };
-            let mut texts = Vec::new();
-            for event in events {
-                if let Some(submission) = Self::submission(conn, event).await? {
-                    let normalised = normalise(&submission.text);
-                    let rejected = layer_a(&normalised)
-                        .iter()
-                        .any(|h| h.action == guardrail::PatternAction::Reject);
-                    if !rejected {
-                        texts.push(normalised);
-                    }
-                }
-            }
-            crate::index::embed_cached_many(conn, embedder, &texts).await?;
-            Ok(())
-        })
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        event: &'a EventEnvelope,
-    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
-        Box::pin(async move {
-            if let Some(verdict) = self.judge(conn, event).await? {
-                let decision = verdict.decision;
-                let rejected_by_a = verdict
-                    .layer_a
-                    .iter()
-                    .any(|h| h.action == guardrail::PatternAction::Reject);
-                let observed = verdict.clone();
-                let recorded = self.record(event, verdict).await?;
-                if recorded {
-                    self.observe(&observed, rejected_by_a);
-                }
-                tracing::debug!(
-                    event_id = %event.event_id,
-                    decision = decision.as_str(),
-                    recorded,
-                    "guardrail verdict"
-                );
-            }
-            Ok(())
-        })
     }
 }

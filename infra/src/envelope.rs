@@ -188,6 +188,20 @@ pub async fn read_range(
     rows.iter().map(EventEnvelope::from_row).collect()
 }
 
+/// The log's events at `positions` (those that exist), in global order.
+pub async fn read_positions(
+    conn: &mut sqlx::PgConnection,
+    positions: &[i64],
+) -> Result<Vec<EventEnvelope>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE global_position = ANY($1) ORDER BY global_position"
+    ))
+    .bind(positions)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(EventEnvelope::from_row).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,9 @@
 //! | `bw_projection_failures_total` | counter: batches that failed | `projection` |
 //! | `bw_projection_apply_seconds` | histogram: time to apply and commit one batch | `projection` |
 //! | `bw_projection_state` | gauge, 1 for the current state | `projection`, `state` |
+//! | `guardrail_failures_total` | counter: submissions a judge could not handle (tried again later) | |
+//! | `guardrail_backlog` | gauge: submissions waiting for a verdict, as last measured by this process | |
+//! | `guardrail_refused_total` | counter: agents' submissions refused with 429 at the backlog's bound | |
 //! | `process_*` | resident/virtual memory, CPU seconds, open/max fds, start time | |
 
 use std::{fs, sync::Arc};
@@ -139,7 +142,7 @@ pub struct LlmCallLabels {
     pub outcome: String,
 }
 
-/// The guardrail worker's metrics (its backlog is `bw_projection_lag_events{projection="guardrail"}`).
+/// The guardrail's metrics.
 #[derive(Debug, Clone)]
 pub struct GuardrailMetrics {
     pub duration: Family<DecisionLabels, Histogram>,
@@ -151,6 +154,12 @@ pub struct GuardrailMetrics {
     pub llm_spend_cents: Counter,
     /// Vision model calls on evidence by outcome (also `no_image`: nothing it reads, not sent).
     pub vision_calls: Family<LlmCallLabels, Counter>,
+    /// Submissions a judge could not handle (each is tried again later).
+    pub failures: Counter,
+    /// Submissions waiting for a verdict, as last measured by this process.
+    pub backlog: Gauge,
+    /// Agents' submissions refused with 429 because the backlog was at its bound.
+    pub refused: Counter,
 }
 
 /// The HTTP server's metrics.
@@ -287,7 +296,25 @@ impl Metrics {
             llm_calls: Family::default(),
             llm_spend_cents: Counter::default(),
             vision_calls: Family::default(),
+            failures: Counter::default(),
+            backlog: Gauge::default(),
+            refused: Counter::default(),
         };
+        registry.register(
+            "guardrail_failures",
+            "Submissions a judge could not handle (tried again later)",
+            guardrail.failures.clone(),
+        );
+        registry.register(
+            "guardrail_backlog",
+            "Submissions waiting for a verdict (queued or not yet queued), as last measured here",
+            guardrail.backlog.clone(),
+        );
+        registry.register(
+            "guardrail_refused",
+            "Agents' submissions refused with 429 while the backlog was at its bound",
+            guardrail.refused.clone(),
+        );
         registry.register(
             "guardrail_evaluation_duration_seconds",
             "Time to judge one submission (Layer A, cache, Layer B, tier)",

@@ -10,6 +10,7 @@
 
 mod data;
 mod evidence;
+mod guardrail;
 mod load;
 mod scenarios;
 mod stack;
@@ -92,6 +93,9 @@ pub enum BenchTarget {
     P7,
     /// P8: resident memory of the gateway under load and of `dev` (every role and the model).
     P8,
+    /// The guardrail on a big log (GL1–GL5): per-item cost at 10k and 1M events, one judge vs two,
+    /// five minutes of agents posting against the backlog's bound, shutdown while loaded.
+    Guardrail,
     /// The original plan's load scenarios (§8.1–8.5) with their thresholds.
     Scenarios,
     /// Everything above, in one run.
@@ -366,9 +370,14 @@ async fn run_targets(env: &mut Env, target: BenchTarget) -> anyhow::Result<Vec<R
     if all || target == P7 {
         rows.extend(targets::p7_classifier(env).await?);
     }
+    if all || target == Guardrail {
+        rows.extend(guardrail::run(env).await?);
+    }
     let platform = [P4, P5, P7, P8, Scenarios].contains(&target);
     if all || platform {
         let db = env.db("").await?;
+        // The platform serves a big log, as it will after years (issue 15).
+        guardrail::history(&db, env.plan.scale).await?;
         targets::datasets(
             env,
             &db,

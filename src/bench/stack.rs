@@ -89,6 +89,15 @@ impl Stack {
     /// Starts `roles` (names of subcommands; the first with an HTTP API — `serve` or `dev` — is the
     /// gateway) and waits until every one is ready.
     pub async fn start(config: &StackConfig, roles: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(config, roles, &[]).await
+    }
+
+    /// [`Stack::start`] with `vars` added to every role's environment.
+    pub async fn start_with(
+        config: &StackConfig,
+        roles: &[&str],
+        vars: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.log_dir)
             .with_context(|| format!("cannot create {}", config.log_dir.display()))?;
         let exe = std::env::current_exe().context("cannot find this binary")?;
@@ -98,6 +107,7 @@ impl Stack {
         for name in roles {
             let port = free_port()?;
             let mut cmd = config.command(&exe, name);
+            cmd.envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
             let addr = format!("127.0.0.1:{port}");
             if matches!(*name, "serve" | "dev") {
                 cmd.env("BW_HTTP_ADDR", &addr).env(
@@ -209,10 +219,17 @@ impl Stack {
             .map(|kb| *kb as f64 / 1024.0)
     }
 
+    /// CPU seconds `role` has used so far (user + system), from `/proc` (Linux).
+    pub fn cpu_seconds(&self, role: &str) -> Option<f64> {
+        let pid = self.roles.iter().find(|r| r.name == role)?.child.id()?;
+        cpu_seconds(pid)
+    }
+
     /// Stops every role with SIGTERM (they drain) and waits for them; one that does not exit within
-    /// `grace` is killed.
-    pub async fn stop(mut self, grace: Duration) {
+    /// `grace` is killed. Returns each role's time to exit, `None` for one that was killed.
+    pub async fn stop(mut self, grace: Duration) -> Vec<(String, Option<Duration>)> {
         self.sampler.abort();
+        let started = Instant::now();
         for role in &self.roles {
             if let Some(pid) = role.child.id() {
                 let _ = std::process::Command::new("kill")
@@ -220,15 +237,18 @@ impl Stack {
                     .status();
             }
         }
+        let mut stopped = Vec::new();
         for role in &mut self.roles {
-            if tokio::time::timeout(grace, role.child.wait())
-                .await
-                .is_err()
-            {
+            let left = grace.saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, role.child.wait()).await.is_err() {
                 tracing::warn!(role = %role.name, "did not drain in time: killed");
                 let _ = role.child.kill().await;
+                stopped.push((role.name.clone(), None));
+            } else {
+                stopped.push((role.name.clone(), Some(started.elapsed())));
             }
         }
+        stopped
     }
 }
 
@@ -245,6 +265,38 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
 fn resident_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_vm_rss(&status)
+}
+
+/// User + system CPU seconds of a process (fields 14 and 15 of `/proc/PID/stat`, in clock ticks of
+/// 1/100 s, Linux's `USER_HZ` on every architecture it runs on).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Busy and total CPU ticks of the whole machine, from `/proc/stat`.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().take(8).sum();
+    // idle and iowait
+    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 fn parse_vm_rss(status: &str) -> Option<u64> {
@@ -264,6 +316,16 @@ mod tests {
         let status = "Name:\tbetterworld\nVmPeak:\t  900 kB\nVmRSS:\t   51234 kB\nThreads:\t9\n";
         assert_eq!(parse_vm_rss(status), Some(51234));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn given_a_proc_stat_line_when_parsed_then_user_and_system_ticks_add_up() {
+        let stat =
+            "4242 (bw (serve) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1000 0 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        assert!(cpu_seconds(std::process::id()).is_some());
+        assert!(machine_ticks().is_some_and(|(busy, total)| busy <= total && total > 0));
     }
 
     #[test]

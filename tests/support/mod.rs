@@ -415,6 +415,22 @@ impl Platform {
             std::sync::Arc::new(bw_guardrail::classifier::AdminOnly),
             None,
             config,
+            0,
+        )
+        .await
+    }
+
+    /// Refusing agents' submissions from `bound` waiting for the guardrail on; `judging: false` runs
+    /// no projector and no judge, so that everything submitted waits.
+    pub async fn spawn_with_backlog_bound(bound: u64, judging: bool) -> Self {
+        Self::spawn_configured_guardrail(
+            std::time::Duration::from_secs(5),
+            judging,
+            0.0,
+            std::sync::Arc::new(bw_guardrail::classifier::AdminOnly),
+            None,
+            Default::default(),
+            bound,
         )
         .await
     }
@@ -463,6 +479,7 @@ impl Platform {
             classifier,
             embedder,
             Default::default(),
+            0,
         )
         .await
     }
@@ -474,6 +491,7 @@ impl Platform {
         classifier: std::sync::Arc<dyn bw_guardrail::Classifier>,
         embedder: Option<std::sync::Arc<bw_guardrail::embed::Embedder>>,
         config: bw_guardrail::worker::GuardrailConfig,
+        backlog_bound: u64,
     ) -> Self {
         let pipeline = Pipeline::new().await;
         let shutdown = bw_infra::shutdown::Shutdown::new();
@@ -496,7 +514,16 @@ impl Platform {
             if let Some(embedder) = &embedder {
                 worker = worker.with_duplicate_check(embedder.clone());
             }
-            projections.push(std::sync::Arc::new(worker));
+            projections.push(std::sync::Arc::new(bw_guardrail::queue::Intake));
+            let judges = bw_guardrail::queue::Judges::new(
+                std::sync::Arc::new(worker),
+                pipeline.pool.clone(),
+                Default::default(),
+            );
+            let stop = shutdown.triggered();
+            shutdown.spawn(async move {
+                judges.run(stop).await.expect("guardrail judges");
+            });
             if let Some(embedder) = &embedder {
                 projections.push(std::sync::Arc::new(
                     bw_guardrail::index::SemanticIndex::new(embedder.clone()),
@@ -517,6 +544,8 @@ impl Platform {
         }
         let store_root =
             std::env::temp_dir().join(format!("bw-objects-{}", uuid::Uuid::new_v4().simple()));
+        let backpressure =
+            std::sync::Arc::new(bw_gateway::backpressure::Backpressure::new(backlog_bound));
         let state = bw_gateway::AppState {
             rate_limiter: bw_gateway::ratelimit::RateLimiter::new(rate_limit_scale),
             metrics: pipeline.metrics.clone(),
@@ -548,8 +577,14 @@ impl Platform {
                 email_secret: bw_infra::Secret::new(b"test e-mail fingerprint secret".to_vec()),
                 embedder: embedder.clone(),
                 store: std::sync::Arc::new(bw_infra::storage::LocalStore::new(&store_root)),
+                backpressure: backpressure.clone(),
             }),
         };
+        shutdown.spawn(backpressure.run(
+            pipeline.pool.clone(),
+            pipeline.metrics.guardrail.clone(),
+            shutdown.triggered(),
+        ));
         let app = bw_gateway::Application::bind(
             "127.0.0.1:0".parse().expect("addr"),
             bw_gateway::router(state.clone()),

@@ -8,6 +8,7 @@ pub mod problems;
 pub mod review_queue;
 pub mod solutions;
 pub mod tokens;
+pub mod trust;
 
 use bw_infra::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
@@ -28,6 +29,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn crate::runtime::Projection>> {
         std::sync::Arc::new(tokens::TokenLedger),
         std::sync::Arc::new(missions::Missions),
         std::sync::Arc::new(evidence::EvidenceSubmissions),
+        std::sync::Arc::new(trust::AgentTrust),
     ]
 }
 
