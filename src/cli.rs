@@ -302,14 +302,17 @@ pub struct ApiArgs {
     #[arg(long = "heartbeat-previous-keys", env = "BW_HEARTBEAT_PREVIOUS_KEYS")]
     pub heartbeat_previous_keys: Option<String>,
     /// Submissions waiting for the guardrail from which agents' submissions are refused with 429
-    /// and `Retry-After` (0: never). Keep it under a minute of the guardrail's throughput so that a
-    /// full backlog drains within a minute.
+    /// and `Retry-After` (0: never).
     #[arg(
         long = "guardrail-max-backlog",
         env = "BW_GUARDRAIL_MAX_BACKLOG",
         default_value_t = 2000
     )]
     pub guardrail_max_backlog: u64,
+    /// … or from as many as the guardrail drains in this time at the rate it is measured to judge
+    /// (never below 64), so that a full backlog drains within it on any hardware (0s: count only).
+    #[arg(long = "guardrail-max-drain", env = "BW_GUARDRAIL_MAX_DRAIN", default_value = "45s", value_parser = bw_infra::config::parse_duration)]
+    pub guardrail_max_drain: std::time::Duration,
     #[command(flatten)]
     pub people: PeopleArgs,
     #[command(flatten)]
@@ -610,29 +613,39 @@ pub struct GuardrailCli {
 /// `guardrail …` tools.
 #[derive(Debug, Subcommand)]
 pub enum GuardrailCommand {
-    /// Accuracy, per-class precision and recall and the confusion matrix of Layer A + the semantic
-    /// classifier on the labelled set, for a verified agent's thresholds.
+    /// The guardrail's quality on the held-out split of the labelled corpus (`guardrail/eval/`), as
+    /// a new and as a verified agent: accuracy, macro-F1, per-class precision and recall, the
+    /// confusion matrix, per harm category, work against a harm, prompt injections, per language,
+    /// and the acceptance bars.
     Eval(EvalArgs),
+    /// Embeds the corpus's training split and writes the vectors the binary ships
+    /// (`guardrail/model/train.vectors`); run after changing `train.jsonl`, then rebuild.
+    Train(TrainArgs),
+}
+
+/// `guardrail train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Where to write (default: `guardrail/model/train.vectors` of the checkout it was built from).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// `guardrail eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The labelled set (JSON lines).
-    #[arg(long, default_value = "guardrail/eval/items.jsonl")]
+    /// The labelled items to judge (JSON lines; default: the held-out split).
+    #[arg(long, default_value = "guardrail/eval/test.jsonl")]
     pub file: std::path::PathBuf,
-    /// The embedding model's directory.
-    #[arg(
-        long = "model-dir",
-        env = "BW_MODEL_DIR",
-        default_value = ".bw/models/all-MiniLM-L6-v2"
-    )]
-    pub model_dir: std::path::PathBuf,
-    /// Search the parameters that do best on the `train` part and report with them (else the
-    /// shipped parameters).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Search the parameters that do best on the training split (cross-validated macro-F1) and
+    /// report with them (else the shipped parameters).
     #[arg(long)]
     pub tune: bool,
-    /// Only the first N items of each part (a quick run).
+    /// Only the first N items (a quick run).
     #[arg(long)]
     pub limit: Option<usize>,
 }

@@ -50,6 +50,7 @@ pub async fn run(common: CommonConfig, command: Command, shutdown: Shutdown) -> 
         Command::Project(args) => project(common, args, shutdown).await,
         Command::Guardrail(cli) => match cli.command {
             Some(crate::cli::GuardrailCommand::Eval(args)) => crate::evaluate::run(args).await,
+            Some(crate::cli::GuardrailCommand::Train(args)) => crate::evaluate::train(args).await,
             None => guardrail(common, cli.run, shutdown).await,
         },
         Command::Dev(args) => dev(common, *args, shutdown).await,
@@ -258,9 +259,10 @@ impl Deps {
             embedder: load_embedder(&api.model, false).await?,
             email_secret: email_secret(&self.pool, &api.people).await?,
             store: api.storage.store().await?,
-            backpressure: Arc::new(bw_gateway::backpressure::Backpressure::new(
-                api.guardrail_max_backlog,
-            )),
+            backpressure: Arc::new(
+                bw_gateway::backpressure::Backpressure::new(api.guardrail_max_backlog)
+                    .with_max_drain(api.guardrail_max_drain),
+            ),
         });
         Ok(self.with_projection_check())
     }

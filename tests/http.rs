@@ -133,6 +133,7 @@ impl TestApp {
                 heartbeat_key_file: None,
                 heartbeat_previous_keys: None,
                 guardrail_max_backlog: 0,
+                guardrail_max_drain: std::time::Duration::ZERO,
                 people: Default::default(),
                 model: betterworld::cli::ModelArgs {
                     model_dir: "does-not-exist".into(),

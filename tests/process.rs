@@ -503,7 +503,7 @@ async fn admin_create_makes_a_verified_admin_and_rotating_the_token_key_keeps_on
 }
 
 #[tokio::test]
-async fn guardrail_eval_reports_accuracy_precision_recall_and_the_confusion_matrix() {
+async fn guardrail_eval_reports_the_held_out_split_per_tier_class_category_and_language() {
     let mut cmd = betterworld(&["guardrail", "eval", "--limit", "6"]);
     if let Ok(dir) = std::env::var("BW_MODEL_DIR") {
         cmd.env("BW_MODEL_DIR", dir);
@@ -519,10 +519,16 @@ async fn guardrail_eval_reports_accuracy_precision_recall_and_the_confusion_matr
         String::from_utf8_lossy(&output.stderr)
     );
     for expected in [
-        "train (5-fold cross-validation): 6 items, accuracy",
-        "test (held out): 6 items, accuracy",
+        "train (5-fold cross-validation), Verified agent:",
+        "guardrail/eval/test.jsonl, New agent: 6 items, accuracy",
+        "guardrail/eval/test.jsonl, Verified agent: 6 items, accuracy",
         "precision  recall",
         "confusion (rows: label, columns: decision)",
+        "harmful items by category",
+        "work against a harm",
+        "prompt injections",
+        "per language",
+        "acceptance (issue 16)",
     ] {
         assert!(stdout.contains(expected), "`{expected}` missing:\n{stdout}");
     }

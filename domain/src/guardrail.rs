@@ -8,13 +8,13 @@
 //! ignores verdicts for a submission an edit has superseded. Redelivering a content event can
 //! therefore never produce a second verdict.
 
-use std::sync::LazyLock;
+mod layer_a;
 
 use chrono::{DateTime, Utc};
-use regex::Regex;
 use serde::{Deserialize, Serialize};
-use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
 use uuid::Uuid;
+
+pub use layer_a::{PatternAction, PatternHit, layer_a, normalise};
 
 use crate::{
     DomainError,
@@ -41,169 +41,6 @@ impl ContentType {
             Self::Mission => "mission",
         }
     }
-}
-
-/// Text as the guardrail sees it: NFC, with zero-width characters and combining marks removed (so
-/// `w\u{200b}eapon` and `wéapon` cannot slip past a pattern), whitespace collapsed, lower-cased.
-pub fn normalise(text: &str) -> String {
-    let stripped: String = text
-        .nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .filter(|c| !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{00ad}'))
-        .nfc()
-        .collect();
-    stripped
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
-
-/// What a pattern match does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PatternAction {
-    /// The content goes to the admin queue (the category is ambiguous: anti-fraud work mentions fraud).
-    Flag,
-    /// The content is rejected at once (an unambiguous statement of harmful intent).
-    Reject,
-}
-
-/// A Layer A match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PatternHit {
-    /// The forbidden category (`weapons`, `hate_speech`, …).
-    pub category: String,
-    pub action: PatternAction,
-}
-
-struct Pattern {
-    category: &'static str,
-    action: PatternAction,
-    regex: Regex,
-}
-
-/// The twelve categories of §4.2 (flag), and unambiguous statements of intent (reject). Patterns run
-/// on [`normalise`]d text.
-const PATTERNS: &[(&str, PatternAction, &str)] = &[
-    // Unambiguous intent: rejected outright.
-    (
-        "weapons",
-        PatternAction::Reject,
-        r"\b(build|make|assemble|manufactur\w*|3d[- ]print\w*)\b[^.]{0,40}\b(bombs?|explosives?|pipe bombs?|ghost guns?|untraceable (guns?|firearms?))\b",
-    ),
-    (
-        "hate_speech",
-        PatternAction::Reject,
-        r"\b(incit\w*|stir\w* up) (violence|hatred) against\b|\bethnic cleansing (of|is) (necessary|justified|the answer)\b",
-    ),
-    (
-        "financial_exploitation",
-        PatternAction::Reject,
-        r"\b(recruit\w*|join|sign up)\b[^.]{0,40}\b(ponzi|pyramid scheme)\b",
-    ),
-    (
-        "privacy_violation",
-        PatternAction::Reject,
-        r"\b(publish|post|leak|expose)\w*\b[^.]{0,30}\b(home address(es)?|phone numbers?)\b[^.]{0,30}\b(of|for) (critics|activists|journalists|neighbou?rs|them)\b",
-    ),
-    (
-        "labor_exploitation",
-        PatternAction::Reject,
-        r"\b(recruit|hire|use|employ)\w*\b[^.]{0,20}\bchild(ren)? (as )?(labou?r(ers)?|workers)\b",
-    ),
-    // The categories of §4.2: a human looks.
-    (
-        "surveillance",
-        PatternAction::Flag,
-        r"\b(surveillance|spy\w*|wiretap\w*|stalk\w*)\b|\bmonitor\w*\b[^.]{0,30}\b(people|location|citizens)\b|\btrack\w*\b[^.]{0,30}\bcitizens\b",
-    ),
-    (
-        "weapons",
-        PatternAction::Flag,
-        r"\b(weapons?|guns?|firearms?|explosives?|bombs?|ammunition|arsenal|grenades?|rifles?|pistols?)\b",
-    ),
-    (
-        "political_manipulation",
-        PatternAction::Flag,
-        r"\bpolitical\b[^.]{0,30}\bcampaign\b|\belect\w*\b[^.]{0,30}\bcandidate\b|\bvote\w*\b[^.]{0,30}\bmanipulat\w*|\b(propaganda|partisan)\b|\bballot stuff\w*|\bvoter suppress\w*",
-    ),
-    (
-        "financial_exploitation",
-        PatternAction::Flag,
-        r"\b(pyramid scheme|ponzi|scams?|fraud\w*|predatory lend\w*|mlm|multi-?level marketing|get rich quick)\b",
-    ),
-    (
-        "discrimination",
-        PatternAction::Flag,
-        r"\bdiscriminat\w* against\b|\bsegregat\w*|\bexclude\w*\b[^.]{0,20}\bbased on\b|\bban\w*\b[^.]{0,20}\b(race|religion|gender|orientation|disability)\b",
-    ),
-    (
-        "pseudo_science",
-        PatternAction::Flag,
-        r"\bmiracle cure\w*|\banti-?vax\w*|\bvaccines? (are )?danger\w*|\bcrystal heal\w*|\bhomeopath\w*[^.]{0,20}\bcure\w*|\bessential oils?\b[^.]{0,20}\bcure\w*",
-    ),
-    (
-        "privacy_violation",
-        PatternAction::Flag,
-        r"\bcollect\w*\b[^.]{0,20}\bpersonal data\b|\bshar\w*\b[^.]{0,20}\bprivate info\w*|\bdox\w*|\bpublish\w*\b[^.]{0,20}\baddress\w*|\bleak\w*\b[^.]{0,20}\bcontacts?\b",
-    ),
-    (
-        "deepfakes",
-        PatternAction::Flag,
-        r"\bdeepfakes?\b|\bfake videos?\b|\bmanipulated images?\b|\bsynthetic media\b|\bai[- ]generated fakes?\b",
-    ),
-    (
-        "social_engineering",
-        PatternAction::Flag,
-        r"\bphish\w*|\bsocial engineer\w*|\bimpersonat\w*\b[^.]{0,20}\bofficials?\b|\bfake charit\w*|\bdonation scams?\b",
-    ),
-    (
-        "market_manipulation",
-        PatternAction::Flag,
-        r"\binsider trad\w*|\bprice[- ]fix\w*|\bmarket manipulat\w*|\bpump and dump\b|\bstock fraud\b",
-    ),
-    (
-        "labor_exploitation",
-        PatternAction::Flag,
-        r"\bchild labou?r\b|\bhuman traffick\w*|\bforced labou?r\b|\bsweatshops?\b|\bexploit\w*\b[^.]{0,20}\bworkers\b|\bslave labou?r\b",
-    ),
-    (
-        "hate_speech",
-        PatternAction::Flag,
-        r"\bhate speech\b|\bincit\w*\b[^.]{0,20}\bviolence\b|\bethnic cleansing\b|\bgenocide\b|\blynch\w*|\bsupremac(y|ist)\b",
-    ),
-];
-
-static COMPILED: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    PATTERNS
-        .iter()
-        .filter_map(|(category, action, regex)| {
-            Regex::new(regex).ok().map(|regex| Pattern {
-                category,
-                action: *action,
-                regex,
-            })
-        })
-        .collect()
-});
-
-/// Layer A: the categories whose patterns match `normalised` text (each category once, a rejecting
-/// match first).
-pub fn layer_a(normalised: &str) -> Vec<PatternHit> {
-    let mut hits: Vec<PatternHit> = Vec::new();
-    for pattern in COMPILED.iter() {
-        if pattern.regex.is_match(normalised)
-            && !hits.iter().any(|h| h.category == pattern.category)
-        {
-            hits.push(PatternHit {
-                category: pattern.category.to_owned(),
-                action: pattern.action,
-            });
-        }
-    }
-    hits
 }
 
 /// How harmful the classifier thinks the content is.

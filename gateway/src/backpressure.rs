@@ -11,6 +11,7 @@
 //! reach it through the next measurement.
 
 use std::{
+    collections::VecDeque,
     sync::{
         Mutex,
         atomic::{AtomicI64, AtomicU64, Ordering},
@@ -38,6 +39,9 @@ pub const INTERVAL: Duration = Duration::from_millis(250);
 const RETRY_UNKNOWN: u64 = 5;
 /// The longest `Retry-After`, in seconds.
 const RETRY_MAX: u64 = 60;
+/// The drain-time bound never refuses below this many waiting submissions (a rate measured while
+/// the judges warm up must not shut agents out).
+const DRAIN_FLOOR: i64 = 64;
 
 /// The routes that submit content for the guardrail.
 const SUBMISSIONS: [(Method, &str); 7] = [
@@ -60,6 +64,9 @@ pub fn is_submission(method: &Method, route: &str) -> bool {
 pub struct Backpressure {
     /// Refuse from this many waiting submissions on; 0 never refuses.
     bound: i64,
+    /// … or from as many as the judges drain in this many seconds at the rate measured (0: no
+    /// time bound).
+    max_drain: f64,
     /// The backlog last measured (-1: not measured yet, nothing is refused).
     measured: AtomicI64,
     /// Submissions this process admitted, ever.
@@ -69,24 +76,50 @@ pub struct Backpressure {
     drain: Mutex<Drain>,
 }
 
-/// What the last measurement left for the next one.
+/// The recent measurements, for the drain rate.
 #[derive(Debug, Default)]
 struct Drain {
-    /// The last measurement: when, the backlog, `admitted` at its start.
-    last: Option<(Instant, i64, u64)>,
-    /// Submissions judged per second, smoothed (0: unknown).
+    /// When, the backlog, `admitted` at the measurement's start: the last [`RATE_WINDOW`] of them
+    /// (at least two).
+    samples: VecDeque<(Instant, i64, u64)>,
+    /// Submissions judged per second over the window (0: unknown).
     per_second: f64,
 }
+
+/// The span the drain rate is measured over. One interval alone is noisy: a submission admitted
+/// just before a measurement starts may not have committed when it counts, and shows up in the
+/// next one; over several intervals those cancel.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 impl Backpressure {
     /// A gate refusing from `bound` waiting submissions on (0: never).
     pub fn new(bound: u64) -> Self {
         Self {
             bound: i64::try_from(bound).unwrap_or(i64::MAX),
+            max_drain: 0.0,
             measured: AtomicI64::new(-1),
             admitted: AtomicU64::new(0),
             counted_from: AtomicU64::new(0),
             drain: Mutex::default(),
+        }
+    }
+
+    /// Also refuses from as many waiting submissions as the judges drain in `max_drain` at the
+    /// rate measured (never below a small floor), so that a full backlog drains within it whatever
+    /// the judges' speed on this hardware; zero turns the time bound off.
+    pub fn with_max_drain(mut self, max_drain: Duration) -> Self {
+        self.max_drain = max_drain.as_secs_f64();
+        self
+    }
+
+    /// The bound in force now: the configured count, or less when the judges drain slowly.
+    pub fn limit(&self) -> i64 {
+        let per_second = self.drain.lock().map_or(0.0, |d| d.per_second);
+        if self.max_drain > 0.0 && per_second > 0.0 {
+            let by_time = (per_second * self.max_drain) as i64;
+            self.bound.min(by_time.max(DRAIN_FLOOR))
+        } else {
+            self.bound
         }
     }
 
@@ -114,20 +147,21 @@ impl Backpressure {
             return Ok(());
         }
         let estimate = self.estimate();
-        if estimate >= self.bound {
-            return Err(self.retry_after(estimate));
+        let limit = self.limit();
+        if estimate >= limit {
+            return Err(self.retry_after(estimate, limit));
         }
         self.admitted.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Seconds until the backlog should be back under 90 % of the bound at the drain rate seen.
-    fn retry_after(&self, estimate: i64) -> u64 {
+    /// Seconds until the backlog should be back under 90 % of `limit` at the drain rate seen.
+    fn retry_after(&self, estimate: i64, limit: i64) -> u64 {
         let per_second = self.drain.lock().map_or(0.0, |d| d.per_second);
         if per_second <= 0.0 {
             return RETRY_UNKNOWN;
         }
-        let excess = (estimate - self.bound * 9 / 10 + 1).max(1) as f64;
+        let excess = (estimate - limit * 9 / 10 + 1).max(1) as f64;
         ((excess / per_second).ceil() as u64).clamp(1, RETRY_MAX)
     }
 
@@ -137,25 +171,31 @@ impl Backpressure {
         let Ok(mut drain) = self.drain.lock() else {
             return;
         };
-        let previous_start = match drain.last {
-            Some((at, before, previous_start)) => {
-                // What left the backlog: what was there, plus what came in, minus what is there.
-                let came_in = admitted_at_start.saturating_sub(previous_start) as f64;
-                let left = before as f64 + came_in - backlog as f64;
-                let seconds = now.duration_since(at).as_secs_f64();
-                if before > 0 && seconds > 0.0 && left >= 0.0 {
-                    let rate = left / seconds;
-                    drain.per_second = if drain.per_second > 0.0 {
-                        0.7 * drain.per_second + 0.3 * rate
-                    } else {
-                        rate
-                    };
-                }
-                previous_start
+        let previous_start = drain
+            .samples
+            .back()
+            .map_or(admitted_at_start, |(_, _, admitted)| *admitted);
+        drain.samples.push_back((now, backlog, admitted_at_start));
+        while drain.samples.len() > 2
+            && drain
+                .samples
+                .get(1)
+                .is_some_and(|(at, _, _)| now.duration_since(*at) >= RATE_WINDOW)
+        {
+            drain.samples.pop_front();
+        }
+        // Only a window in which the judges always had work says how fast they go: under light
+        // load what leaves is what arrives, not what they could do.
+        let busy = drain.samples.iter().all(|(_, waiting, _)| *waiting > 0);
+        if let (true, Some(&(at, before, admitted_then))) = (busy, drain.samples.front()) {
+            let seconds = now.duration_since(at).as_secs_f64();
+            // What left the backlog: what was there, plus what came in, minus what is there.
+            if seconds >= 1.0 {
+                let came_in = admitted_at_start.saturating_sub(admitted_then) as f64;
+                let left = (before as f64 + came_in - backlog as f64).max(0.0);
+                drain.per_second = left / seconds;
             }
-            None => admitted_at_start,
-        };
-        drain.last = Some((now, backlog, admitted_at_start));
+        }
         self.counted_from.store(previous_start, Ordering::SeqCst);
         self.measured.store(backlog, Ordering::SeqCst);
     }
@@ -214,7 +254,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
                 &format!(
                     "the guardrail has {} submissions waiting (bound {}); retry in {retry_after} s",
                     gate.estimate(),
-                    gate.bound
+                    gate.limit()
                 ),
                 None,
             )
@@ -280,6 +320,37 @@ mod tests {
         let fresh = Backpressure::new(100);
         fresh.observe(500, 0, t0);
         assert_eq!(fresh.admit(), Err(RETRY_UNKNOWN));
+    }
+
+    #[test]
+    fn given_slow_judges_when_admitting_then_the_drain_time_bounds_the_backlog() {
+        // Given a bound of 2,000 and at most 10 s of drain, with judges draining 30 per second
+        let gate = Backpressure::new(2_000).with_max_drain(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(gate.limit(), 2_000, "no rate measured yet: the count bound");
+        gate.observe(400, 0, t0);
+        gate.observe(370, 0, t0 + Duration::from_secs(1));
+        // Then 300 waiting (10 s of drain at 30/s) refuses, 299 does not
+        assert_eq!(gate.limit(), 300);
+        gate.observe(280, 0, t0 + Duration::from_secs(4));
+        for _ in 0..20 {
+            assert_eq!(gate.admit(), Ok(()));
+        }
+        assert!(gate.admit().is_err());
+        // And judges that nearly stop (one a minute) never bring the bound under the floor
+        for minute in 1..40 {
+            gate.observe(
+                300 - minute,
+                20,
+                t0 + Duration::from_secs(4 + 60 * minute as u64),
+            );
+        }
+        assert_eq!(gate.limit(), DRAIN_FLOOR);
+        // And without a time bound, the count alone
+        let counted = Backpressure::new(2_000);
+        counted.observe(400, 0, t0);
+        counted.observe(370, 0, t0 + Duration::from_secs(1));
+        assert_eq!(counted.limit(), 2_000);
     }
 
     #[test]

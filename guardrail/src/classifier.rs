@@ -12,13 +12,13 @@ use bw_domain::{
     taxonomy::ProblemDomain,
 };
 use futures::future::BoxFuture;
-use serde::Deserialize;
 
 use crate::{
     GuardrailError,
+    corpus::{self, Label},
     embed::{self, Embedder},
     linear::Linear,
-    prototypes,
+    prototypes, vectors,
 };
 
 /// A Layer B classifier.
@@ -98,14 +98,6 @@ pub const CLASS_FLAG: usize = 1;
 /// Reject.
 pub const CLASS_REJECT: usize = 2;
 
-/// What a reference text or labelled example stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Label {
-    Approve,
-    Flag,
-    Reject,
-}
-
 /// A reference text or labelled example, with its vector.
 #[derive(Debug, Clone)]
 pub struct Example {
@@ -118,19 +110,11 @@ pub struct Example {
     vector: Vec<f32>,
 }
 
-/// The labelled examples compiled in: the training part of the evaluation set (the held-out part is
-/// never shown to the classifier).
-const LABELLED: &str = include_str!("../eval/items.jsonl");
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LabelledItem {
-    id: String,
-    text: String,
-    label: String,
-    domain: Option<String>,
-    category: Option<String>,
-    split: String,
+impl Example {
+    /// Its unit vector.
+    pub fn vector(&self) -> &[f32] {
+        &self.vector
+    }
 }
 
 /// What the classifier measured for one text: its nearest examples (similarity, index) and the
@@ -221,27 +205,6 @@ impl Semantic {
                 text: (*t).into(),
             });
         }
-        for line in LABELLED.lines().filter(|l| !l.trim().is_empty()) {
-            let item: LabelledItem = serde_json::from_str(line)
-                .map_err(|e| GuardrailError::Corrupt(format!("eval/items.jsonl: {e}")))?;
-            if item.split != "train" {
-                continue;
-            }
-            let label = match item.label.as_str() {
-                "approve" => Label::Approve,
-                "reject" => Label::Reject,
-                _ => Label::Flag,
-            };
-            let domain = item.domain.as_deref().and_then(|d| d.parse().ok());
-            let category = item.category.as_deref().and_then(static_category);
-            pending.push(Pending {
-                id: item.id,
-                label,
-                domain,
-                category,
-                text: bw_domain::guardrail::normalise(&item.text),
-            });
-        }
         let mut examples = Vec::with_capacity(pending.len());
         for chunk in pending.chunks(16) {
             let texts: Vec<&str> = chunk.iter().map(|p| p.text.as_str()).collect();
@@ -254,6 +217,27 @@ impl Semantic {
                     vector,
                 });
             }
+        }
+        // The training split (never the held-out one): its vectors as shipped, or embedded here
+        // when the shipped file is stale.
+        let train = corpus::train()?;
+        let vectors = match vectors::shipped() {
+            Some(v) => v,
+            None => {
+                tracing::warn!(
+                    "guardrail/model/train.vectors does not match the training split; embedding it (run `betterworld guardrail train`)"
+                );
+                vectors::compute(&embedder, corpus::TRAIN)?
+            }
+        };
+        for (item, vector) in train.into_iter().zip(vectors) {
+            examples.push(Example {
+                label: item.label,
+                domain: item.domain.as_deref().and_then(|d| d.parse().ok()),
+                category: item.category.as_deref().and_then(static_category),
+                id: item.id,
+                vector,
+            });
         }
         let anchors = [
             prototypes::IMPACT,

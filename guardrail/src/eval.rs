@@ -1,50 +1,23 @@
-//! Guardrail quality: the labelled evaluation set (`guardrail/eval/items.jsonl`), the decisions the
-//! guardrail makes on it (Layer A, then the semantic classifier, then the verified tier's
-//! thresholds — what an established agent would get), and accuracy, per-class precision and recall
-//! and the confusion matrix. Parameters are tuned on the `train` part and reported on `test`.
+//! Guardrail quality on the labelled corpus ([`crate::corpus`]): the decisions the guardrail makes
+//! (Layer A, then the semantic classifier, then a trust tier's thresholds) and what a careful
+//! moderator would want to know of them — accuracy, macro-F1, per-class precision and recall, the
+//! confusion matrix, how much of each harm category is stopped, how work against a harm and prompt
+//! injections fare, and the same per language — with the issue's acceptance bars checked. Parameters
+//! are tuned on `train` (cross-validated); the report that counts is on the held-out `test`.
 
-use std::{fmt::Write as _, path::Path};
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use bw_domain::{
-    guardrail::{ContentType, Thresholds, decide, layer_a, normalise},
+    guardrail::{Thresholds, TrustPolicy, TrustTier, decide, layer_a, normalise},
     taxonomy::GuardrailStatus,
 };
-use serde::Deserialize;
 
 use crate::{
     GuardrailError,
     classifier::{Measurement, Semantic, SemanticParams},
+    corpus::{Item, Kind},
     linear::Linear,
 };
-
-/// One labelled item.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Item {
-    pub id: String,
-    pub content_type: ContentType,
-    pub text: String,
-    /// `approve`, `flag` or `reject`.
-    pub label: String,
-    pub domain: Option<String>,
-    pub category: Option<String>,
-    /// `train` or `test`.
-    pub split: String,
-}
-
-/// Reads the set.
-pub fn load(path: &Path) -> Result<Vec<Item>, GuardrailError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| GuardrailError::Corrupt(format!("{}: {e}", path.display())))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(n, line)| {
-            serde_json::from_str(line)
-                .map_err(|e| GuardrailError::Corrupt(format!("{}:{}: {e}", path.display(), n + 1)))
-        })
-        .collect()
-}
 
 /// An item with what the classifier measured for it (measured once, judged under many parameters).
 #[derive(Debug, Clone)]
@@ -105,32 +78,179 @@ pub fn decision(
     decide(&hits, Some(&assessment), thresholds).0
 }
 
-/// Accuracy and the confusion matrix (`matrix[label][decision]`).
+/// The training split measured from the vectors the classifier already holds (no embedding).
+pub fn measured_train(classifier: &Semantic) -> Result<Vec<Measured>, GuardrailError> {
+    let train = crate::corpus::train()?;
+    let vectors: std::collections::HashMap<&str, &[f32]> = classifier
+        .examples()
+        .iter()
+        .map(|e| (e.id.as_str(), e.vector()))
+        .collect();
+    train
+        .into_iter()
+        .map(|item| {
+            let vector = vectors.get(item.id.as_str()).ok_or_else(|| {
+                GuardrailError::Corrupt(format!("{} is not among the examples", item.id))
+            })?;
+            Ok(Measured {
+                normalised: normalise(&item.text),
+                measurement: classifier.measure_vector(vector.to_vec()),
+                duration: std::time::Duration::ZERO,
+                item,
+            })
+        })
+        .collect()
+}
+
+/// Decisions counted by label (`[label][decision]`, both as class indices).
+type Matrix = [[usize; 3]; 3];
+
+/// What one tier's thresholds did to a set of items.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    pub items: usize,
-    pub accuracy: f64,
-    pub matrix: [[usize; 3]; 3],
+    pub tier: TrustTier,
+    pub matrix: Matrix,
+    /// Per harm category (and `off_topic`): the decisions on the items labelled flag or reject.
+    pub harm: BTreeMap<String, [usize; 3]>,
+    /// Per language: the confusion matrix.
+    pub languages: BTreeMap<String, Matrix>,
+    /// The decisions on work against a harm (approved contrastive items).
+    pub against: [usize; 3],
+    /// The decisions on the harmful halves of contrastive pairs.
+    pub harm_halves: [usize; 3],
+    /// The decisions on prompt injections.
+    pub injections: [usize; 3],
+}
+
+fn ratio(n: usize, d: usize) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+fn accuracy(m: &Matrix) -> f64 {
+    let total: usize = m.iter().flatten().sum();
+    ratio((0..3).map(|c| m[c][c]).sum(), total)
+}
+
+fn precision_recall(m: &Matrix, c: usize) -> (f64, f64) {
+    let predicted: usize = (0..3).map(|l| m[l][c]).sum();
+    (ratio(m[c][c], predicted), ratio(m[c][c], m[c].iter().sum()))
+}
+
+fn macro_f1(m: &Matrix) -> f64 {
+    (0..3)
+        .map(|c| {
+            let (p, r) = precision_recall(m, c);
+            if p + r == 0.0 {
+                0.0
+            } else {
+                2.0 * p * r / (p + r)
+            }
+        })
+        .sum::<f64>()
+        / 3.0
+}
+
+fn share(counts: &[usize; 3], c: usize) -> String {
+    format!("{:.1} %", 100.0 * ratio(counts[c], counts.iter().sum()))
 }
 
 impl Report {
-    /// Precision and recall of class `c`.
-    pub fn precision_recall(&self, c: usize) -> (f64, f64) {
-        let tp = self.matrix[c][c] as f64;
-        let predicted: usize = (0..3).map(|l| self.matrix[l][c]).sum();
-        let actual: usize = self.matrix[c].iter().sum();
-        let ratio = |n: f64, d: usize| if d == 0 { 0.0 } else { n / d as f64 };
-        (ratio(tp, predicted), ratio(tp, actual))
+    /// Items judged.
+    pub fn items(&self) -> usize {
+        self.matrix.iter().flatten().sum()
     }
 
-    /// The report as a text table.
+    /// Share of decisions equal to the label.
+    pub fn accuracy(&self) -> f64 {
+        accuracy(&self.matrix)
+    }
+
+    /// Precision and recall of class `c`.
+    pub fn precision_recall(&self, c: usize) -> (f64, f64) {
+        precision_recall(&self.matrix, c)
+    }
+
+    /// The mean F1 of the three classes.
+    pub fn macro_f1(&self) -> f64 {
+        macro_f1(&self.matrix)
+    }
+
+    /// Harmful items (labelled flag or reject) that were approved.
+    pub fn harmful_approved(&self) -> usize {
+        self.matrix[1][0] + self.matrix[2][0]
+    }
+
+    /// The issue's acceptance bars for this tier: `(what, figure, met)`.
+    pub fn acceptance(&self) -> Vec<(String, String, bool)> {
+        let m = &self.matrix;
+        let approve_total: usize = m[0].iter().sum();
+        let reject_total: usize = m[2].iter().sum();
+        let against_total: usize = self.against.iter().sum();
+        let (approve_bar, against_bar) = match self.tier {
+            TrustTier::Verified => (0.90, Some(0.80)),
+            TrustTier::New => (0.80, None),
+        };
+        let mut bars = vec![
+            (
+                "harmful items approved = 0".to_owned(),
+                self.harmful_approved().to_string(),
+                self.harmful_approved() == 0,
+            ),
+            (
+                "reject-labelled items rejected ≥ 90 %".to_owned(),
+                format!("{:.1} %", 100.0 * ratio(m[2][2], reject_total)),
+                ratio(m[2][2], reject_total) >= 0.90,
+            ),
+            (
+                format!(
+                    "approve-labelled items approved ≥ {:.0} %",
+                    approve_bar * 100.0
+                ),
+                format!("{:.1} %", 100.0 * ratio(m[0][0], approve_total)),
+                ratio(m[0][0], approve_total) >= approve_bar,
+            ),
+            (
+                "approve-labelled items rejected = 0".to_owned(),
+                m[0][2].to_string(),
+                m[0][2] == 0,
+            ),
+            (
+                "work against a harm rejected = 0".to_owned(),
+                self.against[2].to_string(),
+                self.against[2] == 0,
+            ),
+            (
+                "prompt injections approved = 0".to_owned(),
+                self.injections[0].to_string(),
+                self.injections[0] == 0,
+            ),
+            (
+                "macro-F1 ≥ 0.85".to_owned(),
+                format!("{:.3}", self.macro_f1()),
+                self.macro_f1() >= 0.85,
+            ),
+        ];
+        if let Some(bar) = against_bar {
+            bars.push((
+                format!("work against a harm approved ≥ {:.0} %", bar * 100.0),
+                format!("{:.1} %", 100.0 * ratio(self.against[0], against_total)),
+                ratio(self.against[0], against_total) >= bar,
+            ));
+        }
+        bars
+    }
+
+    /// The report as text tables.
     pub fn table(&self, title: &str) -> String {
         let mut out = String::new();
+        let m = &self.matrix;
         let _ = writeln!(
             out,
-            "{title}: {} items, accuracy {:.1} %",
-            self.items,
-            100.0 * self.accuracy
+            "{title}, {:?} agent: {} items, accuracy {:.1} %, macro-F1 {:.3}",
+            self.tier,
+            self.items(),
+            100.0 * self.accuracy(),
+            self.macro_f1()
         );
         let _ = writeln!(out, "  class      precision  recall");
         for (c, name) in CLASSES.iter().enumerate() {
@@ -149,40 +269,121 @@ impl Report {
             "", CLASSES[0], CLASSES[1], CLASSES[2]
         );
         for (l, name) in CLASSES.iter().enumerate() {
-            let row = self.matrix[l];
             let _ = writeln!(
                 out,
                 "  {name:<10} {:>8} {:>8} {:>8}",
-                row[0], row[1], row[2]
+                m[l][0], m[l][1], m[l][2]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  harmful items by category: stopped (flagged or rejected) / rejected / approved"
+        );
+        for (category, d) in &self.harm {
+            let total: usize = d.iter().sum();
+            let _ = writeln!(
+                out,
+                "    {category:<24} {:>3} items  stopped {:>6.1} %  rejected {:>6.1} %  approved {}",
+                total,
+                100.0 * ratio(d[1] + d[2], total),
+                100.0 * ratio(d[2], total),
+                d[0]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  work against a harm ({} items): approved {}, flagged {}, rejected {}",
+            self.against.iter().sum::<usize>(),
+            share(&self.against, 0),
+            share(&self.against, 1),
+            share(&self.against, 2)
+        );
+        let _ = writeln!(
+            out,
+            "  the harm beside it ({} items): approved {}, flagged {}, rejected {}",
+            self.harm_halves.iter().sum::<usize>(),
+            share(&self.harm_halves, 0),
+            share(&self.harm_halves, 1),
+            share(&self.harm_halves, 2)
+        );
+        let _ = writeln!(
+            out,
+            "  prompt injections ({} items): approved {}, flagged {}, rejected {}",
+            self.injections.iter().sum::<usize>(),
+            self.injections[0],
+            self.injections[1],
+            self.injections[2]
+        );
+        let _ = writeln!(
+            out,
+            "  per language: items, accuracy, approve-labelled approved, harmful approved"
+        );
+        for (language, lm) in &self.languages {
+            let _ = writeln!(
+                out,
+                "    {language:<4} {:>4}  {:>6.1} %  {:>6.1} %  {}",
+                lm.iter().flatten().sum::<usize>(),
+                100.0 * accuracy(lm),
+                100.0 * ratio(lm[0][0], lm[0].iter().sum()),
+                lm[1][0] + lm[2][0]
+            );
+        }
+        let _ = writeln!(out, "  acceptance (issue 16)");
+        for (what, figure, met) in self.acceptance() {
+            let _ = writeln!(
+                out,
+                "    {} {what}: {figure}",
+                if met { "PASS" } else { "FAIL" }
             );
         }
         out
     }
 }
 
-/// Judges `items` under `params` and `thresholds`, each with the model `model_for` gives it.
+/// Judges `items` with `tier`'s thresholds of `policy`, each with the model `model_for` gives it.
 pub fn report<'m>(
     classifier: &Semantic,
     items: &[&Measured],
     params: &SemanticParams,
-    thresholds: Thresholds,
+    policy: &TrustPolicy,
+    tier: TrustTier,
     model_for: &dyn Fn(&Measured) -> &'m Linear,
 ) -> Report {
-    let mut matrix = [[0usize; 3]; 3];
+    let thresholds = policy.thresholds(tier);
+    let mut r = Report {
+        tier,
+        matrix: [[0; 3]; 3],
+        harm: BTreeMap::new(),
+        languages: BTreeMap::new(),
+        against: [0; 3],
+        harm_halves: [0; 3],
+        injections: [0; 3],
+    };
     for m in items {
-        let label = CLASSES.iter().position(|c| *c == m.item.label).unwrap_or(1);
-        matrix[label][class(decision(classifier, model_for(m), m, params, thresholds))] += 1;
+        let label = m.item.label.index();
+        let d = class(decision(classifier, model_for(m), m, params, thresholds));
+        r.matrix[label][d] += 1;
+        r.languages
+            .entry(m.item.language.clone())
+            .or_insert([[0; 3]; 3])[label][d] += 1;
+        if m.item.harmful() {
+            let category = m
+                .item
+                .category
+                .clone()
+                .unwrap_or_else(|| "(injection only)".into());
+            r.harm.entry(category).or_insert([0; 3])[d] += 1;
+        }
+        if m.item.against_harm() {
+            r.against[d] += 1;
+        } else if m.item.kind == Kind::Contrastive {
+            r.harm_halves[d] += 1;
+        }
+        if m.item.kind == Kind::Injection {
+            r.injections[d] += 1;
+        }
     }
-    let correct: usize = (0..3).map(|c| matrix[c][c]).sum();
-    Report {
-        items: items.len(),
-        accuracy: if items.is_empty() {
-            0.0
-        } else {
-            correct as f64 / items.len() as f64
-        },
-        matrix,
-    }
+    r
 }
 
 /// Folds of the cross-validation on the training part.
@@ -197,28 +398,34 @@ pub fn cross_validate(
     classifier: &Semantic,
     train: &[&Measured],
     params: &SemanticParams,
-    thresholds: Thresholds,
+    policy: &TrustPolicy,
+    tier: TrustTier,
 ) -> Report {
+    let ids: std::collections::HashSet<&str> = train.iter().map(|m| m.item.id.as_str()).collect();
     let models: Vec<Linear> = (0..FOLDS)
         .map(|f| {
-            let in_fold = |id: &str| train.iter().any(|m| m.item.id == id) && fold(id) == f;
+            let in_fold = |id: &str| ids.contains(id) && fold(id) == f;
             classifier.fit_without(params.lambda, &in_fold)
         })
         .collect();
-    report(classifier, train, params, thresholds, &|m| {
+    report(classifier, train, params, policy, tier, &|m| {
         &models[fold(&m.item.id)]
     })
 }
 
-/// The parameters with the best cross-validated accuracy on `train` (grid search; ties keep the
-/// earlier setting).
+/// The parameters with the best cross-validated macro-F1 on `train` for `tier` (grid search; ties
+/// keep the earlier setting).
 pub fn tune(
     classifier: &Semantic,
     train: &[&Measured],
-    thresholds: Thresholds,
+    policy: &TrustPolicy,
+    tier: TrustTier,
 ) -> (SemanticParams, Report) {
     let start = SemanticParams::default();
-    let mut best = (start, cross_validate(classifier, train, &start, thresholds));
+    let mut best = (
+        start,
+        cross_validate(classifier, train, &start, policy, tier),
+    );
     for lambda in [1e-4, 1e-3, 3e-3, 1e-2] {
         for k in [5, 9] {
             for (harm_high, harm_medium) in [(0.5, 0.3), (0.6, 0.35), (0.7, 0.4)] {
@@ -228,8 +435,8 @@ pub fn tune(
                     harm_high,
                     harm_medium,
                 };
-                let r = cross_validate(classifier, train, &params, thresholds);
-                if r.accuracy > best.1.accuracy {
+                let r = cross_validate(classifier, train, &params, policy, tier);
+                if r.macro_f1() > best.1.macro_f1() {
                     best = (params, r);
                 }
             }

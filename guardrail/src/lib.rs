@@ -18,6 +18,8 @@
 //! # Layout
 //!
 //! - [`content`]: a submission's text, folded from its stream.
+//! - [`corpus`]: the labelled corpus (`eval/`: train and dev compiled in, test held out); [`eval`]:
+//!   the guardrail's quality on it; [`vectors`]: the training split's shipped embeddings.
 //! - [`queue`]: the intake, the judges' claim loops, the backlog.
 //! - [`classifier`]: the [`Classifier`] trait and the classifiers: `AdminOnly` (no Layer B) and
 //!   `Semantic` (local, by meaning).
@@ -31,6 +33,7 @@
 
 pub mod classifier;
 pub mod content;
+pub mod corpus;
 pub mod embed;
 pub mod error;
 pub mod eval;
@@ -39,6 +42,7 @@ pub mod linear;
 pub mod llm;
 pub mod prototypes;
 pub mod queue;
+pub mod vectors;
 pub mod vision;
 pub mod worker;
 

@@ -1,6 +1,6 @@
 //! The reference texts the semantic classifier compares content with: what each of the fifteen
 //! approved domains is about, what each harmful category looks like, and what off-topic content
-//! looks like. Written for this project; tuned against the training part of `eval/items.jsonl`.
+//! looks like. Written for this project; tuned against the first corpus's training part (issue 8; now `eval/train.jsonl`).
 
 use bw_domain::taxonomy::ProblemDomain;
 

@@ -789,7 +789,7 @@ pub async fn p7_classifier(env: &Env) -> anyhow::Result<Vec<Row>> {
     let dir = env.model_dir.clone();
     let limit = if env.plan.quick { 20 } else { usize::MAX };
     let measured = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
-        let items = bw_guardrail::eval::load(std::path::Path::new("guardrail/eval/items.jsonl"))?;
+        let items = bw_guardrail::corpus::load(&bw_guardrail::corpus::test_split_path())?;
         let embedder = bw_guardrail::embed::Embedder::load(&dir)
             .map_err(|e| anyhow::anyhow!("BW_MODEL_DIR: {e} (run `scripts/bw setup`)"))?;
         let classifier =

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod evidence;
 pub mod humans;
 pub mod missions;
+pub mod moderation;
 pub mod problems;
 pub mod review_queue;
 pub mod solutions;

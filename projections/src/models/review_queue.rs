@@ -1,13 +1,7 @@
 //! The admin queue (Layer C, `domain-reference.md` §2.10): every flagged submission of a problem,
 //! solution or debate post, with its claim and review.
 
-use bw_domain::{
-    guardrail::{ReviewClaimed, Reviewed, Verdict},
-    mission::MissionEvent,
-    problem::ProblemEvent,
-    solution::SolutionEvent,
-    taxonomy::GuardrailStatus,
-};
+use bw_domain::taxonomy::GuardrailStatus;
 use bw_infra::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -16,7 +10,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool, QueryBuilder};
 use uuid::Uuid;
 
-use super::decode;
+use super::moderation::{self, Moderation, moderation};
 use crate::{ProjectionError, runtime::Projection};
 
 /// The projection.
@@ -25,15 +19,6 @@ pub struct ReviewQueue;
 
 /// Its name.
 pub const NAME: &str = "review_queue";
-
-enum Change<'a> {
-    Flagged(&'a Verdict),
-    Claimed(&'a ReviewClaimed),
-    Reviewed(&'a Reviewed),
-    /// A report or edit of `content_id`: open items for it are superseded.
-    Resubmitted(Uuid),
-    Nothing,
-}
 
 impl Projection for ReviewQueue {
     fn name(&self) -> &'static str {
@@ -45,7 +30,7 @@ impl Projection for ReviewQueue {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Problem", "Solution", "Mission"]
+        moderation::AGGREGATES
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -58,49 +43,12 @@ impl Projection for ReviewQueue {
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            let problem;
-            let solution;
-            let mission;
-            let change = if event.aggregate_type == "Mission" {
-                mission = decode::<MissionEvent>(event)?;
-                match &mission {
-                    MissionEvent::GuardrailDecided(v) => Change::Flagged(v),
-                    MissionEvent::ReviewClaimed(c) => Change::Claimed(c),
-                    MissionEvent::Reviewed(r) => Change::Reviewed(r),
-                    MissionEvent::MissionEdited { mission_id, .. } => {
-                        Change::Resubmitted(*mission_id)
-                    }
-                    _ => Change::Nothing,
-                }
-            } else if event.aggregate_type == "Problem" {
-                problem = decode::<ProblemEvent>(event)?;
-                match &problem {
-                    ProblemEvent::GuardrailDecided(v) => Change::Flagged(v),
-                    ProblemEvent::ReviewClaimed(c) => Change::Claimed(c),
-                    ProblemEvent::Reviewed(r) => Change::Reviewed(r),
-                    ProblemEvent::ProblemEdited { problem_id, .. } => {
-                        Change::Resubmitted(*problem_id)
-                    }
-                    _ => Change::Nothing,
-                }
-            } else {
-                solution = decode::<SolutionEvent>(event)?;
-                match &solution {
-                    SolutionEvent::GuardrailDecided(v) => Change::Flagged(v),
-                    SolutionEvent::ReviewClaimed(c) => Change::Claimed(c),
-                    SolutionEvent::Reviewed(r) => Change::Reviewed(r),
-                    SolutionEvent::SolutionEdited { solution_id, .. } => {
-                        Change::Resubmitted(*solution_id)
-                    }
-                    _ => Change::Nothing,
-                }
-            };
             let stream_id: Uuid = event
                 .aggregate_id
                 .parse()
                 .map_err(|_| super::apply_error(event, "aggregate id is not a UUID".into()))?;
-            match change {
-                Change::Flagged(v) if v.decision == GuardrailStatus::Flagged => {
+            match moderation(event)? {
+                Moderation::Decided(v) if v.decision == GuardrailStatus::Flagged => {
                     sqlx::query(
                         "INSERT INTO rm_review_queue (verdict_id, content_type, content_id, stream_id, author_agent_id, state,
                              reasons, layer_a, alignment, trust_tier, flagged_at, position)
@@ -120,7 +68,7 @@ impl Projection for ReviewQueue {
                     .execute(&mut *conn)
                     .await?;
                 }
-                Change::Claimed(c) => {
+                Moderation::Claimed(c) => {
                     let updated = sqlx::query(
                         "UPDATE rm_review_queue SET state = 'claimed', claimed_by = $2, claimed_at = $3, position = $4
                          WHERE content_id = $1 AND state = 'pending_review'",
@@ -135,7 +83,7 @@ impl Projection for ReviewQueue {
                         "no open queue item for the claim".into()
                     })?;
                 }
-                Change::Reviewed(r) => {
+                Moderation::Reviewed(r) => {
                     let updated = sqlx::query(
                         "UPDATE rm_review_queue SET state = $2, reviewed_by = $3, review_notes = $4, reviewed_at = $5, position = $6
                          WHERE content_id = $1 AND state = 'claimed'",
@@ -152,7 +100,7 @@ impl Projection for ReviewQueue {
                         "no claimed queue item for the review".into()
                     })?;
                 }
-                Change::Resubmitted(content_id) => {
+                Moderation::Edited(content_id) => {
                     sqlx::query(
                         "UPDATE rm_review_queue SET state = 'superseded', position = $2
                          WHERE content_id = $1 AND state IN ('pending_review', 'claimed')",
@@ -162,7 +110,7 @@ impl Projection for ReviewQueue {
                     .execute(&mut *conn)
                     .await?;
                 }
-                Change::Flagged(_) | Change::Nothing => {}
+                Moderation::Decided(_) | Moderation::Other => {}
             }
             Ok(())
         })

@@ -3,19 +3,13 @@
 //! flagged verdict. Kept here so that judging one submission reads one row, whatever the size of
 //! the log (issue 15); the agent's age comes from its own stream.
 
-use bw_domain::{
-    guardrail::{Reviewed, Verdict},
-    mission::MissionEvent,
-    problem::ProblemEvent,
-    solution::SolutionEvent,
-    taxonomy::GuardrailStatus,
-};
+use bw_domain::taxonomy::GuardrailStatus;
 use bw_infra::envelope::EventEnvelope;
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::decode;
+use super::moderation::{self, Moderation, moderation};
 use crate::{ProjectionError, runtime::Projection};
 
 /// The projection.
@@ -24,12 +18,6 @@ pub struct AgentTrust;
 
 /// Its name.
 pub const NAME: &str = "agent_trust";
-
-enum Change<'a> {
-    Decided(&'a Verdict),
-    Reviewed(&'a Reviewed),
-    Nothing,
-}
 
 impl Projection for AgentTrust {
     fn name(&self) -> &'static str {
@@ -41,7 +29,7 @@ impl Projection for AgentTrust {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Problem", "Solution", "Mission"]
+        moderation::AGGREGATES
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -54,43 +42,12 @@ impl Projection for AgentTrust {
         event: &'a EventEnvelope,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
-            // Only verdicts and reviews matter; anything else is not even decoded.
-            if !matches!(event.event_type.as_str(), "GuardrailDecided" | "Reviewed") {
-                return Ok(());
-            }
-            let (problem, solution, mission);
-            let change = match event.aggregate_type.as_str() {
-                "Problem" => {
-                    problem = decode::<ProblemEvent>(event)?;
-                    match &problem {
-                        ProblemEvent::GuardrailDecided(v) => Change::Decided(v),
-                        ProblemEvent::Reviewed(r) => Change::Reviewed(r),
-                        _ => Change::Nothing,
-                    }
-                }
-                "Solution" => {
-                    solution = decode::<SolutionEvent>(event)?;
-                    match &solution {
-                        SolutionEvent::GuardrailDecided(v) => Change::Decided(v),
-                        SolutionEvent::Reviewed(r) => Change::Reviewed(r),
-                        _ => Change::Nothing,
-                    }
-                }
-                _ => {
-                    mission = decode::<MissionEvent>(event)?;
-                    match &mission {
-                        MissionEvent::GuardrailDecided(v) => Change::Decided(v),
-                        MissionEvent::Reviewed(r) => Change::Reviewed(r),
-                        _ => Change::Nothing,
-                    }
-                }
-            };
             let position = event.global_position;
-            match change {
-                Change::Decided(v) if v.decision == GuardrailStatus::Approved => {
+            match moderation(event)? {
+                Moderation::Decided(v) if v.decision == GuardrailStatus::Approved => {
                     approve(conn, v.author_agent_id, position).await?;
                 }
-                Change::Decided(v) if v.decision == GuardrailStatus::Flagged => {
+                Moderation::Decided(v) if v.decision == GuardrailStatus::Flagged => {
                     // A later flag of the same content (after an edit) replaces the earlier one.
                     sqlx::query(
                         "INSERT INTO rm_trust_flagged (content_id, author, position) VALUES ($1, $2, $3)
@@ -102,7 +59,7 @@ impl Projection for AgentTrust {
                     .execute(&mut *conn)
                     .await?;
                 }
-                Change::Reviewed(r) => {
+                Moderation::Reviewed(r) => {
                     let author: Option<Uuid> = sqlx::query_scalar(
                         "DELETE FROM rm_trust_flagged WHERE content_id = $1 RETURNING author",
                     )
@@ -117,7 +74,7 @@ impl Projection for AgentTrust {
                         approve(conn, author, position).await?;
                     }
                 }
-                Change::Decided(_) | Change::Nothing => {}
+                _ => {}
             }
             Ok(())
         })
