@@ -27,7 +27,7 @@ use sqlx::PgPool;
 const FORMAT: &str = "betterworld-backup-1";
 
 /// Tables never backed up: derived, ephemeral or re-created.
-const EXCLUDED: [&str; 8] = [
+const EXCLUDED: [&str; 9] = [
     "_sqlx_migrations",
     "projection_checkpoints",
     "relay_checkpoints",
@@ -36,6 +36,8 @@ const EXCLUDED: [&str; 8] = [
     "guardrail_cache",
     "agent_presence",
     "log_epoch",
+    // The Merkle tree's stored subtrees: regrown from log_leaves by the next checkpoint.
+    "log_nodes",
 ];
 
 /// One table in a backup.

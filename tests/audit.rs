@@ -447,3 +447,73 @@ async fn a_backup_restored_into_a_new_database_verifies_and_rebuilds_the_same_re
     assert!(refused.to_string().contains("SHA-256"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Checkpoints read the root from the stored subtrees (`log_nodes`), which grow with each one;
+/// with none stored (an upgraded or restored log) the next checkpoint grows them from every leaf,
+/// and proofs fall back to the leaves until then. Every root still matches one recomputed from
+/// every leaf (`events verify`), and every proof checks offline.
+#[tokio::test]
+async fn checkpoints_and_proofs_from_stored_subtrees_match_the_leaves_across_growth_and_loss() {
+    let p = quiet().await;
+    let pool = &p.pipeline.pool;
+    let mut ids = Vec::new();
+    let key = signer().public_key();
+    for round in 0..4 {
+        ids.extend(history_round(&p, round).await);
+        audit::sign_checkpoint(pool, &signer())
+            .await
+            .expect("sign")
+            .expect("new events");
+        if round == 1 {
+            // The stored subtrees are lost (a restore does not carry them).
+            sqlx::query("DELETE FROM log_nodes")
+                .execute(pool)
+                .await
+                .expect("delete");
+            for id in &ids {
+                let audit::ProofLookup::Found(proof) =
+                    audit::proof(pool, *id).await.expect("proof")
+                else {
+                    panic!("{id} is checkpointed")
+                };
+                audit::verify_proof(&proof, &key).expect("a proof from the leaves checks");
+            }
+        }
+    }
+    let report = audit::verify_log(pool, Some(key)).await.expect("verify");
+    assert_eq!(report.findings, vec![], "{report:?}");
+    assert_eq!(report.checkpoints, 4);
+    let leaves: i64 = sqlx::query_scalar("SELECT count(*) FROM log_leaves")
+        .fetch_one(pool)
+        .await
+        .expect("leaves");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM log_nodes WHERE level = 0")
+        .fetch_one(pool)
+        .await
+        .expect("nodes");
+    assert_eq!(stored, leaves, "every leaf is stored again");
+    for id in &ids {
+        let audit::ProofLookup::Found(proof) = audit::proof(pool, *id).await.expect("proof") else {
+            panic!("{id} is checkpointed")
+        };
+        audit::verify_proof(&proof, &key).expect("a proof from stored subtrees checks");
+    }
+}
+
+/// One agent, a report and an edit: the ids of their events.
+async fn history_round(p: &Platform, round: u32) -> Vec<Uuid> {
+    let bus = &p.pipeline.bus;
+    let agent = fixtures::register(bus, &format!("grown_{round}")).await;
+    let (problem, _) = fixtures::report(bus, agent, round as usize)
+        .await
+        .expect("report");
+    fixtures::edit(bus, agent, problem, bw_domain::taxonomy::Severity::Critical)
+        .await
+        .expect("edit");
+    sqlx::query_scalar(
+        "SELECT e.event_id FROM events e WHERE e.global_position > coalesce((SELECT max(global_position) FROM log_leaves), 0) ORDER BY e.global_position",
+    )
+    .fetch_all(&p.pipeline.pool)
+    .await
+    .expect("events")
+}

@@ -88,6 +88,119 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
     Some(path)
 }
 
+/// A perfect subtree of the tree over the log: it covers the `2^level` leaves from
+/// `index · 2^level` (level 0: the leaves). Stored once complete (`log_nodes`), so that a root or an
+/// audit path is read from O(log² n) of them instead of from every leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Node {
+    pub level: u8,
+    pub index: u64,
+}
+
+/// The perfect subtrees that make up the leaves `[lo, hi)`, left to right: the largest first, as
+/// RFC 6962 splits. `lo` is a multiple of the largest of them (true of every range [`root`] and
+/// [`inclusion_proof`] hash).
+pub fn cover(lo: u64, hi: u64) -> Vec<Node> {
+    let size = hi.saturating_sub(lo);
+    let mut at = lo;
+    let mut out = Vec::new();
+    for level in (0..64u8).rev() {
+        let span = 1u64 << level;
+        if size & span != 0 {
+            out.push(Node {
+                level,
+                index: at >> level,
+            });
+            at += span;
+        }
+    }
+    out
+}
+
+/// The Merkle Tree Hash of a range from the hashes of its [`cover`], in order.
+pub fn fold(cover: &[Hash]) -> Hash {
+    match cover.split_last() {
+        None => Sha256::digest([]).into(),
+        Some((last, rest)) => rest.iter().rev().fold(*last, |acc, h| node_hash(h, &acc)),
+    }
+}
+
+/// For the audit path of leaf `index` in a tree of `size` leaves: the cover of each element,
+/// bottom up (each element is the [`fold`] of its cover); `None` when `index` is out of range.
+pub fn proof_covers(index: u64, size: u64) -> Option<Vec<Vec<Node>>> {
+    if index >= size {
+        return None;
+    }
+    let (mut lo, mut hi) = (0u64, size);
+    let mut top_down = Vec::new();
+    while hi - lo > 1 {
+        let k = split(usize::try_from(hi - lo).unwrap_or(usize::MAX)) as u64;
+        if index < lo + k {
+            top_down.push(cover(lo + k, hi));
+            hi = lo + k;
+        } else {
+            top_down.push(cover(lo, lo + k));
+            lo += k;
+        }
+    }
+    top_down.reverse();
+    Some(top_down)
+}
+
+/// The nodes that complete when the tree grows from `old` to `new` leaves, leaves first, and the
+/// nodes from before `old` their hashes need (left siblings, one per level at most).
+pub fn growth(old: u64, new: u64) -> (Vec<Node>, Vec<Node>) {
+    let mut completed = Vec::new();
+    let mut needed = Vec::new();
+    for level in 0..64u8 {
+        let (first, end) = (old >> level, new >> level);
+        if first >= end {
+            if level > 0 {
+                break;
+            }
+            continue;
+        }
+        if level > 0 && (2 * first) < (old >> (level - 1)) {
+            needed.push(Node {
+                level: level - 1,
+                index: 2 * first,
+            });
+        }
+        completed.extend((first..end).map(|index| Node { level, index }));
+    }
+    (completed, needed)
+}
+
+/// The hashes of [`growth`]'s completed nodes, given the new leaves' hashes (`old..new`, in order)
+/// and the hashes of the nodes it said were needed.
+pub fn grow(
+    old: u64,
+    leaves: &[Hash],
+    known: &std::collections::HashMap<Node, Hash>,
+) -> Option<Vec<(Node, Hash)>> {
+    let new = old + leaves.len() as u64;
+    let (completed, _) = growth(old, new);
+    let mut hashes = known.clone();
+    let mut out = Vec::with_capacity(completed.len());
+    for node in completed {
+        let hash = if node.level == 0 {
+            *leaves.get(usize::try_from(node.index - old).ok()?)?
+        } else {
+            let child = |index| Node {
+                level: node.level - 1,
+                index,
+            };
+            node_hash(
+                hashes.get(&child(2 * node.index))?,
+                hashes.get(&child(2 * node.index + 1))?,
+            )
+        };
+        hashes.insert(node, hash);
+        out.push((node, hash));
+    }
+    Some(out)
+}
+
 /// Whether `proof` shows `leaf` at `index` in a tree of `size` leaves with `root`
 /// (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
@@ -211,5 +324,86 @@ mod tests {
             )
         );
         assert_eq!(key_id(&[7; 32]).len(), 16);
+    }
+}
+
+#[cfg(test)]
+mod stored_nodes {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn leaves(n: u64) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf_hash(i as i64 * 3, Uuid::from_u128(u128::from(i)), &[i as u8; 32]))
+            .collect()
+    }
+
+    /// Grows a node store from 0 to `steps.last()` leaves in the given steps.
+    fn store(all: &[Hash], steps: &[u64]) -> HashMap<Node, Hash> {
+        let mut nodes = HashMap::new();
+        let mut old = 0;
+        for &new in steps {
+            let (_, needed) = growth(old, new);
+            let known: HashMap<Node, Hash> = needed.iter().map(|n| (*n, nodes[n])).collect();
+            let range = &all[old as usize..new as usize];
+            for (node, hash) in grow(old, range, &known).expect("every needed node given") {
+                assert!(
+                    nodes.insert(node, hash).is_none(),
+                    "{node:?} completed twice"
+                );
+            }
+            old = new;
+        }
+        nodes
+    }
+
+    #[test]
+    fn roots_and_audit_paths_from_stored_nodes_equal_those_from_every_leaf() {
+        // Every size to 70, grown in uneven steps, and every leaf's path in every tree size.
+        let all = leaves(70);
+        let steps: Vec<u64> = [1, 2, 3, 7, 8, 9, 16, 17, 31, 33, 40, 64, 65, 70].to_vec();
+        let nodes = store(&all, &steps);
+        for size in 1..=70u64 {
+            let from_leaves = root(&all[..size as usize]);
+            let peaks: Vec<Hash> = cover(0, size).iter().map(|n| nodes[n]).collect();
+            assert_eq!(fold(&peaks), from_leaves, "root of {size}");
+            for index in 0..size {
+                let covers = proof_covers(index, size).expect("in range");
+                let path: Vec<Hash> = covers
+                    .iter()
+                    .map(|c| fold(&c.iter().map(|n| nodes[n]).collect::<Vec<_>>()))
+                    .collect();
+                assert_eq!(
+                    Some(path),
+                    inclusion_proof(&all[..size as usize], index as usize),
+                    "path of {index} in {size}"
+                );
+            }
+        }
+        assert_eq!(fold(&[]), root(&[]));
+        assert!(proof_covers(3, 3).is_none());
+    }
+
+    #[test]
+    fn growing_needs_only_left_siblings_from_before() {
+        for old in 0..40u64 {
+            for new in old..48 {
+                let (completed, needed) = growth(old, new);
+                assert_eq!(
+                    completed.iter().filter(|n| n.level == 0).count() as u64,
+                    new - old
+                );
+                for n in &needed {
+                    assert!(
+                        (n.index + 1) << n.level <= old,
+                        "{n:?} existed before {old}"
+                    );
+                }
+                let levels: std::collections::HashSet<u8> =
+                    needed.iter().map(|n| n.level).collect();
+                assert_eq!(levels.len(), needed.len(), "one per level");
+            }
+        }
     }
 }

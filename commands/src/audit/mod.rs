@@ -356,11 +356,19 @@ pub async fn sign_checkpoint(
     if inserted == 0 {
         return Ok(None);
     }
-    let leaves = leaves(&mut tx, i64::MAX).await?;
-    let tree_size = i64::try_from(leaves.len()).unwrap_or(i64::MAX);
-    let up_to_position = leaves.last().map_or(0, |l| l.position);
-    let hashes: Vec<Hash> = leaves.iter().map(Leaf::hash).collect();
-    let root = merkle::root(&hashes);
+    let tree_size = next_index + i64::try_from(inserted).unwrap_or(i64::MAX);
+    let up_to_position: i64 =
+        sqlx::query_scalar("SELECT global_position FROM log_leaves WHERE leaf_index = $1")
+            .bind(tree_size - 1)
+            .fetch_one(&mut *tx)
+            .await?;
+    // The new leaves extend the stored subtrees; the root is read from the O(log n) that cover the
+    // tree, whatever the size of the log.
+    extend_nodes(&mut tx, tree_size).await?;
+    let size = u64::try_from(tree_size).unwrap_or(0);
+    let root = fold_nodes(&mut tx, &merkle::cover(0, size))
+        .await?
+        .ok_or_else(|| CommandError::Corrupt("a stored Merkle node is missing".into()))?;
     let signed_at = to_micros(Utc::now());
     let message = merkle::checkpoint_message(tree_size, up_to_position, &root, signed_at);
     let signature = signer.key.sign(&message);
@@ -437,6 +445,111 @@ pub(crate) async fn leaves(
         out.push(Leaf::from_row(&row)?);
     }
     Ok(out)
+}
+
+/// Adds the Merkle nodes that complete when the stored tree grows to `size` leaves (all of them,
+/// once, after an upgrade, a restore or a rehash). Call under [`CHECKPOINT_LOCK`].
+async fn extend_nodes(conn: &mut sqlx::PgConnection, size: i64) -> Result<(), CommandError> {
+    let stored: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM log_nodes WHERE level = 0")
+            .fetch_one(&mut *conn)
+            .await?;
+    // A catch-up over a long log goes in slices, each a bounded read and insert.
+    const SLICE: i64 = 65_536;
+    let mut old = stored;
+    while old < size {
+        let end = (old + SLICE).min(size);
+        let mut rows = sqlx::query(
+            "SELECT leaf_index, global_position, event_id, event_hash FROM log_leaves
+             WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
+        )
+        .bind(old)
+        .bind(end)
+        .fetch(&mut *conn);
+        let mut hashes = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            hashes.push(Leaf::from_row(&row)?.hash());
+        }
+        drop(rows);
+        if i64::try_from(hashes.len()).ok() != Some(end - old) {
+            return Err(CommandError::Corrupt(format!(
+                "log_leaves has a gap between {old} and {end}"
+            )));
+        }
+        let (from, to) = (
+            u64::try_from(old).unwrap_or(0),
+            u64::try_from(end).unwrap_or(0),
+        );
+        let (_, needed) = merkle::growth(from, to);
+        let known = nodes(&mut *conn, &needed).await?;
+        let grown = merkle::grow(from, &hashes, &known)
+            .ok_or_else(|| CommandError::Corrupt("a stored Merkle node is missing".into()))?;
+        let levels: Vec<i16> = grown.iter().map(|(n, _)| i16::from(n.level)).collect();
+        let indexes: Vec<i64> = grown
+            .iter()
+            .map(|(n, _)| i64::try_from(n.index).unwrap_or(i64::MAX))
+            .collect();
+        let node_hashes: Vec<Vec<u8>> = grown.iter().map(|(_, h)| h.to_vec()).collect();
+        sqlx::query(
+            "INSERT INTO log_nodes (level, idx, hash)
+             SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])",
+        )
+        .bind(&levels)
+        .bind(&indexes)
+        .bind(&node_hashes)
+        .execute(&mut *conn)
+        .await?;
+        old = end;
+    }
+    Ok(())
+}
+
+/// The stored hashes of `wanted` (those not stored are absent from the map).
+async fn nodes(
+    conn: &mut sqlx::PgConnection,
+    wanted: &[merkle::Node],
+) -> Result<std::collections::HashMap<merkle::Node, Hash>, CommandError> {
+    let levels: Vec<i16> = wanted.iter().map(|n| i16::from(n.level)).collect();
+    let indexes: Vec<i64> = wanted
+        .iter()
+        .map(|n| i64::try_from(n.index).unwrap_or(i64::MAX))
+        .collect();
+    let rows = sqlx::query(
+        "SELECT n.level, n.idx, n.hash FROM log_nodes n
+         JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx",
+    )
+    .bind(&levels)
+    .bind(&indexes)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let level: i16 = r.try_get("level")?;
+            let index: i64 = r.try_get("idx")?;
+            let hash: Vec<u8> = r.try_get("hash")?;
+            let node = merkle::Node {
+                level: u8::try_from(level).unwrap_or(u8::MAX),
+                index: u64::try_from(index).unwrap_or(u64::MAX),
+            };
+            let hash: Hash = hash
+                .try_into()
+                .map_err(|_| CommandError::Corrupt("a Merkle node is not 32 bytes".into()))?;
+            Ok((node, hash))
+        })
+        .collect()
+}
+
+/// The hash of the range `cover` covers, from the stored nodes; `None` when one is not stored.
+async fn fold_nodes(
+    conn: &mut sqlx::PgConnection,
+    cover: &[merkle::Node],
+) -> Result<Option<Hash>, CommandError> {
+    let stored = nodes(conn, cover).await?;
+    Ok(cover
+        .iter()
+        .map(|n| stored.get(n).copied())
+        .collect::<Option<Vec<Hash>>>()
+        .map(|hashes| merkle::fold(&hashes)))
 }
 
 /// The latest checkpoint, if one was signed.
@@ -518,15 +631,32 @@ pub async fn proof(pool: &PgPool, event_id: Uuid) -> Result<ProofLookup, Command
     .fetch_optional(pool)
     .await?;
     let mut conn = pool.acquire().await?;
-    let hashes: Vec<Hash> = leaves(&mut conn, checkpoint.tree_size)
-        .await?
-        .iter()
-        .map(Leaf::hash)
-        .collect();
-    let path = usize::try_from(index)
-        .ok()
-        .and_then(|i| merkle::inclusion_proof(&hashes, i))
-        .ok_or_else(|| CommandError::Corrupt(format!("leaf {index} is outside the tree")))?;
+    let outside = || CommandError::Corrupt(format!("leaf {index} is outside the tree"));
+    let covers = merkle::proof_covers(
+        u64::try_from(index).map_err(|_| outside())?,
+        u64::try_from(checkpoint.tree_size).map_err(|_| outside())?,
+    )
+    .ok_or_else(outside)?;
+    let mut path = Vec::with_capacity(covers.len());
+    for cover in &covers {
+        match fold_nodes(&mut conn, cover).await? {
+            Some(hash) => path.push(hash),
+            None => break,
+        }
+    }
+    if path.len() < covers.len() {
+        // A checkpoint signed before the nodes were stored, or nodes not regrown yet after a
+        // restore: from every leaf, as before.
+        let hashes: Vec<Hash> = leaves(&mut conn, checkpoint.tree_size)
+            .await?
+            .iter()
+            .map(Leaf::hash)
+            .collect();
+        path = usize::try_from(index)
+            .ok()
+            .and_then(|i| merkle::inclusion_proof(&hashes, i))
+            .ok_or_else(outside)?;
+    }
     Ok(ProofLookup::Found(Box::new(InclusionProof {
         event,
         previous_hash: hex::encode(previous.unwrap_or_else(|| GENESIS.to_vec())),

@@ -268,6 +268,10 @@ async fn supersede(conn: &mut PgConnection, rehash: Uuid) -> Result<(), CommandE
     sqlx::query("DELETE FROM log_leaves")
         .execute(&mut *conn)
         .await?;
+    // The stored subtrees were over the old leaves: the next checkpoint grows them again.
+    sqlx::query("DELETE FROM log_nodes")
+        .execute(&mut *conn)
+        .await?;
     // An accepted removal leaves no gap: the leaves are renumbered over the events still there.
     sqlx::query(
         "INSERT INTO log_leaves (leaf_index, global_position, event_id, event_hash)
