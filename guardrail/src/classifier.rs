@@ -231,10 +231,15 @@ impl Semantic {
             }
         };
         for (item, vector) in train.into_iter().zip(vectors) {
+            // An approved item's category is the harm it works against: it names no harm here.
+            let category = match item.label {
+                Label::Approve => None,
+                Label::Flag | Label::Reject => item.category.as_deref().and_then(static_category),
+            };
             examples.push(Example {
                 label: item.label,
                 domain: item.domain.as_deref().and_then(|d| d.parse().ok()),
-                category: item.category.as_deref().and_then(static_category),
+                category,
                 id: item.id,
                 vector,
             });
