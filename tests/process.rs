@@ -528,6 +528,7 @@ async fn guardrail_eval_reports_the_held_out_split_per_tier_class_category_and_l
         "work against a harm",
         "prompt injections",
         "per language",
+        "calibration: expected calibration error",
         "acceptance (issue 16)",
     ] {
         assert!(stdout.contains(expected), "`{expected}` missing:\n{stdout}");

@@ -120,6 +120,29 @@ pub struct Report {
     pub harm_halves: [usize; 3],
     /// The decisions on prompt injections.
     pub injections: [usize; 3],
+    /// Per item: the classifier's highest class probability and whether that class is the label.
+    pub confidence: Vec<(f64, bool)>,
+}
+
+/// Expected calibration error of `(confidence, correct)` pairs over ten equal-width bins: the
+/// items' share-weighted gap between each bin's mean confidence and its accuracy (0 is perfectly
+/// calibrated).
+pub fn expected_calibration_error(confidence: &[(f64, bool)]) -> f64 {
+    let mut bins = [(0usize, 0.0f64, 0usize); 10];
+    for (p, correct) in confidence {
+        let bin = ((p * 10.0) as usize).min(9);
+        bins[bin].0 += 1;
+        bins[bin].1 += p;
+        bins[bin].2 += usize::from(*correct);
+    }
+    let total = confidence.len().max(1) as f64;
+    bins.iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, sum, correct)| {
+            let n = *n as f64;
+            (n / total) * (sum / n - *correct as f64 / n).abs()
+        })
+        .sum()
 }
 
 fn ratio(n: usize, d: usize) -> f64 {
@@ -328,6 +351,11 @@ impl Report {
                 lm[1][0] + lm[2][0]
             );
         }
+        let _ = writeln!(
+            out,
+            "  calibration: expected calibration error {:.3} (10 bins over the classifier's top class probability)",
+            expected_calibration_error(&self.confidence)
+        );
         let _ = writeln!(out, "  acceptance (issue 16)");
         for (what, figure, met) in self.acceptance() {
             let _ = writeln!(
@@ -358,8 +386,13 @@ pub fn report<'m>(
         against: [0; 3],
         harm_halves: [0; 3],
         injections: [0; 3],
+        confidence: Vec::with_capacity(items.len()),
     };
     for m in items {
+        let p = model_for(m).probabilities(&m.measurement.vector);
+        let top = (0..3).fold(0, |best, c| if p[c] > p[best] { c } else { best });
+        r.confidence
+            .push((f64::from(p[top]), top == m.item.label.index()));
         let label = m.item.label.index();
         let d = class(decision(classifier, model_for(m), m, params, thresholds));
         r.matrix[label][d] += 1;
@@ -443,4 +476,20 @@ pub fn tune(
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_error_is_zero_when_confidence_matches_accuracy_and_grows_with_overconfidence() {
+        // Eight items at 0.75, three in four right: calibrated
+        let calibrated: Vec<(f64, bool)> = (0..8).map(|i| (0.75, i % 4 != 0)).collect();
+        assert!(expected_calibration_error(&calibrated) < 1e-9);
+        // Certain and wrong half of the time: 0.5 off
+        let overconfident: Vec<(f64, bool)> = (0..10).map(|i| (1.0, i % 2 == 0)).collect();
+        assert!((expected_calibration_error(&overconfident) - 0.5).abs() < 1e-9);
+        assert_eq!(expected_calibration_error(&[]), 0.0);
+    }
 }
