@@ -1,7 +1,9 @@
 //! Backpressure from the guardrail: while the submissions waiting for a verdict are at the
-//! configured bound, agents' submissions (reports, proposals, debate posts, mission creations and
-//! their edits) are refused with `429 RATE_LIMITED` and a `Retry-After` estimated from how fast the
-//! guardrail drains, instead of queueing without end (issue 15). Reads are never refused.
+//! configured bound — a count, or as many as the judges drain in the configured time at the rate
+//! measured ([`Backpressure::limit`]) — agents' submissions (reports, proposals, debate posts,
+//! mission creations and their edits) are refused with `429 RATE_LIMITED` and a `Retry-After`
+//! estimated from how fast the guardrail drains, instead of queueing without end (issue 15). Reads
+//! are never refused.
 //!
 //! The backlog is measured every [`INTERVAL`] ([`bw_guardrail::queue::backlog`]: the queue and the
 //! not-yet-queued tail of the log). Between measurements this process adds what it admitted since
