@@ -82,9 +82,10 @@ pub fn encode(vectors: &[Vec<f32>], split: &str) -> Vec<u8> {
     out
 }
 
-/// Embeds every item of `split` (blocking, CPU-bound: about 30 ms per item on two cores).
+/// Embeds every item of `split` (the text of a split file; blocking, CPU-bound: about 30 ms per
+/// item on two cores).
 pub fn compute(embedder: &embed::Embedder, split: &str) -> Result<Vec<Vec<f32>>, GuardrailError> {
-    let items = corpus::parse(split, "train split")?;
+    let items = corpus::parse(split, "split")?;
     let texts: Vec<String> = items
         .iter()
         .map(|i| bw_domain::guardrail::normalise(&i.text))

@@ -3,6 +3,8 @@
 //! assessment within a bound (issue 16), through normalisation, Layer A and Layer B as the worker
 //! runs them.
 
+mod support;
+
 use std::sync::Arc;
 
 use bw_domain::guardrail::{ContentType, TrustPolicy, TrustTier, decide, layer_a, normalise};
@@ -12,17 +14,10 @@ use bw_guardrail::{
     embed::Embedder,
 };
 
-fn model_dir() -> std::path::PathBuf {
-    std::env::var("BW_MODEL_DIR").map_or_else(
-        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.bw/models/all-MiniLM-L6-v2"),
-        std::path::PathBuf::from,
-    )
-}
-
 #[tokio::test]
 async fn every_hostile_text_gets_a_verdict_in_bounded_time() {
     let classifier = tokio::task::spawn_blocking(|| {
-        let embedder = Embedder::load(&model_dir()).expect("model (scripts/bw setup)");
+        let embedder = Embedder::load(&support::model_dir()).expect("model (scripts/bw setup)");
         Semantic::new(Arc::new(embedder), SemanticParams::default()).expect("classifier")
     })
     .await

@@ -544,12 +544,19 @@ async fn fold_nodes(
     conn: &mut sqlx::PgConnection,
     cover: &[merkle::Node],
 ) -> Result<Option<Hash>, CommandError> {
-    let stored = nodes(conn, cover).await?;
-    Ok(cover
+    Ok(fold_stored(&nodes(conn, cover).await?, cover))
+}
+
+/// The hash of the range `cover` covers, from `stored`; `None` when one is missing.
+fn fold_stored(
+    stored: &std::collections::HashMap<merkle::Node, Hash>,
+    cover: &[merkle::Node],
+) -> Option<Hash> {
+    cover
         .iter()
         .map(|n| stored.get(n).copied())
         .collect::<Option<Vec<Hash>>>()
-        .map(|hashes| merkle::fold(&hashes)))
+        .map(|hashes| merkle::fold(&hashes))
 }
 
 /// The latest checkpoint, if one was signed.
@@ -637,13 +644,13 @@ pub async fn proof(pool: &PgPool, event_id: Uuid) -> Result<ProofLookup, Command
         u64::try_from(checkpoint.tree_size).map_err(|_| outside())?,
     )
     .ok_or_else(outside)?;
-    let mut path = Vec::with_capacity(covers.len());
-    for cover in &covers {
-        match fold_nodes(&mut conn, cover).await? {
-            Some(hash) => path.push(hash),
-            None => break,
-        }
-    }
+    // Every node of every path element in one read.
+    let all: Vec<merkle::Node> = covers.iter().flatten().copied().collect();
+    let stored = nodes(&mut conn, &all).await?;
+    let mut path: Vec<Hash> = covers
+        .iter()
+        .map_while(|cover| fold_stored(&stored, cover))
+        .collect();
     if path.len() < covers.len() {
         // A checkpoint signed before the nodes were stored, or nodes not regrown yet after a
         // restore: from every leaf, as before.
