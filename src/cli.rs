@@ -628,7 +628,8 @@ pub enum GuardrailCommand {
 pub struct TrainArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Where to write (default: `guardrail/model/train.vectors` of the checkout it was built from).
+    /// The directory to write `train.vectors` and `classifier.weights` to (default: `guardrail/model`
+    /// of the checkout it was built from).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
 }
@@ -755,9 +756,14 @@ pub struct GuardrailRoleArgs {
 pub struct GuardrailArgs {
     /// The Layer B classifier. `semantic`: all-MiniLM-L6-v2 in process, compared with reference
     /// texts of the domains and harms (no external service); `admin-only`: no automatic Layer B,
-    /// everything Layer A lets through waits in the admin queue.
-    #[arg(long = "guardrail-classifier", env = "BW_GUARDRAIL_CLASSIFIER", default_value = "semantic", value_parser = ["semantic", "admin-only", "llm"])]
+    /// everything Layer A lets through waits in the admin queue; `llm`: the LLM judge for
+    /// everything; `cascade`: `semantic`, and the LLM judge only for what it is unsure of.
+    #[arg(long = "guardrail-classifier", env = "BW_GUARDRAIL_CLASSIFIER", default_value = "semantic", value_parser = ["semantic", "admin-only", "llm", "cascade"])]
     pub classifier: String,
+    /// With `cascade`: the semantic classifier's calibrated confidence (0–1) from which its
+    /// assessment stands without asking the LLM.
+    #[arg(long = "guardrail-cascade-confident", env = "BW_GUARDRAIL_CASCADE_CONFIDENT", default_value_t = bw_guardrail::cascade::DEFAULT_CONFIDENT, value_parser = confidence)]
+    pub cascade_confident: f64,
     #[command(flatten)]
     pub llm: LlmArgs,
     /// Days an agent must exist before its tier can be `verified`.
@@ -880,6 +886,14 @@ fn parse_secret(raw: &str) -> Result<bw_infra::Secret<String>, String> {
         return Err("must be at least 32 characters".to_owned());
     }
     Ok(bw_infra::Secret::new(raw.to_owned()))
+}
+
+/// A probability: a number from 0 to 1.
+fn confidence(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{raw:?} is not a number from 0 to 1")),
+    }
 }
 
 #[cfg(test)]

@@ -454,13 +454,15 @@ pub async fn classifier(
     pool: &PgPool,
     metrics: &bw_infra::metrics::GuardrailMetrics,
 ) -> anyhow::Result<Arc<dyn bw_guardrail::Classifier>> {
+    let judge = || -> anyhow::Result<bw_guardrail::llm::LlmJudge> {
+        Ok(
+            bw_guardrail::llm::LlmJudge::new(args.llm.config()?, pool.clone())?
+                .with_metrics(metrics.clone()),
+        )
+    };
     match args.classifier.as_str() {
         "admin-only" => return Ok(Arc::new(bw_guardrail::classifier::AdminOnly)),
-        "llm" => {
-            let judge = bw_guardrail::llm::LlmJudge::new(args.llm.config()?, pool.clone())?
-                .with_metrics(metrics.clone());
-            return Ok(Arc::new(judge));
-        }
+        "llm" => return Ok(Arc::new(judge()?)),
         _ => {}
     }
     let embedder = embedder.ok_or_else(|| {
@@ -470,7 +472,15 @@ pub async fn classifier(
         bw_guardrail::classifier::Semantic::new(embedder, Default::default())
     })
     .await??;
-    Ok(Arc::new(Arc::new(semantic)))
+    let semantic = Arc::new(semantic);
+    if args.classifier == "cascade" {
+        return Ok(Arc::new(bw_guardrail::cascade::Cascade::new(
+            semantic,
+            Arc::new(judge()?),
+            args.cascade_confident,
+        )));
+    }
+    Ok(Arc::new(semantic))
 }
 
 /// Starts the guardrail: its intake on the projector runtime, and its judges.

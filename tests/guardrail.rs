@@ -18,7 +18,12 @@ use bw_guardrail::{Classifier, GuardrailError};
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Platform, people::person, send, until_logged};
+use support::{
+    Platform,
+    judging::{ALIGNED, FakeProvider, WELL, agent, judged, llm_config},
+    people::person,
+    send, until_logged,
+};
 
 /// Scores by the first scripted phrase the text contains; counts its calls.
 #[derive(Debug, Default)]
@@ -50,49 +55,10 @@ impl Classifier for Scripted {
                 harm_risk: HarmRisk::None,
                 harm_category: None,
                 solution_scores: None,
+                explanation: None,
             }))
         })
     }
-}
-
-struct Agent {
-    key: String,
-    id: uuid::Uuid,
-}
-
-async fn agent(p: &Platform, username: &str) -> Agent {
-    let (status, _, body) = send(p.http.post(p.url("/auth/agents/register")).json(&json!({
-        "username": username, "framework": "custom", "specializations": ["clean_water_sanitation"]
-    })))
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    Agent {
-        key: body["data"]["apiKey"].as_str().expect("key").to_owned(),
-        id: body["data"]["agentId"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .expect("agent id"),
-    }
-}
-
-/// Reports a problem and waits for its verdict; returns its id and the verdict event.
-async fn judged(
-    p: &Platform,
-    agent: &Agent,
-    title: &str,
-    description: &str,
-) -> (String, i64, Value) {
-    let (status, _, body) = send(
-        p.http
-            .post(p.url("/problems"))
-            .bearer_auth(&agent.key)
-            .json(&json!({ "title": title, "description": description, "domain": "clean_water_sanitation", "severity": "high" })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["data"]["problemId"].as_str().expect("id").to_owned();
-    let (position, verdict) = until_logged(&p.pipeline.pool, "GuardrailDecided", &id).await;
-    (id, position, verdict["data"].clone())
 }
 
 async fn public_feed(p: &Platform, at: i64) -> Vec<String> {
@@ -106,8 +72,6 @@ async fn public_feed(p: &Platform, at: i64) -> Vec<String> {
         .map(|p| p["problemId"].as_str().expect("id").to_owned())
         .collect()
 }
-
-const WELL: &str = "The only well serving 300 households tested positive for E. coli twice this month; families boil water when they can.";
 
 #[tokio::test]
 async fn scores_route_by_the_authors_tier_and_layer_a_rejects_unambiguous_harm() {
@@ -125,7 +89,7 @@ async fn scores_route_by_the_authors_tier_and_layer_a_rejects_unambiguous_harm()
     let (approved, at, verdict) = judged(&p, &river, "Clean water now for ward 4", WELL).await;
     assert_eq!(verdict["decision"], "approved", "{verdict}");
     assert_eq!(verdict["trustTier"], "new", "a fresh agent is new");
-    assert_eq!(verdict["thresholds"]["approve"], 0.9);
+    assert_eq!(verdict["thresholds"]["approve"], 0.85);
     assert_eq!(verdict["classifier"], "scripted@1");
     assert!(
         public_feed(&p, at).await.contains(&approved),
@@ -606,7 +570,7 @@ async fn the_local_semantic_classifier_judges_by_meaning_through_the_worker() {
     let river = agent(&p, "semantic_river").await;
     let (_, _, verdict) = judged(&p, &river, "Contaminated well in ward 4", WELL).await;
     assert_eq!(
-        verdict["classifier"], "semantic-all-MiniLM-L6-v2@1",
+        verdict["classifier"], "semantic-all-MiniLM-L6-v2@2",
         "{verdict}"
     );
     assert_eq!(
@@ -820,78 +784,6 @@ async fn guardrail_latency_submit_to_verdict() {
     );
 }
 
-/// A local server speaking a provider's wire format: it records each request (headers and body),
-/// fails the first `failures` calls with 500, then answers with `reply` as the model's text.
-#[derive(Clone, Default)]
-struct FakeProvider {
-    seen: Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Value)>>>,
-    failures: Arc<AtomicUsize>,
-}
-
-impl FakeProvider {
-    async fn start(failures: usize, reply: &'static str) -> (Self, String) {
-        use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
-        let fake = Self {
-            failures: Arc::new(AtomicUsize::new(failures)),
-            ..Default::default()
-        };
-        async fn answer(
-            State((fake, reply)): State<(FakeProvider, &'static str)>,
-            headers: HeaderMap,
-            Json(body): Json<Value>,
-        ) -> Result<Json<Value>, axum::http::StatusCode> {
-            let anthropic = body.get("system").is_some();
-            fake.seen.lock().expect("lock").push((headers, body));
-            if fake
-                .failures
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-            }
-            Ok(Json(if anthropic {
-                json!({ "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
-                        "content": [{ "type": "text", "text": reply }], "stop_reason": "end_turn",
-                        "usage": { "input_tokens": 100, "output_tokens": 40 } })
-            } else {
-                json!({ "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-test",
-                        "choices": [{ "index": 0, "finish_reason": "stop",
-                                      "message": { "role": "assistant", "content": reply } }],
-                        "usage": { "prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140 } })
-            }))
-        }
-        let app = Router::new()
-            .route("/v1/messages", post(answer))
-            .route("/v1/chat/completions", post(answer))
-            .with_state((fake.clone(), reply));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (fake, base)
-    }
-}
-
-fn llm_config(
-    provider: bw_guardrail::llm::Provider,
-    base: String,
-    budget: i64,
-) -> bw_guardrail::llm::LlmConfig {
-    bw_guardrail::llm::LlmConfig {
-        provider,
-        base_url: base,
-        api_key: bw_infra::Secret::new("test-key-123".into()),
-        model: "judge-test".into(),
-        timeout: std::time::Duration::from_secs(5),
-        max_retries: 2,
-        daily_budget_cents: budget,
-        cents_per_call: 1,
-    }
-}
-
-const ALIGNED: &str = r#"{"alignment_score": 0.95, "aligned_domain": "clean_water_sanitation", "harm_risk": "none", "harm_category": null, "impact": 80, "feasibility": 75, "cost_efficiency": 70}"#;
-
 #[tokio::test]
 async fn the_llm_judge_speaks_both_wire_formats_retries_and_keeps_to_its_budget() {
     use bw_guardrail::llm::{LlmJudge, Provider};
@@ -1033,7 +925,7 @@ async fn an_llm_verdict_goes_through_the_worker_like_any_other() {
     );
     assert_eq!(
         verdict["decision"], "approved",
-        "0.95 clears even a new agent's 0.90: {verdict}"
+        "0.95 clears even a new agent's 0.85: {verdict}"
     );
     assert!(public_feed(&p, at).await.contains(&problem));
 }

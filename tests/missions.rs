@@ -43,6 +43,7 @@ impl Classifier for Aligned {
                 harm_risk: HarmRisk::None,
                 harm_category: None,
                 solution_scores: None,
+                explanation: None,
             }))
         })
     }
@@ -1506,12 +1507,7 @@ impl FakeVision {
         let app = Router::new()
             .route("/v1/messages", post(answer))
             .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (fake, base)
+        (fake, support::judging::serve(app).await)
     }
 
     fn requests(&self) -> Vec<(axum::http::HeaderMap, Value)> {

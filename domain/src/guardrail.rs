@@ -82,6 +82,48 @@ pub struct Assessment {
     pub harm_category: Option<String>,
     /// For solutions.
     pub solution_scores: Option<SolutionScores>,
+    /// Why, for the admin who reviews the item (local classifiers; absent from older verdicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+/// What a classifier saw in the content: enough for an admin to decide in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// Calibrated probabilities that a careful moderator would approve, flag or reject it.
+    pub approve: f64,
+    pub flag: f64,
+    pub reject: f64,
+    /// The harm categories (and `off_topic`) the content is closest to, closest first: each with the
+    /// cosine similarity of its nearest labelled flag or reject example.
+    pub categories: Vec<CategoryScore>,
+    /// The nearest labelled examples, nearest first.
+    pub nearest: Vec<NearestExample>,
+}
+
+/// A harm category and how close the content is to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryScore {
+    pub category: String,
+    pub score: f64,
+}
+
+/// A labelled example the content resembles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NearestExample {
+    /// The corpus item's id (`guardrail/eval/`), or `prototype` for a built-in reference text.
+    pub id: String,
+    /// `approve`, `flag` or `reject`.
+    pub label: String,
+    /// Its harm category (for an approved item, none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    pub similarity: f64,
+    /// Its first words.
+    pub excerpt: String,
 }
 
 /// An agent's trust tier (§2.8): it chooses the thresholds.
@@ -116,8 +158,11 @@ impl Default for TrustPolicy {
         Self {
             verified_min_age_days: 8,
             verified_min_approvals: 3,
+            // On the semantic classifier's calibrated probabilities, chosen on the corpus's dev
+            // split (`betterworld guardrail eval`, docs/guardrails.md): a new agent's content is
+            // approved only where no harmful dev item was; a verified agent's more often.
             new: Thresholds {
-                approve: 0.90,
+                approve: 0.85,
                 reject_below: 0.40,
             },
             verified: Thresholds {
@@ -522,6 +567,7 @@ mod tests {
             harm_risk: harm,
             harm_category: None,
             solution_scores: None,
+            explanation: None,
         }
     }
 
@@ -581,9 +627,13 @@ mod tests {
         }
         let new = TrustPolicy::default().thresholds(TrustTier::New);
         assert_eq!(
-            decide(&[], Some(&assessment(0.85, HarmRisk::None)), new).0,
+            decide(&[], Some(&assessment(0.84, HarmRisk::None)), new).0,
             GuardrailStatus::Flagged,
             "a new agent needs a very high score"
+        );
+        assert_eq!(
+            decide(&[], Some(&assessment(0.85, HarmRisk::None)), new).0,
+            GuardrailStatus::Approved
         );
         assert_eq!(
             decide(&[], Some(&assessment(0.95, HarmRisk::High)), VERIFIED).0,

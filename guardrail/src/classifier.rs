@@ -8,15 +8,20 @@
 use std::sync::Arc;
 
 use bw_domain::{
-    guardrail::{Assessment, ContentType, HarmRisk, SolutionScores},
+    guardrail::{
+        Assessment, CategoryScore, ContentType, Explanation, HarmRisk, NearestExample,
+        SolutionScores, normalise,
+    },
     taxonomy::ProblemDomain,
 };
 use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
 
 use crate::{
     GuardrailError,
     corpus::{self, Label},
     embed::{self, Embedder},
+    features::{self, Features},
     linear::Linear,
     prototypes, vectors,
 };
@@ -107,6 +112,8 @@ pub struct Example {
     pub domain: Option<ProblemDomain>,
     /// The harmful category, or `off_topic`.
     pub category: Option<&'static str>,
+    /// As written.
+    pub text: String,
     vector: Vec<f32>,
 }
 
@@ -115,14 +122,19 @@ impl Example {
     pub fn vector(&self) -> &[f32] {
         &self.vector
     }
+
+    /// What the linear model reads of it.
+    pub fn features(&self) -> Features {
+        Features::of(self.vector.clone(), &normalise(&self.text))
+    }
 }
 
 /// What the classifier measured for one text: its nearest examples (similarity, index) and the
 /// solution-quality anchor differences, before any parameter applies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
-    /// The text's unit vector.
-    pub vector: Vec<f32>,
+    /// The text's unit vector and n-grams.
+    pub features: Features,
     pub neighbours: Vec<(f32, usize)>,
     /// Strong-minus-weak anchor similarity for impact, feasibility, cost efficiency.
     pub quality: [f32; 3],
@@ -169,10 +181,88 @@ fn static_category(name: &str) -> Option<&'static str> {
         .find(|c| *c == name)
 }
 
+/// The weights `guardrail train` ships (empty until it has written them).
+const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../model/classifier.weights");
+
+/// Where `guardrail train` writes the weights in a checkout.
+pub fn weights_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model/classifier.weights")
+}
+
+/// What the shipped weights were fitted from: the training and dev splits, the reference texts,
+/// the feature layout and the penalty. Weights written for anything else are not used.
+pub fn weights_digest(lambda: f32) -> String {
+    let mut h = Sha256::new();
+    h.update(corpus::TRAIN);
+    h.update(corpus::DEV);
+    for (_, texts) in prototypes::DOMAINS {
+        texts.iter().for_each(|t| h.update(t));
+    }
+    for (category, texts) in prototypes::HARMS {
+        h.update(category);
+        texts.iter().for_each(|t| h.update(t));
+    }
+    prototypes::OFF_TOPIC.iter().for_each(|t| h.update(t));
+    h.update(format!(
+        "{} char2-5 word1-2 {} lambda {lambda}",
+        embed::MODEL,
+        features::BUCKETS
+    ));
+    hex::encode(h.finalize())
+}
+
+/// The dev split's features and classes (it calibrates the model; embedding it takes seconds).
+pub fn dev_features(embedder: &Embedder) -> Result<Vec<(Features, usize)>, GuardrailError> {
+    let vectors = vectors::compute(embedder, corpus::DEV)?;
+    Ok(corpus::dev()?
+        .into_iter()
+        .zip(vectors)
+        .map(|(item, v)| (Features::of(v, &normalise(&item.text)), item.label.index()))
+        .collect())
+}
+
+/// The first words of `text`, at most `chars` characters.
+fn excerpt(text: &str, chars: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(chars) {
+        Some((end, _)) => format!("{}…", &flat[..end]),
+        None => flat,
+    }
+}
+
 impl Semantic {
-    /// Embeds the reference texts and the labelled training examples with `embedder` (blocking:
-    /// call at start-up, off the runtime).
+    /// Embeds the reference texts with `embedder` and takes the training split's shipped vectors
+    /// and the shipped weights (blocking: call at start-up, off the runtime). Stale files (the
+    /// corpus changed since `guardrail train`) are recomputed here, with a warning.
     pub fn new(embedder: Arc<Embedder>, params: SemanticParams) -> Result<Self, GuardrailError> {
+        // The training split (never the held-out one): its vectors as shipped, or embedded here.
+        let vectors = match vectors::shipped() {
+            Some(v) => v,
+            None => {
+                tracing::warn!(
+                    "guardrail/model/train.vectors does not match the training split; embedding it (run `betterworld guardrail train`)"
+                );
+                vectors::compute(&embedder, corpus::TRAIN)?
+            }
+        };
+        let weights = Linear::decode(SHIPPED_WEIGHTS, &weights_digest(params.lambda))
+            .inspect_err(|why| {
+                tracing::warn!(
+                    "guardrail/model/classifier.weights not used ({why}); fitting the classifier here (run `betterworld guardrail train`)"
+                );
+            })
+            .ok();
+        Self::build(embedder, params, vectors, weights)
+    }
+
+    /// The classifier with the training split's `vectors` and the model `weights`; without
+    /// weights it fits them on the examples and calibrates them on the dev split (seconds).
+    pub fn build(
+        embedder: Arc<Embedder>,
+        params: SemanticParams,
+        vectors: Vec<Vec<f32>>,
+        weights: Option<Linear>,
+    ) -> Result<Self, GuardrailError> {
         let mut pending: Vec<Pending> = Vec::new();
         for (domain, texts) in prototypes::DOMAINS {
             for t in *texts {
@@ -214,22 +304,19 @@ impl Semantic {
                     label: p.label,
                     domain: p.domain,
                     category: p.category,
+                    text: p.text.clone(),
                     vector,
                 });
             }
         }
-        // The training split (never the held-out one): its vectors as shipped, or embedded here
-        // when the shipped file is stale.
         let train = corpus::train()?;
-        let vectors = match vectors::shipped() {
-            Some(v) => v,
-            None => {
-                tracing::warn!(
-                    "guardrail/model/train.vectors does not match the training split; embedding it (run `betterworld guardrail train`)"
-                );
-                vectors::compute(&embedder, corpus::TRAIN)?
-            }
-        };
+        if train.len() != vectors.len() {
+            return Err(GuardrailError::Corrupt(format!(
+                "{} training vectors for {} training items",
+                vectors.len(),
+                train.len()
+            )));
+        }
         for (item, vector) in train.into_iter().zip(vectors) {
             // An approved item's category is the harm it works against: it names no harm here.
             let category = match item.label {
@@ -241,6 +328,7 @@ impl Semantic {
                 domain: item.domain.as_deref().and_then(|d| d.parse().ok()),
                 category,
                 id: item.id,
+                text: item.text,
                 vector,
             });
         }
@@ -257,9 +345,16 @@ impl Semantic {
             Ok((strong, weak))
         })
         .collect::<Result<_, GuardrailError>>()?;
-        let model = Self::fit(&examples, params.lambda, None);
+        let model = match weights {
+            Some(model) => model,
+            None => {
+                let dev = dev_features(&embedder)?;
+                let dev: Vec<(&Features, usize)> = dev.iter().map(|(f, c)| (f, *c)).collect();
+                Self::fit(&examples, params.lambda, None).calibrated(&dev)
+            }
+        };
         Ok(Self {
-            name: format!("semantic-{}@1", embed::MODEL),
+            name: format!("semantic-{}@2", embed::MODEL),
             embedder,
             examples,
             model,
@@ -268,29 +363,24 @@ impl Semantic {
         })
     }
 
-    /// Fits the linear model on `examples` (only those `keep` accepts, when given).
+    /// Fits the linear model on `examples` (only those `keep` accepts, when given), uncalibrated.
     fn fit(examples: &[Example], lambda: f32, keep: Option<&dyn Fn(&Example) -> bool>) -> Linear {
-        let data: Vec<(&[f32], usize)> = examples
+        let kept: Vec<(Features, usize)> = examples
             .iter()
             .filter(|e| keep.is_none_or(|k| k(e)))
-            .map(|e| {
-                let class = match e.label {
-                    Label::Approve => CLASS_APPROVE,
-                    Label::Flag => CLASS_FLAG,
-                    Label::Reject => CLASS_REJECT,
-                };
-                (e.vector.as_slice(), class)
-            })
+            .map(|e| (e.features(), e.label.index()))
             .collect();
+        let data: Vec<(&Features, usize)> = kept.iter().map(|(f, c)| (f, *c)).collect();
         Linear::fit(&data, 3, lambda)
     }
 
-    /// A model fitted without the examples whose id `exclude` names (cross-validation).
+    /// A model fitted without the examples whose id `exclude` names (cross-validation),
+    /// uncalibrated.
     pub fn fit_without(&self, lambda: f32, exclude: &dyn Fn(&str) -> bool) -> Linear {
         Self::fit(&self.examples, lambda, Some(&|e: &Example| !exclude(&e.id)))
     }
 
-    /// The model fitted on every example.
+    /// The model in use: fitted on every example, calibrated on the dev split.
     pub fn model(&self) -> &Linear {
         &self.model
     }
@@ -310,11 +400,11 @@ impl Semantic {
                 classifier: self.name.clone(),
                 reason: "no vector".into(),
             })?;
-        Ok(self.measure_vector(v))
+        Ok(self.measure_vector(v, text))
     }
 
-    /// Measures a text by its vector (no embedding).
-    pub fn measure_vector(&self, v: Vec<f32>) -> Measurement {
+    /// Measures a text (normalised) by its vector (no embedding).
+    pub fn measure_vector(&self, v: Vec<f32>, text: &str) -> Measurement {
         let mut neighbours: Vec<(f32, usize)> = self
             .examples
             .iter()
@@ -328,9 +418,50 @@ impl Semantic {
             embed::cosine(&v, strong) - embed::cosine(&v, weak)
         });
         Measurement {
-            vector: v,
+            features: Features::of(v, text),
             neighbours,
             quality,
+        }
+    }
+
+    /// Why: the probabilities `p`, the harm categories closest to the measurement and its three
+    /// nearest labelled corpus items (leaving out `exclude`).
+    fn explain(&self, p: &[f32], m: &Measurement, exclude: Option<&str>) -> Explanation {
+        let neighbours = || {
+            m.neighbours
+                .iter()
+                .map(|(s, i)| (*s, &self.examples[*i]))
+                .filter(move |(_, e)| exclude.is_none_or(|id| e.id != id))
+        };
+        let mut categories: Vec<CategoryScore> = Vec::new();
+        for (similarity, e) in neighbours() {
+            if let Some(c) = e.category.filter(|_| e.label != Label::Approve)
+                && !categories.iter().any(|s| s.category == c)
+            {
+                categories.push(CategoryScore {
+                    category: c.to_owned(),
+                    score: f64::from(similarity),
+                });
+            }
+        }
+        categories.truncate(3);
+        let nearest = neighbours()
+            .filter(|(_, e)| e.id != "prototype")
+            .take(3)
+            .map(|(similarity, e)| NearestExample {
+                id: e.id.clone(),
+                label: e.label.as_str().to_owned(),
+                category: e.category.map(str::to_owned),
+                similarity: f64::from(similarity),
+                excerpt: excerpt(&e.text, 100),
+            })
+            .collect();
+        Explanation {
+            approve: f64::from(p[CLASS_APPROVE]),
+            flag: f64::from(p[CLASS_FLAG]),
+            reject: f64::from(p[CLASS_REJECT]),
+            categories,
+            nearest,
         }
     }
 
@@ -344,7 +475,7 @@ impl Semantic {
         content_type: ContentType,
         exclude: Option<&str>,
     ) -> Assessment {
-        let p = model.probabilities(&m.vector);
+        let p = model.probabilities(&m.features);
         let top: Vec<&Example> = m
             .neighbours
             .iter()
@@ -390,6 +521,7 @@ impl Semantic {
                 feasibility: score(m.quality[1]),
                 cost_efficiency: score(m.quality[2]),
             }),
+            explanation: Some(self.explain(&p, m, exclude)),
         }
     }
 
@@ -437,12 +569,35 @@ impl Classifier for Arc<Semantic> {
     ) -> BoxFuture<'a, Result<Option<Assessment>, GuardrailError>> {
         match vector.filter(|v| v.len() == embed::DIMENSIONS) {
             Some(v) => {
-                let measured = self.measure_vector(v);
+                let measured = self.measure_vector(v, text);
                 let assessment =
                     self.assess_measured(&self.model, &measured, &self.params, content_type, None);
                 Box::pin(async move { Ok(Some(assessment)) })
             }
             None => self.assess(content_type, text),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_weights_were_fitted_on_the_compiled_in_corpus() {
+        // Fails after train.jsonl, dev.jsonl, the reference texts or the features change, until
+        // `betterworld guardrail train` writes guardrail/model/classifier.weights again.
+        let model = Linear::decode(
+            SHIPPED_WEIGHTS,
+            &weights_digest(SemanticParams::default().lambda),
+        )
+        .expect("current weights");
+        assert!(model.temperature() > 0.0);
+    }
+
+    #[test]
+    fn an_excerpt_is_the_first_words_and_says_when_it_cuts() {
+        assert_eq!(excerpt("short   text\nhere", 100), "short text here");
+        assert_eq!(excerpt("ünïcode words go on", 7), "ünïcode…");
     }
 }

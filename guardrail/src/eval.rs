@@ -92,9 +92,10 @@ pub fn measured_train(classifier: &Semantic) -> Result<Vec<Measured>, GuardrailE
             let vector = vectors.get(item.id.as_str()).ok_or_else(|| {
                 GuardrailError::Corrupt(format!("{} is not among the examples", item.id))
             })?;
+            let normalised = normalise(&item.text);
             Ok(Measured {
-                normalised: normalise(&item.text),
-                measurement: classifier.measure_vector(vector.to_vec()),
+                measurement: classifier.measure_vector(vector.to_vec(), &normalised),
+                normalised,
                 duration: std::time::Duration::ZERO,
                 item,
             })
@@ -389,7 +390,7 @@ pub fn report<'m>(
         confidence: Vec::with_capacity(items.len()),
     };
     for m in items {
-        let p = model_for(m).probabilities(&m.measurement.vector);
+        let p = model_for(m).probabilities(&m.measurement.features);
         let top = (0..3).fold(0, |best, c| if p[c] > p[best] { c } else { best });
         r.confidence
             .push((f64::from(p[top]), top == m.item.label.index()));
@@ -426,40 +427,42 @@ fn fold(id: &str) -> usize {
     id.bytes().map(usize::from).sum::<usize>() % FOLDS
 }
 
+/// Models of the 5-fold cross-validation on `train`: the one for fold `f` is fitted without it.
+pub fn fold_models(classifier: &Semantic, train: &[&Measured], lambda: f32) -> Vec<Linear> {
+    let ids: std::collections::HashSet<&str> = train.iter().map(|m| m.item.id.as_str()).collect();
+    (0..FOLDS)
+        .map(|f| {
+            let in_fold = |id: &str| ids.contains(id) && fold(id) == f;
+            classifier.fit_without(lambda, &in_fold)
+        })
+        .collect()
+}
+
 /// `train` judged by 5-fold cross-validation: each item by a model fitted without its fold.
 pub fn cross_validate(
     classifier: &Semantic,
     train: &[&Measured],
+    models: &[Linear],
     params: &SemanticParams,
     policy: &TrustPolicy,
     tier: TrustTier,
 ) -> Report {
-    let ids: std::collections::HashSet<&str> = train.iter().map(|m| m.item.id.as_str()).collect();
-    let models: Vec<Linear> = (0..FOLDS)
-        .map(|f| {
-            let in_fold = |id: &str| ids.contains(id) && fold(id) == f;
-            classifier.fit_without(params.lambda, &in_fold)
-        })
-        .collect();
     report(classifier, train, params, policy, tier, &|m| {
         &models[fold(&m.item.id)]
     })
 }
 
 /// The parameters with the best cross-validated macro-F1 on `train` for `tier` (grid search; ties
-/// keep the earlier setting).
+/// keep the earlier setting). Each penalty is fitted once per fold.
 pub fn tune(
     classifier: &Semantic,
     train: &[&Measured],
     policy: &TrustPolicy,
     tier: TrustTier,
 ) -> (SemanticParams, Report) {
-    let start = SemanticParams::default();
-    let mut best = (
-        start,
-        cross_validate(classifier, train, &start, policy, tier),
-    );
-    for lambda in [1e-4, 1e-3, 3e-3, 1e-2] {
+    let mut best: Option<(SemanticParams, Report)> = None;
+    for lambda in [1e-4, 1e-3, 1e-2] {
+        let models = fold_models(classifier, train, lambda);
         for k in [5, 9] {
             for (harm_high, harm_medium) in [(0.5, 0.3), (0.6, 0.35), (0.7, 0.4)] {
                 let params = SemanticParams {
@@ -468,14 +471,35 @@ pub fn tune(
                     harm_high,
                     harm_medium,
                 };
-                let r = cross_validate(classifier, train, &params, policy, tier);
-                if r.macro_f1() > best.1.macro_f1() {
-                    best = (params, r);
+                let r = cross_validate(classifier, train, &models, &params, policy, tier);
+                if best.as_ref().is_none_or(|b| r.macro_f1() > b.1.macro_f1()) {
+                    best = Some((params, r));
                 }
             }
         }
     }
-    best
+    best.expect("a non-empty grid")
+}
+
+/// What the cascade would do with `items` when the LLM is asked below `confident`: the share of
+/// items it would ask about, and how often the local model's likeliest class is the label on the
+/// rest (the ones decided locally).
+pub fn cascade(model: &Linear, items: &[&Measured], confident: f64) -> (f64, f64) {
+    let mut asked = 0;
+    let mut kept_right = 0;
+    for m in items {
+        let p = model.probabilities(&m.measurement.features);
+        let top = (0..3).fold(0, |best, c| if p[c] > p[best] { c } else { best });
+        if f64::from(p[top]) < confident {
+            asked += 1;
+        } else if top == m.item.label.index() {
+            kept_right += 1;
+        }
+    }
+    (
+        ratio(asked, items.len()),
+        ratio(kept_right, items.len() - asked),
+    )
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@
 //! - [`queue`]: the intake, the judges' claim loops, the backlog.
 //! - [`classifier`]: the [`Classifier`] trait and the classifiers: `AdminOnly` (no Layer B) and
 //!   `Semantic` (local, by meaning).
+//! - [`features`] and [`linear`]: what the semantic classifier's model reads of a text (sentence
+//!   vector and hashed n-grams) and the calibrated logistic regression over it.
+//! - [`cascade`]: the semantic classifier first, the LLM only for what it is unsure of.
 //! - [`embed`]: all-MiniLM-L6-v2 sentence embeddings in process (candle).
 //! - [`index`]: the semantic index (pgvector) of approved content, similar problems, search.
 //! - [`llm`]: the optional LLM judge (Anthropic Messages or OpenAI-compatible chat completions).
@@ -31,12 +34,14 @@
 //! - [`worker`]: [`worker::GuardrailWorker`]: judges one submission and records its verdict.
 //! - [`error`]: [`GuardrailError`], this crate's one error type.
 
+pub mod cascade;
 pub mod classifier;
 pub mod content;
 pub mod corpus;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod features;
 pub mod index;
 pub mod linear;
 pub mod llm;

@@ -151,6 +151,7 @@ pub fn parse_reply(content_type: ContentType, text: &str) -> Result<Assessment, 
             feasibility: score(reply.feasibility),
             cost_efficiency: score(reply.cost_efficiency),
         }),
+        explanation: None,
     })
 }
 

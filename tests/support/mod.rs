@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod judging;
 pub mod people;
 pub mod proxy;
 

@@ -26,7 +26,8 @@ impl Projection for ReviewQueue {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: the guardrail's explanation
+        2
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
@@ -51,8 +52,8 @@ impl Projection for ReviewQueue {
                 Moderation::Decided(v) if v.decision == GuardrailStatus::Flagged => {
                     sqlx::query(
                         "INSERT INTO rm_review_queue (verdict_id, content_type, content_id, stream_id, author_agent_id, state,
-                             reasons, layer_a, alignment, trust_tier, flagged_at, position)
-                         VALUES ($1, $2, $3, $4, $5, 'pending_review', $6, $7, $8, $9, $10, $11)",
+                             reasons, layer_a, alignment, trust_tier, flagged_at, position, explanation)
+                         VALUES ($1, $2, $3, $4, $5, 'pending_review', $6, $7, $8, $9, $10, $11, $12)",
                     )
                     .bind(v.verdict_id)
                     .bind(v.content_type.as_str())
@@ -65,6 +66,12 @@ impl Projection for ReviewQueue {
                     .bind(serde_json::to_value(v.trust_tier).ok().and_then(|t| t.as_str().map(str::to_owned)))
                     .bind(v.decided_at)
                     .bind(event.global_position)
+                    .bind(
+                        v.assessment
+                            .as_ref()
+                            .and_then(|a| a.explanation.as_ref())
+                            .and_then(|e| serde_json::to_value(e).ok()),
+                    )
                     .execute(&mut *conn)
                     .await?;
                 }
@@ -133,6 +140,11 @@ pub struct QueueItem {
     #[schema(value_type = Object)]
     pub layer_a: Value,
     pub alignment: Option<f64>,
+    /// Why the guardrail was unsure: calibrated probabilities of approve, flag and reject, the
+    /// closest harm categories and the three nearest labelled examples (absent when the classifier
+    /// gave none).
+    #[schema(value_type = Option<Object>)]
+    pub explanation: Option<Value>,
     pub trust_tier: String,
     pub flagged_at: DateTime<Utc>,
     pub claimed_by: Option<Uuid>,
@@ -145,8 +157,8 @@ pub struct QueueItem {
     pub stream_id: Uuid,
 }
 
-const COLUMNS: &str = "verdict_id AS id, content_type, content_id, author_agent_id, state, reasons, layer_a, alignment, trust_tier,
-     flagged_at, claimed_by, claimed_at, reviewed_by, review_notes, reviewed_at, stream_id";
+const COLUMNS: &str = "verdict_id AS id, content_type, content_id, author_agent_id, state, reasons, layer_a, alignment, explanation,
+     trust_tier, flagged_at, claimed_by, claimed_at, reviewed_by, review_notes, reviewed_at, stream_id";
 
 /// Which items to list.
 #[derive(Debug, Clone, Default)]
