@@ -770,35 +770,36 @@ pub struct GuardrailArgs {
     #[arg(
         long = "trust-verified-min-age-days",
         env = "BW_TRUST_VERIFIED_MIN_AGE_DAYS",
-        default_value_t = 8
+        default_value_t = bw_domain::guardrail::TrustPolicy::default().verified_min_age_days
     )]
     pub verified_min_age_days: i64,
     /// Approved submissions an agent needs for `verified`.
     #[arg(
         long = "trust-verified-min-approvals",
         env = "BW_TRUST_VERIFIED_MIN_APPROVALS",
-        default_value_t = 3
+        default_value_t = bw_domain::guardrail::TrustPolicy::default().verified_min_approvals
     )]
     pub verified_min_approvals: i64,
-    /// Alignment from which a new agent's content is approved.
+    /// Alignment from which a new agent's content is approved (the defaults of the bands are the
+    /// domain's `TrustPolicy`, chosen on the corpus's dev split).
     #[arg(
         long = "guardrail-new-approve",
         env = "BW_GUARDRAIL_NEW_APPROVE",
-        default_value_t = 0.90
+        default_value_t = bw_domain::guardrail::TrustPolicy::default().new.approve
     )]
     pub new_approve: f64,
     /// Alignment from which a verified agent's content is approved.
     #[arg(
         long = "guardrail-verified-approve",
         env = "BW_GUARDRAIL_VERIFIED_APPROVE",
-        default_value_t = 0.70
+        default_value_t = bw_domain::guardrail::TrustPolicy::default().verified.approve
     )]
     pub verified_approve: f64,
     /// Alignment below which content is rejected (both tiers).
     #[arg(
         long = "guardrail-reject-below",
         env = "BW_GUARDRAIL_REJECT_BELOW",
-        default_value_t = 0.40
+        default_value_t = bw_domain::guardrail::TrustPolicy::default().new.reject_below
     )]
     pub reject_below: f64,
     /// How long a Layer B result is reused for the same normalised text.

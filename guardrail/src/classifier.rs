@@ -96,6 +96,10 @@ impl Default for SemanticParams {
     }
 }
 
+/// The lowest alignment the semantic classifier reports for a mission (above the default
+/// reject-below band of 0.40, so a doubtful mission is flagged rather than rejected).
+pub const MISSION_ALIGNMENT_FLOOR: f32 = 0.5;
+
 /// Class indices of the linear model.
 pub const CLASS_APPROVE: usize = 0;
 /// Flag.
@@ -493,9 +497,9 @@ impl Semantic {
         } else {
             harmful as f32 / rejects as f32
         };
-        let alignment = (p[CLASS_APPROVE] + 0.5 * p[CLASS_FLAG]).clamp(0.0, 1.0);
+        let mut alignment = (p[CLASS_APPROVE] + 0.5 * p[CLASS_FLAG]).clamp(0.0, 1.0);
         let harm = p[CLASS_REJECT] * harmful_share;
-        let harm_risk = if harm >= params.harm_high {
+        let mut harm_risk = if harm >= params.harm_high {
             HarmRisk::High
         } else if harm >= params.harm_medium {
             HarmRisk::Medium
@@ -504,6 +508,13 @@ impl Semantic {
         } else {
             HarmRisk::None
         };
+        if content_type == ContentType::Mission {
+            // The corpus holds no missions (their instructions and evidence lists read like nothing
+            // it was fitted on): for a mission the classifier may stop an approval, never reject
+            // alone — an admin decides what it doubts.
+            harm_risk = harm_risk.min(HarmRisk::Medium);
+            alignment = alignment.max(MISSION_ALIGNMENT_FLOOR);
+        }
         let score = |q: f32| f64::from((50.0 + 250.0 * q).clamp(0.0, 100.0));
         Assessment {
             alignment: f64::from(alignment),
