@@ -188,11 +188,6 @@ fn static_category(name: &str) -> Option<&'static str> {
 /// The weights `guardrail train` ships (empty until it has written them).
 const SHIPPED_WEIGHTS: &[u8] = include_bytes!("../model/classifier.weights");
 
-/// Where `guardrail train` writes the weights in a checkout.
-pub fn weights_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model/classifier.weights")
-}
-
 /// What the shipped weights were fitted from: the training and dev splits, the reference texts,
 /// the feature layout and the penalty. Weights written for anything else are not used.
 pub fn weights_digest(lambda: f32) -> String {
