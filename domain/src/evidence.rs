@@ -12,7 +12,7 @@ use cqrs_es::{Aggregate, DomainEvent, event_sink::EventSink};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{DomainError, mission::EvidenceKind, values::GeoPoint};
+use crate::{DomainError, mission::spec::EvidenceKind, values::GeoPoint};
 
 /// Files per submission.
 pub const MAX_FILES: usize = 5;
