@@ -17,9 +17,8 @@ use crate::{
 pub const MAX_EVENTS_PER_COMMIT: usize = (1 << 20) - 1;
 
 /// The advisory lock every event-writing transaction holds (shared) from before its first write
-/// until it ends, so the relay can tell which in-progress transactions may still add events (ADR
-/// 0002). `pg_locks` shows it as classid 0x6277_6576 ("bwev"), objid 1.
-pub const EVENT_WRITER_LOCK: i64 = 0x6277_6576_0000_0001;
+/// until it ends; defined beside the relay that reads it (ADR 0002).
+pub use bw_infra::relay::EVENT_WRITER_LOCK;
 
 /// An aggregate rebuilt from its stream, with what the next append needs.
 #[derive(Debug)]

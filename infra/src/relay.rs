@@ -33,10 +33,15 @@ use crate::{
     nats::EventsStream,
 };
 
-/// The event-writer advisory lock (`bw_commands::store::EVENT_WRITER_LOCK` = 0x6277_6576_0000_0001)
-/// as `pg_locks` shows a bigint key: high half in `classid`, low half in `objid`.
-const WRITER_LOCK_CLASSID: u32 = 0x6277_6576;
-const WRITER_LOCK_OBJID: u32 = 1;
+/// The advisory lock every event-writing transaction holds (shared) from before its first write
+/// until it ends, so the relay can tell which in-progress transactions may still add events (ADR
+/// 0002). The command store takes it (`bw_commands::store`); the relay reads who holds it.
+pub const EVENT_WRITER_LOCK: i64 = 0x6277_6576_0000_0001;
+
+/// [`EVENT_WRITER_LOCK`] as `pg_locks` shows a bigint key: high half in `classid` (0x6277_6576,
+/// "bwev"), low half in `objid` (1).
+const WRITER_LOCK_CLASSID: i64 = EVENT_WRITER_LOCK >> 32;
+const WRITER_LOCK_OBJID: i64 = EVENT_WRITER_LOCK & 0xFFFF_FFFF;
 
 /// Widens the 32-bit id of a running transaction to the 64-bit form (`xid8`), taking the epoch that
 /// puts it nearest to `reference` (a recent `xid8`): running transactions are always within 2^31 of
@@ -69,8 +74,8 @@ pub async fn writer_horizon(pool: &PgPool) -> Result<i64, InfraError> {
                         AND a.backend_xid IS NOT NULL) AS writer_xids,
                 (SELECT xid_offset FROM log_epoch) AS xid_offset",
     )
-    .bind(i64::from(WRITER_LOCK_CLASSID))
-    .bind(i64::from(WRITER_LOCK_OBJID))
+    .bind(WRITER_LOCK_CLASSID)
+    .bind(WRITER_LOCK_OBJID)
     .fetch_one(pool)
     .await?;
     let xmax: i64 = row.try_get("xmax")?;
