@@ -139,6 +139,10 @@ pub enum ApiError {
         /// Structured detail (e.g. the failing readiness checks).
         details: Option<Value>,
     },
+    /// The same request (its `Idempotency-Key`) is being executed right now: `409 CONFLICT` with
+    /// `Retry-After: 1`.
+    #[error("{0}")]
+    InProgress(String),
     /// Any other refusal with its code (authentication, permission, conflicts…); the message is
     /// written for the client.
     #[error("{message}")]
@@ -235,7 +239,7 @@ impl From<bw_commands::CommandError> for ApiError {
             e @ C::UsernameTaken(_) => Self::refused(ErrorCode::UsernameTaken, e.to_string()),
             e @ C::EmailTaken => Self::refused(ErrorCode::EmailTaken, e.to_string()),
             e @ C::IdempotencyMismatch => Self::field("Idempotency-Key", e.to_string()),
-            e @ C::IdempotencyInProgress => Self::refused(ErrorCode::Conflict, e.to_string()),
+            e @ C::IdempotencyInProgress => Self::InProgress(e.to_string()),
             C::Database(e) => database(e),
             e @ (C::Corrupt(_) | C::Key(_) | C::LogFormat(_)) => Self::Internal(e.to_string()),
         }
@@ -279,14 +283,16 @@ pub fn error_response(code: ErrorCode, message: &str, details: Option<&Value>) -
         request_id: current_request_id(),
     };
     let mut response = (code.status(), Json(body)).into_response();
-    let retry = code == ErrorCode::ServiceUnavailable
-        || (code == ErrorCode::Conflict && message.contains("in progress"));
-    if retry {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if code == ErrorCode::ServiceUnavailable {
+        retry_after_a_second(&mut response);
     }
     response
+}
+
+fn retry_after_a_second(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
 }
 
 impl ApiError {
@@ -300,6 +306,7 @@ impl ApiError {
             Self::NotFound => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            Self::InProgress(_) => ErrorCode::Conflict,
             Self::Refused { code, .. } => *code,
             Self::Internal(_) => ErrorCode::InternalError,
         }
@@ -322,6 +329,11 @@ impl IntoResponse for ApiError {
                 error_response(code, &message, details.as_ref())
             }
             Self::NotFound => error_response(code, "no such resource", None),
+            Self::InProgress(message) => {
+                let mut response = error_response(code, &message, None);
+                retry_after_a_second(&mut response);
+                response
+            }
             other => error_response(code, &other.to_string(), None),
         }
     }
@@ -330,6 +342,18 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_in_progress_is_a_conflict_to_retry_by_its_type_not_its_wording() {
+        let busy = ApiError::from(bw_commands::CommandError::IdempotencyInProgress).into_response();
+        assert_eq!(busy.status(), StatusCode::CONFLICT);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        // Another conflict whose message happens to say "in progress" is not retried.
+        let other =
+            ApiError::refused(ErrorCode::Conflict, "a rebuild is in progress").into_response();
+        assert_eq!(other.status(), StatusCode::CONFLICT);
+        assert!(other.headers().get(header::RETRY_AFTER).is_none());
+    }
 
     #[test]
     fn a_broken_database_connection_is_unavailable_not_a_bug() {
