@@ -179,9 +179,7 @@ impl Projection for RewardSaga {
                         at: verified_at,
                     },
                     &ctx,
-                    Some(bw_gateway::routes::missions::release_ended_claims(
-                        mission_id,
-                    )),
+                    Some(bw_commands::claims::release_ended_claims(mission_id)),
                     no_body,
                 )
                 .await

@@ -76,9 +76,7 @@ impl ExpiryScheduler {
                     &mission_id.to_string(),
                     MissionCommand::Sweep { at },
                     &ctx,
-                    Some(bw_gateway::routes::missions::release_ended_claims(
-                        mission_id,
-                    )),
+                    Some(bw_commands::claims::release_ended_claims(mission_id)),
                     |position| StoredResponse {
                         status: 200,
                         body: serde_json::Value::Null,

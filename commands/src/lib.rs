@@ -18,12 +18,14 @@
 //! - [`idempotency`]: `Idempotency-Key` scoping, request hashing, stored responses, retention.
 //! - [`bus`]: [`bus::CommandBus`]: one transaction per command — idempotency check, load, decide,
 //!   append, reservations, idempotency record, wake-up of the relay.
+//! - [`claims`]: the active-claims limit, reserved and freed in the claim's transaction.
 //! - `reservations`: cross-aggregate uniqueness (usernames) and credentials, same transaction.
 //! - [`error`]: [`CommandError`], this crate's one error type.
 
 pub mod audit;
 pub mod bus;
 pub mod canonical;
+pub mod claims;
 pub mod error;
 pub mod idempotency;
 pub mod merkle;

@@ -14,9 +14,12 @@ use axum::{
     http::HeaderMap,
     routing::{get, patch, post},
 };
-use bw_commands::{CommandError, SideWrites, idempotency::StoredResponse};
+use bw_commands::{
+    SideWrites,
+    claims::{release_ended_claims, reserve_claim},
+    idempotency::StoredResponse,
+};
 use bw_domain::{
-    DomainError,
     meta::Actor,
     mission::{
         ClaimUpdate, Difficulty, EvidenceRequirement, Mission, MissionCommand, MissionSpec,
@@ -33,7 +36,6 @@ use bw_projections::models::missions::{
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
@@ -47,7 +49,6 @@ use crate::{
 
 use super::{Fields, parse_path_id};
 
-/// Active claims one person may hold at once (§2.5).
 pub const MAX_ACTIVE_CLAIMS: i64 = 3;
 
 /// The mission routes.
@@ -542,62 +543,6 @@ async fn on_mission(
         .execute_serialized_with::<Mission>(&mission_id.to_string(), command, ctx, side, respond)
         .await?;
     Ok(CommandResponse(outcome.response().clone()))
-}
-
-/// Records the claim in `active_claims` after counting the person's others under a lock on them.
-fn reserve_claim(
-    claim_id: Uuid,
-    human_id: Uuid,
-    mission_id: Uuid,
-    at: DateTime<Utc>,
-) -> SideWrites {
-    Box::new(move |conn: &mut PgConnection| {
-        Box::pin(async move {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-                .bind(format!("active-claims:{human_id}"))
-                .execute(&mut *conn)
-                .await?;
-            let active: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM active_claims WHERE human_id = $1")
-                    .bind(human_id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-            if active >= MAX_ACTIVE_CLAIMS {
-                return Err(CommandError::Domain(DomainError::Forbidden(
-                    "Maximum 3 active missions reached",
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO active_claims (claim_id, human_id, mission_id, claimed_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(claim_id)
-            .bind(human_id)
-            .bind(mission_id)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
-    })
-}
-
-/// Frees the places among their people's active claims of every claim on `mission_id` that the
-/// log (including this transaction's events) says has ended.
-pub fn release_ended_claims(mission_id: Uuid) -> SideWrites {
-    Box::new(move |conn: &mut PgConnection| {
-        Box::pin(async move {
-            sqlx::query(
-                "DELETE FROM active_claims a WHERE a.mission_id = $1 AND EXISTS (
-                   SELECT 1 FROM events e WHERE e.aggregate_type = 'Mission' AND e.aggregate_id = $1::text
-                     AND e.event_type IN ('ClaimAbandoned', 'ClaimReleased', 'ClaimCompleted')
-                     AND e.payload->'data'->>'claimId' = a.claim_id::text)",
-            )
-            .bind(mission_id)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
-    })
 }
 
 #[utoipa::path(post, path = "/api/v1/missions/{id}/claim", tag = "missions", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")), security(("human_token" = [])), responses((status = 201, description = "Claimed; deadline 7 days from now", body = crate::openapi::Ok<Object>), (status = 403, description = "FORBIDDEN: 3 active claims already", body = crate::openapi::ErrorEnvelope), (status = 409, description = "ALREADY_CLAIMED (no slot left) or CONFLICT (you hold a claim on it; expired; archived)", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
