@@ -23,6 +23,8 @@ COPY commands ./commands
 COPY projections ./projections
 COPY gateway ./gateway
 COPY infra ./infra
+COPY guardrail ./guardrail
+COPY processes ./processes
 COPY migrations ./migrations
 COPY nats ./nats
 

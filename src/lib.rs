@@ -12,8 +12,8 @@
 //! - [`backup`]: `betterworld backup` and `restore`.
 //! - [`bench`]: `betterworld bench …`, the performance targets and load scenarios.
 //! - [`rebuild`]: rebuilding and verifying projections, with progress, by hand and at start-up.
-//! - [`sagas`]: the reward saga; [`vision`]: the optional vision worker for evidence;
-//!   [`scheduler`]: the expiry sweeps.
+//!
+//! The domain processes (reward saga, vision worker, expiry scheduler) are the `bw-processes` crate.
 
 pub mod admin;
 pub mod audit;
@@ -23,10 +23,7 @@ pub mod cli;
 pub mod evaluate;
 pub mod rebuild;
 pub mod roles;
-pub mod sagas;
-pub mod scheduler;
 pub mod seed;
-pub mod vision;
 
 /// Prints `report` as one JSON line on stdout (before any log line, for scripts), then fails with
 /// `failure` when there is one.

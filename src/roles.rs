@@ -577,14 +577,14 @@ async fn spawn_projectors(
     let mut all = projections();
     crate::rebuild::outdated_at_start(&deps.pool, &all).await?;
     let bus = CommandBus::new(deps.pool.clone());
-    all.extend(crate::sagas::RewardSaga::all(&bus));
+    all.extend(bw_processes::sagas::RewardSaga::all(&bus));
     if let Some((provider, store)) = vision {
         tracing::info!(
             provider = provider.name(),
             "the vision worker looks at evidence in peer review"
         );
         all.push(Arc::new(
-            crate::vision::VisionWorker::new(bus, provider, store)
+            bw_processes::vision::VisionWorker::new(bus, provider, store)
                 .with_metrics(deps.state.metrics.guardrail.clone()),
         ));
     }
@@ -616,8 +616,11 @@ async fn spawn_projectors(
 
 /// Runs the expiry scheduler (`src/scheduler.rs`) until shutdown.
 fn spawn_scheduler(pool: PgPool, shutdown: &Shutdown) {
-    let scheduler = crate::scheduler::ExpiryScheduler::new(pool);
-    shutdown.spawn(scheduler.run(crate::scheduler::DEFAULT_INTERVAL, shutdown.triggered()));
+    let scheduler = bw_processes::scheduler::ExpiryScheduler::new(pool);
+    shutdown.spawn(scheduler.run(
+        bw_processes::scheduler::DEFAULT_INTERVAL,
+        shutdown.triggered(),
+    ));
 }
 
 /// Purges expired idempotency records periodically.

@@ -683,7 +683,7 @@ async fn the_scheduler_releases_claims_past_their_deadline_and_expires_missions_
     let (status, headers, body) = claim(p, &ana, &mission).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let claim_id = body["data"]["claimId"].as_str().expect("claim").to_owned();
-    let scheduler = betterworld::scheduler::ExpiryScheduler::new(p.pipeline.pool.clone());
+    let scheduler = bw_processes::scheduler::ExpiryScheduler::new(p.pipeline.pool.clone());
     // The read model must know the claim for the scheduler to find it.
     let (status, _, _) = send(
         p.http
@@ -1127,7 +1127,7 @@ async fn verified_evidence_pays_the_claimant_once_and_completes_the_mission() {
         .fetch_one(&p.pipeline.pool)
         .await
         .expect("count");
-    let saga = betterworld::sagas::RewardSaga::new(p.pipeline.bus.clone());
+    let saga = bw_processes::sagas::RewardSaga::new(p.pipeline.bus.clone());
     let mut conn = p.pipeline.pool.acquire().await.expect("conn");
     let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
         .await
@@ -1351,7 +1351,7 @@ async fn one_claim_is_paid_once_however_many_of_its_submissions_are_verified() {
 
     // Whatever the running saga did or does, applying every evidence event again pays nothing:
     // the claim was completed by E2, so E1's verification earns no second reward.
-    let saga = betterworld::sagas::RewardSaga::new(p.pipeline.bus.clone());
+    let saga = bw_processes::sagas::RewardSaga::new(p.pipeline.bus.clone());
     let mut conn = p.pipeline.pool.acquire().await.expect("conn");
     let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
         .await
@@ -1542,7 +1542,7 @@ async fn the_vision_model_decides_doubtful_evidence_over_its_wire_format_and_is_
     let w = world().await;
     let p = &w.p;
     let (fake, base) = FakeVision::start(1, 0.9).await;
-    let worker = betterworld::vision::VisionWorker::new(
+    let worker = bw_processes::vision::VisionWorker::new(
         p.pipeline.bus.clone(),
         Arc::new(vision_provider(p, base.clone(), 1_000_000)),
         Arc::new(bw_infra::storage::LocalStore::new(&p.store_root)),
@@ -1618,7 +1618,7 @@ async fn the_vision_model_decides_doubtful_evidence_over_its_wire_format_and_is_
 
     // Redelivered: a fresh worker given every evidence event again (the same model server) asks
     // the model nothing more.
-    let again = betterworld::vision::VisionWorker::new(
+    let again = bw_processes::vision::VisionWorker::new(
         p.pipeline.bus.clone(),
         Arc::new(vision_provider(p, base, 1_000_000)),
         Arc::new(bw_infra::storage::LocalStore::new(&p.store_root)),

@@ -83,7 +83,7 @@ pub async fn history(db: &Db, n: usize) -> anyhow::Result<()> {
     let bus = bw_commands::CommandBus::new(db.pool.clone());
     let mut names: Vec<(&str, i32)> = crate::roles::projections()
         .iter()
-        .chain(crate::sagas::RewardSaga::all(&bus).iter())
+        .chain(bw_processes::sagas::RewardSaga::all(&bus).iter())
         .map(|p| (p.name(), p.version()))
         .collect();
     names.push((

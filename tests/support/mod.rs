@@ -500,7 +500,7 @@ impl Platform {
         shutdown.spawn(relay.run(shutdown.triggered()));
         let mut projections = if projecting {
             let mut all = betterworld::roles::projections();
-            all.extend(betterworld::sagas::RewardSaga::all(&pipeline.bus));
+            all.extend(bw_processes::sagas::RewardSaga::all(&pipeline.bus));
             all
         } else {
             Vec::new()
