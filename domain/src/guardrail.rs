@@ -493,13 +493,22 @@ pub enum ReviewOutcome {
     Reviewed(Reviewed),
 }
 
-/// Decides a review command on content `content_id` of `content_type`.
+/// Decides a review command on content `content_id` of `content_type` — the review arm every judged
+/// aggregate shares. `withdrawn` names why the content is judged no more (it was archived): a late
+/// verdict is then dropped without an event, and an admin's claim or review is refused with it.
 pub fn handle_review(
     review: &Review,
     content_id: Uuid,
     content_type: ContentType,
     command: ReviewCommand,
+    withdrawn: Option<&'static str>,
 ) -> Result<Option<ReviewOutcome>, DomainError> {
+    if let Some(why) = withdrawn {
+        return match command {
+            ReviewCommand::Decide(_) => Ok(None),
+            _ => Err(DomainError::InvalidState(why)),
+        };
+    }
     match command {
         ReviewCommand::Decide(verdict) => {
             if verdict.content_id != content_id || verdict.content_type != content_type {
@@ -743,6 +752,53 @@ mod tests {
     }
 
     #[test]
+    fn given_withdrawn_content_when_a_verdict_or_an_admin_comes_then_the_verdict_is_dropped_and_the_admin_told()
+     {
+        let mut review = Review::default();
+        review.submitted(1);
+        let late = ReviewCommand::Decide(Box::new(verdict(1, GuardrailStatus::Approved)));
+        assert!(
+            handle_review(
+                &review,
+                Uuid::from_u128(1),
+                ContentType::Problem,
+                late.clone(),
+                None
+            )
+            .expect("decides")
+            .is_some(),
+            "live content takes the verdict"
+        );
+        let withdrawn = Some("the problem is archived");
+        assert_eq!(
+            handle_review(
+                &review,
+                Uuid::from_u128(1),
+                ContentType::Problem,
+                late,
+                withdrawn
+            ),
+            Ok(None),
+            "no event, no error: the worker moves on"
+        );
+        let claim = ReviewCommand::Claim {
+            admin: Uuid::from_u128(9),
+            verdict_id: Uuid::from_u128(5),
+            at: DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+        };
+        assert_eq!(
+            handle_review(
+                &review,
+                Uuid::from_u128(1),
+                ContentType::Problem,
+                claim,
+                withdrawn
+            ),
+            Err(DomainError::InvalidState("the problem is archived"))
+        );
+    }
+
+    #[test]
     fn given_a_submission_when_verdicts_arrive_then_only_the_first_for_the_latest_submission_counts()
      {
         let mut review = Review::default();
@@ -753,6 +809,7 @@ mod tests {
                 Uuid::from_u128(1),
                 ContentType::Problem,
                 ReviewCommand::Decide(Box::new(verdict(sequence, GuardrailStatus::Flagged))),
+                None,
             )
             .expect("decides")
         };
@@ -796,6 +853,7 @@ mod tests {
                     verdict_id: Uuid::from_u128(76),
                     at
                 },
+                None,
             ),
             Err(DomainError::InvalidState(
                 "this item was superseded by an edit; review the newer one"
@@ -811,6 +869,7 @@ mod tests {
                 verdict_id: item,
                 at,
             },
+            None,
         )
         .expect("claims")
         .expect("an event");
@@ -839,7 +898,8 @@ mod tests {
                     verdict_id: item,
                     decision: decision.clone(),
                     at
-                }
+                },
+                None
             ),
             Err(DomainError::Forbidden(
                 "only the admin who claimed the item may review it"
@@ -855,6 +915,7 @@ mod tests {
                 decision,
                 at,
             },
+            None,
         )
         .expect("reviews")
         .expect("an event");

@@ -284,16 +284,15 @@ impl Aggregate for Problem {
             }
             ProblemCommand::Review(command) => {
                 let problem_id = self.id.ok_or(DomainError::NotFound("problem"))?;
-                if self.status == Some(ProblemStatus::Archived) {
-                    // Withdrawn content is judged no more: a late verdict is dropped, an admin told.
-                    return match command {
-                        ReviewCommand::Decide(_) => Ok(()),
-                        _ => Err(DomainError::InvalidState("the problem is archived")),
-                    };
-                }
-                if let Some(outcome) =
-                    handle_review(&self.review, problem_id, ContentType::Problem, command)?
-                {
+                let withdrawn = (self.status == Some(ProblemStatus::Archived))
+                    .then_some("the problem is archived");
+                if let Some(outcome) = handle_review(
+                    &self.review,
+                    problem_id,
+                    ContentType::Problem,
+                    command,
+                    withdrawn,
+                )? {
                     sink.write(outcome.into(), self).await;
                 }
             }

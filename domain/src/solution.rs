@@ -449,7 +449,7 @@ impl Aggregate for Solution {
                     .reviews
                     .get(&target)
                     .ok_or(DomainError::NotFound("debate"))?;
-                if let Some(outcome) = handle_review(review, target, content_type, command)? {
+                if let Some(outcome) = handle_review(review, target, content_type, command, None)? {
                     sink.write(outcome.into(), self).await;
                 }
             }

@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use crate::{
     DomainError,
-    guardrail::{ContentType, Review, ReviewCommand, ReviewOutcome, apply_review, handle_review},
+    guardrail::{ContentType, Review, ReviewOutcome, apply_review, handle_review},
     taxonomy::GuardrailStatus,
     values::GeoPoint,
 };
@@ -569,15 +569,15 @@ impl Aggregate for Mission {
             }
             MissionCommand::Review(command) => {
                 let mission_id = self.id.ok_or(DomainError::NotFound("mission"))?;
-                if self.status == Some(MissionStatus::Archived) {
-                    return match command {
-                        ReviewCommand::Decide(_) => Ok(()),
-                        _ => Err(DomainError::InvalidState("the mission is archived")),
-                    };
-                }
-                if let Some(outcome) =
-                    handle_review(&self.review, mission_id, ContentType::Mission, command)?
-                {
+                let withdrawn = (self.status == Some(MissionStatus::Archived))
+                    .then_some("the mission is archived");
+                if let Some(outcome) = handle_review(
+                    &self.review,
+                    mission_id,
+                    ContentType::Mission,
+                    command,
+                    withdrawn,
+                )? {
                     sink.write(outcome.into(), self).await;
                 }
             }
