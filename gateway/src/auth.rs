@@ -119,7 +119,7 @@ fn platform(state: &AppState) -> Result<&Platform, ApiError> {
     state
         .platform
         .as_ref()
-        .ok_or_else(|| ApiError::Internal("authentication without a platform".into()))
+        .ok_or_else(|| ApiError::internal("authentication without a platform"))
 }
 
 /// Verifies a human's access token.

@@ -152,12 +152,22 @@ pub enum ApiError {
         /// What happened and, where useful, what to do.
         message: String,
     },
-    /// A bug or an unexpected failure; logged, never shown.
+    /// A bug or an unexpected failure, with its cause chain; logged whole, never shown.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
+    /// An internal error that says what went wrong (no underlying error to keep).
+    pub fn internal(what: impl std::fmt::Display + Send + Sync + 'static) -> Self {
+        Self::Internal(anyhow::anyhow!("{what}"))
+    }
+
+    /// An internal error caused by `cause`, whose chain is kept for the log.
+    pub fn caused(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(anyhow::Error::new(cause))
+    }
+
     /// A refusal with `code` and `message`.
     pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Refused {
@@ -226,7 +236,7 @@ fn database(error: sqlx::Error) -> ApiError {
             details: None,
         }
     } else {
-        ApiError::Internal(format!("database: {error}"))
+        ApiError::Internal(anyhow::Error::new(error).context("database"))
     }
 }
 
@@ -241,7 +251,7 @@ impl From<bw_commands::CommandError> for ApiError {
             e @ C::IdempotencyMismatch => Self::field("Idempotency-Key", e.to_string()),
             e @ C::IdempotencyInProgress => Self::InProgress(e.to_string()),
             C::Database(e) => database(e),
-            e @ (C::Corrupt(_) | C::Key(_) | C::LogFormat(_)) => Self::Internal(e.to_string()),
+            e @ (C::Corrupt(_) | C::Key(_) | C::LogFormat(_)) => Self::caused(e),
         }
     }
 }
@@ -250,7 +260,7 @@ impl From<bw_projections::ProjectionError> for ApiError {
     fn from(error: bw_projections::ProjectionError) -> Self {
         match error {
             bw_projections::ProjectionError::Database(e) => database(e),
-            other => Self::Internal(other.to_string()),
+            other => Self::caused(other),
         }
     }
 }
@@ -318,7 +328,7 @@ impl IntoResponse for ApiError {
         let code = self.code();
         match self {
             Self::Internal(cause) => {
-                tracing::error!(error = %cause, "internal error");
+                tracing::error!(error = format!("{cause:#}"), "internal error");
                 error_response(code, "internal error", None)
             }
             Self::Validation(fields) => {
@@ -371,6 +381,25 @@ mod tests {
             database(sqlx::Error::RowNotFound),
             ApiError::Internal(_)
         ));
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_chain_and_type_for_the_log() {
+        let ApiError::Internal(cause) = database(sqlx::Error::RowNotFound) else {
+            panic!("a bug, not a refusal");
+        };
+        let logged = format!("{cause:#}");
+        assert!(logged.starts_with("database: "), "{logged}");
+        assert!(
+            logged.contains("no rows returned"),
+            "the cause is kept: {logged}"
+        );
+        assert!(
+            cause.downcast_ref::<sqlx::Error>().is_some(),
+            "and its type"
+        );
+        let shown = ApiError::Internal(cause).into_response();
+        assert_eq!(shown.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

@@ -89,6 +89,6 @@ impl FromRequestParts<AppState> for Api {
             .platform
             .clone()
             .map(Api)
-            .ok_or_else(|| ApiError::Internal("API route served without a platform".into()))
+            .ok_or_else(|| ApiError::internal("API route served without a platform"))
     }
 }

@@ -112,7 +112,7 @@ fn parse_registration(
     let (Some(username), Some(framework), Some(specializations)) =
         (username, framework, specializations)
     else {
-        return Err(ApiError::Internal("validated fields missing".into()));
+        return Err(ApiError::internal("validated fields missing"));
     };
     Ok(RegisterAgent {
         agent_id,

@@ -426,7 +426,7 @@ async fn submit(
             evidence_id.simple(),
             received.extension
         ))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::caused)?;
         files.push(StoredFile {
             key: key.as_str().to_owned(),
             sha256: received.sha256.clone(),
@@ -441,9 +441,9 @@ async fn submit(
     claim.require_active()?;
     let facts = mission
         .facts_for(human.human_id)
-        .ok_or_else(|| ApiError::Internal("an active claim without its facts".into()))?;
+        .ok_or_else(|| ApiError::internal("an active claim without its facts"))?;
     for (file, received) in files.iter().zip(&form.files) {
-        let key = ObjectKey::parse(&file.key).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let key = ObjectKey::parse(&file.key).map_err(ApiError::caused)?;
         platform
             .store
             .put(&key, received.bytes.clone(), received.mime)

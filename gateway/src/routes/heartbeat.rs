@@ -58,7 +58,7 @@ async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Res
 async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
     let platform = state
         .platform
-        .ok_or_else(|| ApiError::Internal("no platform".into()))?;
+        .ok_or_else(|| ApiError::internal("no platform"))?;
     Ok(Json(platform.heartbeat.registry(Utc::now())).into_response())
 }
 

@@ -105,7 +105,7 @@ pub async fn register_human(
     let fingerprint = seal::email_fingerprint(email_secret, new.email.as_str());
     let hash = password::hash(new.password.expose().to_owned())
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::caused)?;
     let code = (!pre_verified).then(codes::new_code);
     let command = HumanCommand::Register {
         human_id,
@@ -210,7 +210,7 @@ async fn register(
     let display_name = fields.check(HumanName::parse(&body.body.display_name));
     fields.finish()?;
     let (Some(email), Some(password), Some(display_name)) = (email, password, display_name) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
+        return Err(ApiError::internal("validated fields missing"));
     };
     let address = email.as_str().to_owned();
     let new = NewHuman {

@@ -54,7 +54,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let body = state
         .metrics
         .render()
-        .map_err(|e| ApiError::Internal(format!("cannot render metrics: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("cannot render metrics: {e}")))?;
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

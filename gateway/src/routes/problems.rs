@@ -162,7 +162,7 @@ fn parse_report(req: &ReportRequest) -> Result<ProblemDetails, ApiError> {
             evidence_links,
             language: language.unwrap_or_else(Language::english),
         }),
-        _ => Err(ApiError::Internal("validated fields missing".into())),
+        _ => Err(ApiError::internal("validated fields missing")),
     }
 }
 
@@ -342,7 +342,7 @@ async fn one(
         .await?
         .ok_or(ApiError::NotFound)?;
     let is_owner = agent.0.is_some_and(|a| a.agent_id == problem.reported_by);
-    let mut view = serde_json::to_value(&problem).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut view = serde_json::to_value(&problem).map_err(ApiError::caused)?;
     match (problem.guardrail_status.as_str(), is_owner) {
         ("approved", _) => {}
         (status, true) => {

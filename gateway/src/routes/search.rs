@@ -98,8 +98,8 @@ async fn search(
             let text = bw_domain::guardrail::normalise(&q);
             tokio::task::spawn_blocking(move || embedder.embed(&[&text]))
                 .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(ApiError::caused)?
+                .map_err(ApiError::caused)?
                 .pop()
         }
         None => None,

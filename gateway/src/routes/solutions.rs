@@ -193,7 +193,7 @@ fn parse_propose(req: &ProposeRequest) -> Result<SolutionDetails, ApiError> {
             required_locations,
             timeline_estimate,
         }),
-        _ => Err(ApiError::Internal("validated fields missing".into())),
+        _ => Err(ApiError::internal("validated fields missing")),
     }
 }
 
@@ -329,7 +329,7 @@ async fn debate(
     ));
     f.finish()?;
     let (Some(stance), Some(content), Some(evidence_links)) = (stance, content, links) else {
-        return Err(ApiError::Internal("validated fields missing".into()));
+        return Err(ApiError::internal("validated fields missing"));
     };
     let ctx = body.context(Actor::Agent(agent.agent_id));
     let debate_id = Uuid::now_v7();
@@ -450,8 +450,7 @@ async fn one(
     let id = parse_path_id(&id)?;
     min.wait(&platform, &Solutions).await?;
     let (solution, _) = visible(&platform, agent, id).await?;
-    let mut view =
-        serde_json::to_value(&solution).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut view = serde_json::to_value(&solution).map_err(ApiError::caused)?;
     if solution.guardrail_status != "approved" {
         view["guardrailExplanation"] = json!(super::explanation(&solution.guardrail_status));
     }
