@@ -49,8 +49,6 @@ use crate::{
 
 use super::{Fields, parse_path_id};
 
-pub const MAX_ACTIVE_CLAIMS: i64 = 3;
-
 /// The mission routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
