@@ -2,13 +2,13 @@
 
 use std::io::Write as _;
 
+use bw_commands::people::{NewHuman, register_human};
 use bw_commands::{CommandBus, CommandContext};
 use bw_domain::{
     meta::Actor,
     taxonomy::Role,
     values::{EmailAddress, HumanName, Password},
 };
-use bw_gateway::routes::humans::{NewHuman, register_human};
 use bw_infra::{CommonConfig, postgres};
 use uuid::Uuid;
 
@@ -80,7 +80,8 @@ pub async fn create_account(
         true,
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Worded as the API words the same refusal (e.g. a taken address).
+    .map_err(|e| anyhow::anyhow!("{}", bw_gateway::ApiError::from(e)))?;
     Ok(human_id)
 }
 

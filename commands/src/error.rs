@@ -1,6 +1,7 @@
 //! The command side's one error type.
 
 use bw_domain::DomainError;
+use chrono::{DateTime, Utc};
 
 /// Why a command was not executed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,30 @@ pub enum CommandError {
     /// The e-mail address belongs to another person already (decided by its fingerprint).
     #[error("this e-mail address is registered already")]
     EmailTaken,
+    /// The e-mail address or the password is wrong; an unknown address reads the same.
+    #[error("the e-mail or password is wrong")]
+    WrongCredentials,
+    /// Too many failed logins in a row: the account is locked.
+    #[error("too many failed logins; the account is locked")]
+    AccountLocked {
+        /// Until when (unknown if the account vanished meanwhile).
+        until: Option<DateTime<Utc>>,
+    },
+    /// The password is right but the e-mail address is not verified yet.
+    #[error("the e-mail address is not verified yet")]
+    EmailNotVerified,
+    /// The refresh token is unknown, or its person was forgotten.
+    #[error("the refresh token is not valid")]
+    RefreshTokenInvalid,
+    /// The refresh token was used or revoked before; every token of its login is revoked now.
+    #[error("this refresh token was already used or revoked")]
+    RefreshTokenSpent,
+    /// The refresh token has expired.
+    #[error("the refresh token has expired")]
+    RefreshTokenExpired,
+    /// A password could not be hashed.
+    #[error("password hashing: {0}")]
+    PasswordHashing(#[source] bw_infra::crypto::CryptoError),
     /// The same `Idempotency-Key` was used before with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyMismatch,

@@ -19,6 +19,11 @@
 //! - [`bus`]: [`bus::CommandBus`]: one transaction per command — idempotency check, load, decide,
 //!   append, reservations, idempotency record, wake-up of the relay.
 //! - [`claims`]: the active-claims limit, reserved and freed in the claim's transaction.
+//! - [`codes`]: e-mail verification codes for agents and humans: issued, budgeted, checked, voided.
+//! - [`contacts`]: agents' e-mail addresses, written and verified with the agent's events.
+//! - [`people`]: humans' keys, registration, credentials and lockout, sessions, erasure.
+//! - [`presence`]: agents' heartbeat check-ins (no event).
+//! - [`evidence_files`]: the duplicate index of evidence files, written with the submission.
 //! - `reservations`: cross-aggregate uniqueness (usernames) and credentials, same transaction.
 //! - [`error`]: [`CommandError`], this crate's one error type.
 
@@ -26,9 +31,14 @@ pub mod audit;
 pub mod bus;
 pub mod canonical;
 pub mod claims;
+pub mod codes;
+pub mod contacts;
 pub mod error;
+pub mod evidence_files;
 pub mod idempotency;
 pub mod merkle;
+pub mod people;
+pub mod presence;
 pub mod repository;
 mod reservations;
 pub mod store;

@@ -15,6 +15,8 @@ use axum::{
 use serde::Serialize;
 use serde_json::Value;
 
+use bw_commands::people::credentials::LOCKOUT;
+
 use crate::envelope::current_request_id;
 
 /// Machine-readable error codes (`domain-reference.md` §3.1, plus the transport-level codes the
@@ -143,6 +145,12 @@ pub enum ApiError {
     /// `Retry-After: 1`.
     #[error("{0}")]
     InProgress(String),
+    /// Too many failed logins: `429 RATE_LIMITED` with `Retry-After` (the seconds left).
+    #[error("too many failed logins; this account is locked for {seconds} s")]
+    Locked {
+        /// Seconds until the lock ends (at least 1).
+        seconds: i64,
+    },
     /// Any other refusal with its code (authentication, permission, conflicts…); the message is
     /// written for the client.
     #[error("{message}")]
@@ -250,6 +258,30 @@ impl From<bw_commands::CommandError> for ApiError {
             e @ C::EmailTaken => Self::refused(ErrorCode::EmailTaken, e.to_string()),
             e @ C::IdempotencyMismatch => Self::field("Idempotency-Key", e.to_string()),
             e @ C::IdempotencyInProgress => Self::InProgress(e.to_string()),
+            C::WrongCredentials => {
+                Self::refused(ErrorCode::Unauthorized, "the e-mail or password is wrong")
+            }
+            C::AccountLocked { until } => Self::Locked {
+                seconds: until.map_or(LOCKOUT.num_seconds(), |u| {
+                    (u - chrono::Utc::now()).num_seconds().max(1)
+                }),
+            },
+            C::EmailNotVerified => Self::refused(
+                ErrorCode::Forbidden,
+                "verify your e-mail address first (POST /api/v1/human-auth/verify-email)",
+            ),
+            C::RefreshTokenInvalid => {
+                Self::refused(ErrorCode::Unauthorized, "the refresh token is not valid")
+            }
+            C::RefreshTokenSpent => Self::refused(
+                ErrorCode::Unauthorized,
+                "this refresh token was already used or revoked; log in again",
+            ),
+            C::RefreshTokenExpired => Self::refused(
+                ErrorCode::TokenExpired,
+                "the refresh token has expired; log in again",
+            ),
+            C::PasswordHashing(e) => Self::caused(e),
             C::Database(e) => database(e),
             e @ (C::Corrupt(_) | C::Key(_) | C::LogFormat(_)) => Self::caused(e),
         }
@@ -317,6 +349,7 @@ impl ApiError {
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Unavailable { .. } => ErrorCode::ServiceUnavailable,
             Self::InProgress(_) => ErrorCode::Conflict,
+            Self::Locked { .. } => ErrorCode::RateLimited,
             Self::Refused { code, .. } => *code,
             Self::Internal(_) => ErrorCode::InternalError,
         }
@@ -342,6 +375,13 @@ impl IntoResponse for ApiError {
             Self::InProgress(message) => {
                 let mut response = error_response(code, &message, None);
                 retry_after_a_second(&mut response);
+                response
+            }
+            locked @ Self::Locked { seconds } => {
+                let mut response = error_response(code, &locked.to_string(), None);
+                if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
                 response
             }
             other => error_response(code, &other.to_string(), None),

@@ -8,7 +8,8 @@
 //!   models the API routes use.
 //! - [`auth`]: authentication extractors: agents by API key (`AgentAuth`, `MaybeAgent`), humans by
 //!   access token (`HumanAuth`, `AdminAuth`, `AuditorAuth`).
-//! - [`codes`]: e-mail verification codes for agents and humans.
+//! - [`codes`]: verification codes at the edge: parsing a submitted one, delivering a new one
+//!   (issuing and checking them is `bw_commands::codes`).
 //! - [`command`]: what command endpoints share: body bytes for the idempotency fingerprint,
 //!   `Idempotency-Key`, `Bw-Position` on the response.
 //! - [`consistency`]: `Bw-Min-Position`, read-your-writes for queries.

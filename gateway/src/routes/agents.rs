@@ -161,9 +161,9 @@ async fn register(
     let username = command.username.to_string();
     let prefix = command.api_key_prefix.clone();
     let nonce = issued.nonce.clone();
-    let code = email.as_ref().map(|_| crate::codes::new_code());
+    let code = email.as_ref().map(|_| bw_commands::codes::new_code());
     let side = email.clone().zip(code.clone()).map(|(email, code)| {
-        super::verification::register_contact(agent_id, email, code, chrono::Utc::now())
+        bw_commands::contacts::register_contact(agent_id, email, code, chrono::Utc::now())
     });
     let outcome = platform
         .bus

@@ -17,7 +17,7 @@ use axum::{
     http::HeaderMap,
     routing::post,
 };
-use bw_commands::{SideWrites, idempotency::StoredResponse};
+use bw_commands::{evidence_files, idempotency::StoredResponse};
 use bw_domain::{
     evidence::{Capture, Evidence, EvidenceCommand, MAX_FILE_BYTES, MAX_FILES, StoredFile},
     meta::Actor,
@@ -29,7 +29,6 @@ use bw_projections::models::evidence::{EvidenceSubmissions, EvidenceView};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
@@ -287,26 +286,6 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
     Ok(form)
 }
 
-/// Records each file's hash in the submission's transaction (the duplicate index).
-fn index_files(evidence_id: Uuid, hashes: Vec<String>) -> SideWrites {
-    Box::new(move |conn: &mut PgConnection| {
-        Box::pin(async move {
-            for (n, sha256) in hashes.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO evidence_files (sha256, evidence_id, file_index) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(sha256)
-                .bind(evidence_id)
-                .bind(i32::try_from(n).unwrap_or(i32::MAX))
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(())
-        })
-    })
-}
-
 #[utoipa::path(post, path = "/api/v1/missions/{id}/evidence", tag = "evidence", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a submission safely")), request_body(content_type = "multipart/form-data", description = "`files` (1–5, ≤ 10 MB each: JPEG, PNG, HEIC, PDF, MP4, QuickTime by content), `latitude`, `longitude`, `capturedAt` (RFC 3339, not in the future), `notes` (≤ 2,000)"), security(("human_token" = [])), responses((status = 201, description = "Submitted; stage pending", body = crate::openapi::Ok<Object>), (status = 413, description = "PAYLOAD_TOO_LARGE: a file over 10 MB", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope (403 without an active claim; 409 deadline passed or mission expired; 422 type, count, name, GPS or time)", body = crate::openapi::ErrorEnvelope)))]
 async fn submit(
     Api(platform): Api,
@@ -414,12 +393,7 @@ async fn submit(
     let evidence_id = Uuid::now_v7();
     let mut files = Vec::with_capacity(form.files.len());
     for (n, received) in form.files.iter().enumerate() {
-        let duplicate_of: Option<Uuid> = sqlx::query_scalar(
-            "SELECT evidence_id FROM evidence_files WHERE sha256 = $1 ORDER BY evidence_id LIMIT 1",
-        )
-        .bind(&received.sha256)
-        .fetch_optional(&platform.pool)
-        .await?;
+        let duplicate_of = evidence_files::duplicate_of(&platform.pool, &received.sha256).await?;
         let key = ObjectKey::parse(&format!(
             "evidence/{}/{}/{n}.{}",
             mission_id.simple(),
@@ -473,7 +447,7 @@ async fn submit(
                 at,
             },
             &ctx,
-            Some(index_files(evidence_id, hashes)),
+            Some(evidence_files::index_files(evidence_id, hashes)),
             move |position| StoredResponse {
                 status: 201,
                 body: json!({

@@ -7,6 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use bw_commands::presence::{Checkin, record_checkin};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -114,21 +115,17 @@ async fn checkin(
         })
     });
     let now = Utc::now();
-    sqlx::query(
-        "INSERT INTO agent_presence (agent_id, last_checkin_at, client_timestamp, instructions_version, client_version, activity)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (agent_id) DO UPDATE SET last_checkin_at = EXCLUDED.last_checkin_at,
-             client_timestamp = EXCLUDED.client_timestamp, instructions_version = EXCLUDED.instructions_version,
-             client_version = EXCLUDED.client_version, activity = EXCLUDED.activity,
-             checkins = agent_presence.checkins + 1",
+    record_checkin(
+        &platform.pool,
+        &Checkin {
+            agent_id: agent.agent_id,
+            at: now,
+            client_timestamp: body.timestamp,
+            instructions_version: body.instructions_version,
+            client_version: body.client_version,
+            activity,
+        },
     )
-    .bind(agent.agent_id)
-    .bind(now)
-    .bind(body.timestamp)
-    .bind(&body.instructions_version)
-    .bind(&body.client_version)
-    .bind(activity)
-    .execute(&platform.pool)
     .await?;
     Ok(ApiOk::new(json!({
         "acknowledged": true,

@@ -3,17 +3,18 @@
 //! the code stay out of the log; `AgentVerified` records the outcome.
 
 use axum::{Router, routing::post};
-use bw_commands::{CommandError, SideWrites, idempotency::StoredResponse};
+use bw_commands::{
+    codes::{self as code_store, CODE_VALIDITY, CODES_PER_HOUR},
+    contacts,
+    idempotency::StoredResponse,
+};
 use bw_domain::{
     agent::{Agent, AgentCommand},
     meta::Actor,
-    values::EmailAddress,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::{
     auth::AgentAuth,
@@ -29,25 +30,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/agents/verify", post(verify))
         .route("/api/v1/auth/agents/verify/resend", post(resend))
-}
-
-/// Writes, with the registration's events, the agent's address and its first code.
-pub(crate) fn register_contact(
-    agent_id: Uuid,
-    email: EmailAddress,
-    code: String,
-    now: DateTime<Utc>,
-) -> SideWrites {
-    Box::new(move |conn: &mut PgConnection| {
-        Box::pin(async move {
-            sqlx::query("INSERT INTO agent_contacts (agent_id, email) VALUES ($1, $2)")
-                .bind(agent_id)
-                .bind(email.as_str())
-                .execute(&mut *conn)
-                .await?;
-            codes::AGENTS.insert_first(conn, agent_id, &code, now).await
-        })
-    })
 }
 
 /// `POST /auth/agents/verify`.
@@ -67,19 +49,9 @@ async fn verify(
     let code = codes::parse(&body.body.verification_code)?;
     let agent_id = agent.agent_id;
     let now = Utc::now();
-    let check = codes::AGENTS
+    let check = code_store::AGENTS
         .check(&platform.pool, agent_id, code, now)
         .await?;
-    let side: SideWrites = Box::new(move |conn: &mut PgConnection| {
-        Box::pin(async move {
-            codes::AGENTS.delete(conn, agent_id).await?;
-            sqlx::query("UPDATE agent_contacts SET verified_at = now() WHERE agent_id = $1")
-                .bind(agent_id)
-                .execute(&mut *conn)
-                .await?;
-            Ok::<_, CommandError>(())
-        })
-    });
     let ctx = body.context(Actor::Agent(agent_id));
     let respond = move |position| StoredResponse {
         status: 202,
@@ -92,7 +64,7 @@ async fn verify(
             &agent_id.to_string(),
             AgentCommand::Verify { check, at: now },
             &ctx,
-            Some(side),
+            Some(contacts::mark_verified(agent_id)),
             respond,
         )
         .await?;
@@ -105,12 +77,7 @@ async fn resend(
     agent: AgentAuth,
 ) -> Result<ApiOk<serde_json::Value>, ApiError> {
     let agent_id = agent.agent_id;
-    let contact: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT email, verified_at FROM agent_contacts WHERE agent_id = $1")
-            .bind(agent_id)
-            .fetch_optional(&platform.pool)
-            .await?;
-    let Some((email, verified_at)) = contact else {
+    let Some((email, verified_at)) = contacts::contact(&platform.pool, agent_id).await? else {
         return Err(ApiError::refused(
             ErrorCode::Conflict,
             "no e-mail was registered for this agent",
@@ -122,22 +89,19 @@ async fn resend(
             "the agent is verified already",
         ));
     }
-    let code = codes::new_code();
-    if !codes::AGENTS
+    let code = code_store::new_code();
+    if !code_store::AGENTS
         .replace_within_budget(&platform.pool, agent_id, &code, Utc::now())
         .await?
     {
         return Err(ApiError::refused(
             ErrorCode::RateLimited,
-            format!(
-                "at most {} codes per hour; try again later",
-                codes::CODES_PER_HOUR
-            ),
+            format!("at most {CODES_PER_HOUR} codes per hour; try again later"),
         ));
     }
     codes::send(&platform, &email, &code).await;
     Ok(
-        ApiOk::new(json!({ "sent": true, "expiresInSeconds": codes::CODE_VALIDITY.num_seconds() }))
+        ApiOk::new(json!({ "sent": true, "expiresInSeconds": CODE_VALIDITY.num_seconds() }))
             .with_status(axum::http::StatusCode::ACCEPTED),
     )
 }
