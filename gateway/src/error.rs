@@ -406,6 +406,31 @@ mod tests {
     }
 
     #[test]
+    fn a_locked_account_is_rate_limited_with_the_seconds_left_and_without_a_known_end_the_full_lockout()
+     {
+        let until = chrono::Utc::now() + chrono::TimeDelta::seconds(600);
+        let locked =
+            ApiError::from(bw_commands::CommandError::AccountLocked { until: Some(until) })
+                .into_response();
+        assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: i64 = locked.headers()[header::RETRY_AFTER]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
+        assert!((598..=600).contains(&wait), "{wait}");
+        let unknown = ApiError::from(bw_commands::CommandError::AccountLocked { until: None })
+            .into_response();
+        assert_eq!(unknown.headers()[header::RETRY_AFTER], "900");
+        let past = chrono::Utc::now() - chrono::TimeDelta::seconds(5);
+        let ending = ApiError::from(bw_commands::CommandError::AccountLocked { until: Some(past) });
+        assert_eq!(
+            ending.to_string(),
+            "too many failed logins; this account is locked for 1 s"
+        );
+    }
+
+    #[test]
     fn a_broken_database_connection_is_unavailable_not_a_bug() {
         for broken in [
             sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
