@@ -73,7 +73,7 @@ pub struct RestoreReport {
     pub tables: usize,
     pub rows: u64,
     pub xid_offset: i64,
-    pub log: bw_commands::audit::VerifyReport,
+    pub log: bw_eventlog::audit::VerifyReport,
     pub rebuilt: Vec<bw_projections::rebuild::RebuildReport>,
 }
 
@@ -217,7 +217,7 @@ pub async fn restore(
     // No command may write while the log is loaded (they take this lock shared), and the target
     // must still be empty under it.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(bw_commands::store::EVENT_WRITER_LOCK)
+        .bind(bw_eventlog::store::EVENT_WRITER_LOCK)
         .execute(&mut *tx)
         .await?;
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -251,7 +251,7 @@ pub async fn restore(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    let log = bw_commands::audit::verify_log(pool, pinned).await?;
+    let log = bw_eventlog::audit::verify_log(pool, pinned).await?;
     let mut rebuilt = Vec::new();
     for projection in crate::roles::projections() {
         rebuilt.push(crate::rebuild::rebuild(pool, projection.as_ref()).await?);

@@ -28,8 +28,8 @@ use crate::{
     CommandError, idempotency,
     idempotency::{IdempotencyKey, StoredResponse},
     reservations,
-    store::{self, Appended},
 };
+use bw_eventlog::store::{self, Appended};
 
 /// How often a conflict caused only by the platform's own events is decided again.
 pub const SYSTEM_CONFLICT_RETRIES: u32 = 3;
@@ -369,7 +369,7 @@ impl CommandBus {
                 // Release the idempotency lock now, not when the pool gets to it: a retry of this
                 // very command must not find its own earlier attempt still holding the key.
                 tx.rollback().await?;
-                return Err(e);
+                return Err(e.into());
             }
         };
         reservations::apply(&mut tx, &prepared).await?;

@@ -7,7 +7,7 @@ use bw_domain::{
     problem::ProblemEvent,
     solution::SolutionEvent,
 };
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use sqlx::PgConnection;
 use uuid::Uuid;
 

@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use bw_projections::{ProjectionError, runtime::Projection};
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
@@ -245,7 +245,7 @@ impl Judges {
         // Judging runs outside the claim's transaction: a failed statement there must not undo the
         // claim, and the claim must not hold what judging writes (the caches) until the batch ends.
         let mut conn = self.pool.acquire().await?;
-        let events = bw_infra::envelope::read_positions(&mut conn, &positions).await?;
+        let events = bw_eventlog::envelope::read_positions(&mut conn, &positions).await?;
         if events.len() > 1
             && let Err(e) = self.worker.embed_batch(&mut conn, &events).await
         {

@@ -22,7 +22,7 @@ use bw_domain::{
     problem::{Problem, ProblemCommand},
     solution::{Solution, SolutionCommand, SolutionEvent},
 };
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use bw_projections::ProjectionError;
 use chrono::Utc;
 use sha2::{Digest, Sha256};

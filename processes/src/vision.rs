@@ -24,9 +24,9 @@ use bw_domain::{
     mission::EvidenceRequirement,
     values::GeoPoint,
 };
+use bw_eventlog::envelope::{COLUMNS, EventEnvelope};
 use bw_guardrail::vision::{MAX_IMAGE_BYTES, READABLE, VisionImage, VisionProvider, VisionRequest};
 use bw_infra::{
-    envelope::{COLUMNS, EventEnvelope},
     metrics::LlmCallLabels,
     storage::{ObjectKey, ObjectStore},
 };

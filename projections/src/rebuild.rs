@@ -22,7 +22,7 @@
 
 use std::time::Instant;
 
-use bw_infra::envelope::{COLUMNS, EventEnvelope};
+use bw_eventlog::envelope::{COLUMNS, EventEnvelope};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -124,7 +124,7 @@ async fn create_shadow(
 
 /// The last position no open transaction can still write before.
 async fn final_position(conn: &mut PgConnection, pool: &PgPool) -> Result<i64, ProjectionError> {
-    let horizon = bw_infra::relay::writer_horizon(pool)
+    let horizon = bw_eventlog::relay::writer_horizon(pool)
         .await
         .map_err(|e| ProjectionError::Rebuild(e.to_string()))?;
     Ok(sqlx::query_scalar(
@@ -270,7 +270,7 @@ async fn build(
     // One rebuild or verification of a projection at a time (they share schema names); the lock
     // goes with the connection.
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(bw_infra::leader::lock_key(&format!(
+        .bind(bw_eventlog::leader::lock_key(&format!(
             "rebuild:{}",
             projection.name()
         )))

@@ -10,9 +10,11 @@ use async_nats::jetstream::{
     self,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
 };
-use bw_infra::{
+use bw_eventlog::{
     envelope::EventEnvelope,
     leader::{Leadership, lock_key},
+};
+use bw_infra::{
     metrics::{ProjectionLabels, ProjectionMetrics},
     nats::EventsStream,
 };
@@ -597,7 +599,7 @@ impl Projector {
             "delivery out of order or with a gap; applying the range from the log"
         );
         Ok((
-            bw_infra::envelope::read_range(tx, checkpoint, upto, types).await?,
+            bw_eventlog::envelope::read_range(tx, checkpoint, upto, types).await?,
             upto,
         ))
     }

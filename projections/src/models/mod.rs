@@ -11,7 +11,7 @@ pub mod solutions;
 pub mod tokens;
 pub mod trust;
 
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sqlx::{Postgres, QueryBuilder};

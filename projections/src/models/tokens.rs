@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use bw_domain::ledger::{LedgerEvent, Recorded};
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::{TryStreamExt, future::BoxFuture};
 use serde::Serialize;

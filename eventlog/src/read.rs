@@ -1,0 +1,1 @@
+//! Named reads of the log for other crates.
