@@ -290,3 +290,16 @@ pub async fn append(
     appended.sort_by_key(|a| ids.iter().position(|id| *id == a.event_id));
     Ok(appended)
 }
+
+/// After a restore: shifts this cluster's transaction ids (`log_epoch.xid_offset`) past the largest
+/// `txid` in the log, so new events sort after every restored one; returns the new offset. Reads the
+/// rows loaded, not a manifest's word; call it in the restore's transaction.
+pub async fn move_epoch_past_log(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE log_epoch SET xid_offset = GREATEST(0,
+             (SELECT coalesce(max(txid::text::bigint), 0) FROM events) + 1 - pg_current_xact_id()::text::bigint)
+         RETURNING xid_offset",
+    )
+    .fetch_one(conn)
+    .await
+}
