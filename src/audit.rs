@@ -2,7 +2,7 @@
 
 use std::{io::Write as _, time::Duration};
 
-use bw_commands::audit::{self, InclusionProof, LogSigner, rehash};
+use bw_eventlog::audit::{self, InclusionProof, LogSigner, rehash};
 use bw_infra::{config::CommonConfig, postgres, shutdown::Shutdown};
 use futures::StreamExt as _;
 use sqlx::PgPool;

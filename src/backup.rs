@@ -73,7 +73,7 @@ pub struct RestoreReport {
     pub tables: usize,
     pub rows: u64,
     pub xid_offset: i64,
-    pub log: bw_commands::audit::VerifyReport,
+    pub log: bw_eventlog::audit::VerifyReport,
     pub rebuilt: Vec<bw_projections::rebuild::RebuildReport>,
 }
 
@@ -114,10 +114,7 @@ pub async fn backup(pool: &PgPool, dir: &Path) -> anyhow::Result<Manifest> {
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let (events, max_txid): (i64, i64) =
-        sqlx::query_as("SELECT count(*), coalesce(max(txid::text::bigint), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
+    let bw_eventlog::read::Size { events, max_txid } = bw_eventlog::read::size(&mut *tx).await?;
     let mut files = Vec::new();
     for table in &names {
         let file = format!("{table}.copy");
@@ -189,9 +186,7 @@ pub async fn restore(
             manifest.migration
         );
     }
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(pool)
-        .await?;
+    let existing = bw_eventlog::read::size(pool).await?.events;
     if existing > 0 {
         anyhow::bail!(
             "the target database holds {existing} events already; restore into an empty one"
@@ -217,12 +212,10 @@ pub async fn restore(
     // No command may write while the log is loaded (they take this lock shared), and the target
     // must still be empty under it.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(bw_commands::store::EVENT_WRITER_LOCK)
+        .bind(bw_eventlog::store::EVENT_WRITER_LOCK)
         .execute(&mut *tx)
         .await?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&mut *tx)
-        .await?;
+    let existing = bw_eventlog::read::size(&mut *tx).await?.events;
     if existing > 0 {
         anyhow::bail!(
             "the target database holds {existing} events already; restore into an empty one"
@@ -243,15 +236,9 @@ pub async fn restore(
     // New events must sort after every restored one: shift this cluster's transaction ids past the
     // restored log's.
     // From the rows loaded, not the manifest's word.
-    let xid_offset: i64 = sqlx::query_scalar(
-        "UPDATE log_epoch SET xid_offset = GREATEST(0,
-             (SELECT coalesce(max(txid::text::bigint), 0) FROM events) + 1 - pg_current_xact_id()::text::bigint)
-         RETURNING xid_offset",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let xid_offset = bw_eventlog::store::move_epoch_past_log(&mut tx).await?;
     tx.commit().await?;
-    let log = bw_commands::audit::verify_log(pool, pinned).await?;
+    let log = bw_eventlog::audit::verify_log(pool, pinned).await?;
     let mut rebuilt = Vec::new();
     for projection in crate::roles::projections() {
         rebuilt.push(crate::rebuild::rebuild(pool, projection.as_ref()).await?);

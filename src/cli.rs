@@ -163,8 +163,8 @@ impl LogKeyArgs {
     pub fn signer(
         &self,
         default_file: Option<&std::path::Path>,
-    ) -> anyhow::Result<Option<bw_commands::audit::LogSigner>> {
-        use bw_commands::audit::LogSigner;
+    ) -> anyhow::Result<Option<bw_eventlog::audit::LogSigner>> {
+        use bw_eventlog::audit::LogSigner;
         if let Some(seed) = &self.log_signing_key {
             return Ok(Some(
                 LogSigner::from_base64(seed.expose())

@@ -38,12 +38,7 @@ struct Reporter {
 
 impl Reporter {
     async fn new(pool: &PgPool, projection: &dyn Projection) -> Result<Self, ProjectionError> {
-        let total: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE cardinality($1::text[]) = 0 OR aggregate_type = ANY($1)",
-        )
-        .bind(projection.aggregate_types())
-        .fetch_one(pool)
-        .await?;
+        let total = bw_eventlog::read::count(pool, projection.aggregate_types()).await?;
         Ok(Self {
             name: projection.name(),
             total,

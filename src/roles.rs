@@ -9,6 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use bw_commands::CommandBus;
+use bw_eventlog::relay::{Relay, RelayConfig};
 use bw_gateway::{
     AppState, Application,
     heartbeat::HeartbeatSigner,
@@ -21,7 +22,6 @@ use bw_infra::{
     health::{self, NatsCheck, PostgresCheck, Readiness},
     metrics::Metrics,
     nats, postgres,
-    relay::{Relay, RelayConfig},
     shutdown::{Shutdown, termination_signal},
 };
 use bw_projections::{

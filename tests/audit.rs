@@ -4,11 +4,9 @@
 
 mod support;
 
-use bw_commands::{
-    Outcome,
-    audit::{self, Finding, LogSigner},
-};
+use bw_commands::Outcome;
 use bw_domain::taxonomy::Role;
+use bw_eventlog::audit::{self, Finding, LogSigner};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::{

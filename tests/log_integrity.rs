@@ -4,7 +4,7 @@
 
 mod support;
 
-use bw_commands::{
+use bw_eventlog::{
     audit::{self, LogSigner, ProofLookup, rehash},
     canonical::{self, arbitrary},
     store,
@@ -351,7 +351,7 @@ async fn a_log_hashed_in_the_old_form_is_refused_then_rehashed_once_and_recorded
     as_written_before_adr_0007(&p).await;
     let refused = audit::verify_log(&p.pipeline.pool, None).await;
     assert!(
-        matches!(&refused, Err(bw_commands::CommandError::LogFormat(m)) if m.contains("events rehash")),
+        matches!(&refused, Err(bw_eventlog::LogError::LogFormat(m)) if m.contains("events rehash")),
         "{refused:?}"
     );
 
@@ -398,7 +398,7 @@ async fn a_log_hashed_in_the_old_form_is_refused_then_rehashed_once_and_recorded
 
     let again = rehash::rehash(&p.pipeline.pool, request("again", false)).await;
     assert!(
-        matches!(&again, Err(bw_commands::CommandError::LogFormat(m)) if m.contains("already")),
+        matches!(&again, Err(bw_eventlog::LogError::LogFormat(m)) if m.contains("already")),
         "{again:?}"
     );
 }

@@ -1129,7 +1129,7 @@ async fn verified_evidence_pays_the_claimant_once_and_completes_the_mission() {
         .expect("count");
     let saga = bw_processes::sagas::RewardSaga::new(p.pipeline.bus.clone());
     let mut conn = p.pipeline.pool.acquire().await.expect("conn");
-    let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
+    let events = bw_eventlog::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
         .await
         .expect("log");
     for _ in 0..2 {
@@ -1353,7 +1353,7 @@ async fn one_claim_is_paid_once_however_many_of_its_submissions_are_verified() {
     // the claim was completed by E2, so E1's verification earns no second reward.
     let saga = bw_processes::sagas::RewardSaga::new(p.pipeline.bus.clone());
     let mut conn = p.pipeline.pool.acquire().await.expect("conn");
-    let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
+    let events = bw_eventlog::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
         .await
         .expect("log");
     for event in &events {
@@ -1624,7 +1624,7 @@ async fn the_vision_model_decides_doubtful_evidence_over_its_wire_format_and_is_
         Arc::new(bw_infra::storage::LocalStore::new(&p.store_root)),
     );
     let mut conn = p.pipeline.pool.acquire().await.expect("conn");
-    let events = bw_infra::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
+    let events = bw_eventlog::envelope::read_range(&mut conn, 0, i64::MAX, &["Evidence"])
         .await
         .expect("log");
     for event in &events {

@@ -10,13 +10,14 @@ use std::{
 };
 
 use async_nats::jetstream::AckKind;
-use bw_commands::{CommandError, Outcome, idempotency::IdempotencyKey, store};
+use bw_commands::{CommandError, Outcome, idempotency::IdempotencyKey};
 use bw_domain::{
     agent::Agent,
     meta::Actor,
     problem::{Problem, ProblemCommand},
     taxonomy::Severity,
 };
+use bw_eventlog::store;
 use bw_infra::shutdown::Shutdown;
 use bw_projections::models::{agents::AgentDirectory, problems::ProblemFeed};
 use support::{
@@ -138,7 +139,7 @@ async fn concurrent_writers_with_slow_transactions_lose_nothing_while_the_relay_
                     let prepared = store::prepare::<Problem>(
                         &id.to_string(),
                         0,
-                        bw_commands::canonical::GENESIS,
+                        bw_eventlog::canonical::GENESIS,
                         &events,
                         &serde_json::json!({"actor": "system"}),
                         chrono::Utc::now(),
@@ -714,7 +715,7 @@ async fn stored_hashes_chain_per_stream_and_events_are_immutable() {
 async fn cqrs_es_framework_runs_on_our_repository() {
     use cqrs_es::{CqrsFramework, persist::PersistedEventStore};
     let p = Pipeline::new().await;
-    let repo = bw_commands::repository::PgEventRepository::new(p.pool.clone());
+    let repo = bw_eventlog::repository::PgEventRepository::new(p.pool.clone());
     let store: PersistedEventStore<_, Agent> = PersistedEventStore::new_event_store(repo);
     let cqrs = CqrsFramework::new(store, vec![], ());
     let id = Uuid::now_v7();
@@ -856,11 +857,11 @@ async fn with_nats_away_commands_keep_succeeding_and_the_pipeline_catches_up_aft
         .await
         .expect("nats via proxy");
     let js = async_nats::jetstream::new(nats);
-    let relay = bw_infra::relay::Relay::new(
+    let relay = bw_eventlog::relay::Relay::new(
         p.pool.clone(),
         p.pg_options.clone(),
         js.clone(),
-        bw_infra::relay::RelayConfig {
+        bw_eventlog::relay::RelayConfig {
             stream: p.stream.clone(),
             poll_interval: std::time::Duration::from_millis(20),
             ..Default::default()
@@ -921,7 +922,7 @@ impl bw_projections::runtime::Projection for Probe {
     fn apply<'a>(
         &'a self,
         _: &'a mut sqlx::PgConnection,
-        _: &'a bw_infra::envelope::EventEnvelope,
+        _: &'a bw_eventlog::envelope::EventEnvelope,
     ) -> futures::future::BoxFuture<'a, Result<(), bw_projections::ProjectionError>> {
         Box::pin(async { Ok(()) })
     }

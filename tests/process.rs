@@ -887,7 +887,7 @@ async fn events_checkpoint_export_verify_and_verify_proof_work_from_the_command_
 
     let public_key = {
         use base64::Engine as _;
-        let signer = bw_commands::audit::LogSigner::from_base64(SEED).expect("seed");
+        let signer = bw_eventlog::audit::LogSigner::from_base64(SEED).expect("seed");
         base64::engine::general_purpose::STANDARD.encode(signer.public_key())
     };
     let clean = events(&["verify", "--public-key", &public_key])
@@ -902,7 +902,7 @@ async fn events_checkpoint_export_verify_and_verify_proof_work_from_the_command_
 
     // A proof, as an auditor saves it from the API, checks offline; a changed one does not.
     let event_id: uuid::Uuid = serde_json::from_value(lines[1]["eventId"].clone()).expect("id");
-    let bw_commands::audit::ProofLookup::Found(proof) = bw_commands::audit::proof(&pool, event_id)
+    let bw_eventlog::audit::ProofLookup::Found(proof) = bw_eventlog::audit::proof(&pool, event_id)
         .await
         .expect("proof")
     else {
@@ -935,7 +935,7 @@ async fn events_checkpoint_export_verify_and_verify_proof_work_from_the_command_
     let mut forged = (*proof).clone();
     let mut payload = forged.event.payload.to_value();
     payload["data"]["details"]["title"] = Value::String("Nothing happened here".into());
-    forged.event.payload = bw_commands::audit::StoredJson::from_value(&payload).expect("json");
+    forged.event.payload = bw_eventlog::audit::StoredJson::from_value(&payload).expect("json");
     std::fs::write(&file, serde_json::to_vec(&forged).expect("json")).expect("write");
     let bad = events(&[
         "verify-proof",

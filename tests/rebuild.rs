@@ -300,8 +300,8 @@ async fn a_replay_to_a_past_position_reproduces_the_read_model_as_it_was_then() 
 /// Appends a `ProblemReported` exactly as the release before `details.language` wrote it
 /// (version 1, no language), with a valid hash chain; returns the problem's id.
 async fn report_as_v1(p: &Platform, agent: uuid::Uuid, n: usize) -> uuid::Uuid {
-    use bw_commands::{canonical, store};
     use bw_domain::problem::{Problem, ProblemEvent};
+    use bw_eventlog::{canonical, store};
     let id = uuid::Uuid::now_v7();
     let event = ProblemEvent::ProblemReported {
         problem_id: id,
@@ -390,12 +390,12 @@ async fn a_log_of_v1_problem_reports_rebuilds_the_same_feed_plus_the_language() 
 
     // The log with its v1 event still verifies (it was never rewritten).
     let signer =
-        bw_commands::audit::LogSigner::from_base64("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=")
+        bw_eventlog::audit::LogSigner::from_base64("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=")
             .expect("seed");
-    bw_commands::audit::sign_checkpoint(&p.pipeline.pool, &signer)
+    bw_eventlog::audit::sign_checkpoint(&p.pipeline.pool, &signer)
         .await
         .expect("sign");
-    let report = bw_commands::audit::verify_log(&p.pipeline.pool, Some(signer.public_key()))
+    let report = bw_eventlog::audit::verify_log(&p.pipeline.pool, Some(signer.public_key()))
         .await
         .expect("verify");
     assert_eq!(report.findings, vec![], "{report:?}");
@@ -448,17 +448,17 @@ async fn admins_list_projections_and_rebuild_one_over_http() {
 }
 
 /// The events of `types` in the log, in global order, as a projector receives them.
-async fn logged(pool: &sqlx::PgPool, types: &[&str]) -> Vec<bw_infra::envelope::EventEnvelope> {
+async fn logged(pool: &sqlx::PgPool, types: &[&str]) -> Vec<bw_eventlog::envelope::EventEnvelope> {
     let rows = sqlx::query(&format!(
         "SELECT {} FROM events WHERE aggregate_type = ANY($1) ORDER BY global_position",
-        bw_infra::envelope::COLUMNS
+        bw_eventlog::envelope::COLUMNS
     ))
     .bind(types)
     .fetch_all(pool)
     .await
     .expect("events");
     rows.iter()
-        .map(|row| bw_infra::envelope::EventEnvelope::from_row(row).expect("envelope"))
+        .map(|row| bw_eventlog::envelope::EventEnvelope::from_row(row).expect("envelope"))
         .collect()
 }
 

@@ -28,8 +28,8 @@ use crate::{
     CommandError, idempotency,
     idempotency::{IdempotencyKey, StoredResponse},
     reservations,
-    store::{self, Appended},
 };
+use bw_eventlog::store::{self, Appended};
 
 /// How often a conflict caused only by the platform's own events is decided again.
 pub const SYSTEM_CONFLICT_RETRIES: u32 = 3;
@@ -299,16 +299,15 @@ impl CommandBus {
         aggregate_id: &str,
         version: i64,
     ) -> Result<bool, CommandError> {
-        let only: Option<bool> = sqlx::query_scalar(
-            "SELECT bool_and(metadata->>'actor' = 'system') FROM events
-             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3",
+        let system = bw_domain::meta::Actor::System.scope();
+        Ok(bw_eventlog::read::only_actor_since(
+            &self.pool,
+            aggregate_type,
+            aggregate_id,
+            version,
+            &system,
         )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .bind(version)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(only == Some(true))
+        .await?)
     }
 
     /// One try of [`CommandBus::execute_with`]; `side` and `respond` are consumed only when the
@@ -369,7 +368,7 @@ impl CommandBus {
                 // Release the idempotency lock now, not when the pool gets to it: a retry of this
                 // very command must not find its own earlier attempt still holding the key.
                 tx.rollback().await?;
-                return Err(e);
+                return Err(e.into());
             }
         };
         reservations::apply(&mut tx, &prepared).await?;

@@ -55,13 +55,22 @@ pub fn reserve_claim(
 pub fn release_ended_claims(mission_id: Uuid) -> SideWrites {
     Box::new(move |conn: &mut PgConnection| {
         Box::pin(async move {
+            let ended = bw_eventlog::read::of_types(
+                &mut *conn,
+                "Mission",
+                &mission_id.to_string(),
+                &["ClaimAbandoned", "ClaimReleased", "ClaimCompleted"],
+            )
+            .await?;
+            let ended: Vec<String> = ended
+                .iter()
+                .filter_map(|e| e.payload["data"]["claimId"].as_str().map(str::to_owned))
+                .collect();
             sqlx::query(
-                "DELETE FROM active_claims a WHERE a.mission_id = $1 AND EXISTS (
-                   SELECT 1 FROM events e WHERE e.aggregate_type = 'Mission' AND e.aggregate_id = $1::text
-                     AND e.event_type IN ('ClaimAbandoned', 'ClaimReleased', 'ClaimCompleted')
-                     AND e.payload->'data'->>'claimId' = a.claim_id::text)",
+                "DELETE FROM active_claims WHERE mission_id = $1 AND claim_id::text = ANY($2)",
             )
             .bind(mission_id)
+            .bind(&ended)
             .execute(&mut *conn)
             .await?;
             Ok(())

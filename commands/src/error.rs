@@ -65,12 +65,18 @@ pub enum CommandError {
     Database(#[from] sqlx::Error),
 }
 
-/// The constraint a unique violation hit, if it was one.
-pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
-    match error {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            Some(db.constraint().unwrap_or_default().to_owned())
+pub use bw_eventlog::error::unique_violation;
+
+impl From<bw_eventlog::LogError> for CommandError {
+    fn from(error: bw_eventlog::LogError) -> Self {
+        use bw_eventlog::LogError;
+        match error {
+            LogError::Domain(e) => Self::Domain(e),
+            LogError::Conflict { aggregate_type } => Self::Conflict { aggregate_type },
+            LogError::Corrupt(m) => Self::Corrupt(m),
+            LogError::LogFormat(m) => Self::LogFormat(m),
+            LogError::Key(m) => Self::Key(m),
+            LogError::Database(e) => Self::Database(e),
         }
-        _ => None,
     }
 }

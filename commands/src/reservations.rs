@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{CommandError, error::unique_violation, store::NewEvent};
+use bw_eventlog::store::NewEvent;
+
+use crate::{CommandError, error::unique_violation};
 
 /// Applies the reservations the prepared events call for.
 pub(crate) async fn apply(

@@ -288,6 +288,12 @@ impl From<bw_commands::CommandError> for ApiError {
     }
 }
 
+impl From<bw_eventlog::LogError> for ApiError {
+    fn from(error: bw_eventlog::LogError) -> Self {
+        bw_commands::CommandError::from(error).into()
+    }
+}
+
 impl From<bw_projections::ProjectionError> for ApiError {
     fn from(error: bw_projections::ProjectionError) -> Self {
         match error {

@@ -7,7 +7,7 @@ use bw_domain::{
     problem::ProblemEvent,
     solution::SolutionEvent,
 };
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -70,24 +70,17 @@ pub async fn content_of(
     upto: i64,
     content_type: ContentType,
 ) -> Result<Content, GuardrailError> {
-    let history: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
-        "SELECT event_type, event_version, payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 ORDER BY sequence",
-    )
-    .bind(aggregate_type)
-    .bind(aggregate_id)
-    .bind(upto)
-    .fetch_all(conn)
-    .await?;
+    let history = bw_eventlog::read::history(conn, aggregate_type, aggregate_id, upto).await?;
     let (mut fields, mut author, mut domain) =
         ([String::new(), String::new(), String::new()], None, None);
     // Other public text, by field name, so an edit replaces a field's lines.
     let mut other: std::collections::BTreeMap<&'static str, Vec<String>> = Default::default();
-    for (event_type, version, payload) in history {
+    for stored in history {
         let payload = (
             aggregate_type,
-            event_type.as_str(),
-            version.as_str(),
-            payload,
+            stored.event_type.as_str(),
+            stored.event_version.as_str(),
+            stored.payload,
         );
         match content_type {
             ContentType::Problem => match decode::<ProblemEvent>(payload)? {

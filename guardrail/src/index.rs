@@ -13,7 +13,7 @@ use bw_domain::{
     guardrail::ContentType, problem::ProblemEvent, solution::SolutionEvent,
     taxonomy::GuardrailStatus,
 };
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use bw_projections::{ProjectionError, runtime::Projection};
 use futures::future::BoxFuture;
 use serde::Serialize;

@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use bw_projections::{ProjectionError, runtime::Projection};
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
@@ -245,7 +245,7 @@ impl Judges {
         // Judging runs outside the claim's transaction: a failed statement there must not undo the
         // claim, and the claim must not hold what judging writes (the caches) until the batch ends.
         let mut conn = self.pool.acquire().await?;
-        let events = bw_infra::envelope::read_positions(&mut conn, &positions).await?;
+        let events = bw_eventlog::envelope::read_positions(&mut conn, &positions).await?;
         if events.len() > 1
             && let Err(e) = self.worker.embed_batch(&mut conn, &events).await
         {
@@ -312,18 +312,15 @@ pub fn retry_delay(attempts: i32) -> Duration {
 /// when the intake is far behind). Reads the queue and one range of the log's primary key.
 pub async fn backlog(pool: &PgPool, scan: i64) -> Result<i64, GuardrailError> {
     let types: Vec<&str> = SUBMISSIONS.iter().map(|(_, t)| *t).collect();
-    Ok(sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM guardrail_queue)
-              + (SELECT count(*) FILTER (WHERE event_type = ANY($2)) FROM (
-                   SELECT event_type FROM events
-                   WHERE global_position > coalesce((SELECT position FROM projection_checkpoints WHERE projection = $1), 0)
-                   ORDER BY global_position LIMIT $3) unqueued)",
+    let (queued, checkpoint): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM guardrail_queue),
+                coalesce((SELECT position FROM projection_checkpoints WHERE projection = $1), 0)",
     )
     .bind(NAME)
-    .bind(&types)
-    .bind(scan)
     .fetch_one(pool)
-    .await?)
+    .await?;
+    let unqueued = bw_eventlog::read::count_types_in_window(pool, checkpoint, &types, scan).await?;
+    Ok(queued + unqueued)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use bw_domain::{
     problem::{Problem, ProblemCommand},
     solution::{Solution, SolutionCommand, SolutionEvent},
 };
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use bw_projections::ProjectionError;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -264,12 +264,8 @@ impl GuardrailWorker {
         author: Uuid,
         at: chrono::DateTime<Utc>,
     ) -> Result<(i64, i64), GuardrailError> {
-        let registered: Option<chrono::DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT recorded_at FROM events WHERE aggregate_type = 'Agent' AND aggregate_id = $1 AND sequence = 1",
-        )
-        .bind(author.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+        let registered =
+            bw_eventlog::read::started_at(&mut *conn, "Agent", &author.to_string()).await?;
         let approvals = bw_projections::models::trust::approvals(&mut *conn, author)
             .await
             .map_err(|e| match e {

@@ -12,10 +12,6 @@
 //!   creation and the embedded migrations.
 //! - [`nats`]: the NATS connection (with a clear start-up error naming `NATS_URL`) and the JetStream
 //!   stream definitions shipped in `nats/`.
-//! - [`envelope`]: an event of the log as it travels over JetStream (body = payload, metadata in
-//!   headers).
-//! - [`relay`]: publishes the log to JetStream in commit-safe order, leader-elected.
-//! - [`leader`]: leader election with PostgreSQL advisory locks.
 //! - [`notify`]: the `Notifier` trait and the development mailbox.
 //! - [`health`]: readiness checks of the dependencies, reported by `/readyz`.
 //! - [`metrics`]: the Prometheus registry, HTTP metrics, pool gauges and process metrics.
@@ -26,15 +22,12 @@
 
 pub mod config;
 pub mod crypto;
-pub mod envelope;
 pub mod error;
 pub mod health;
-pub mod leader;
 pub mod metrics;
 pub mod nats;
 pub mod notify;
 pub mod postgres;
-pub mod relay;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

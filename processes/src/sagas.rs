@@ -19,7 +19,7 @@ use bw_domain::{
     meta::Actor,
     mission::{Mission, MissionCommand},
 };
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use bw_projections::{ProjectionError, runtime::Projection};
 use futures::future::BoxFuture;
 use sqlx::PgConnection;

@@ -24,9 +24,9 @@ use bw_domain::{
     mission::EvidenceRequirement,
     values::GeoPoint,
 };
+use bw_eventlog::envelope::EventEnvelope;
 use bw_guardrail::vision::{MAX_IMAGE_BYTES, READABLE, VisionImage, VisionProvider, VisionRequest};
 use bw_infra::{
-    envelope::{COLUMNS, EventEnvelope},
     metrics::LlmCallLabels,
     storage::{ObjectKey, ObjectStore},
 };
@@ -92,14 +92,14 @@ impl VisionWorker {
         event: &EventEnvelope,
         evidence_id: Uuid,
     ) -> Result<Option<VisionRequest>, ProjectionError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM events
-             WHERE aggregate_type = 'Evidence' AND aggregate_id = $1 AND event_type = 'EvidenceSubmitted'"
-        ))
-        .bind(evidence_id.to_string())
-        .fetch_one(&mut *conn)
-        .await?;
-        let submitted = EventEnvelope::from_row(&row)?;
+        let submitted = bw_eventlog::read::first_of_type(
+            &mut *conn,
+            "Evidence",
+            &evidence_id.to_string(),
+            "EvidenceSubmitted",
+        )
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
         let EvidenceEvent::EvidenceSubmitted {
             mission_id,
             files,

@@ -22,7 +22,7 @@
 
 use std::time::Instant;
 
-use bw_infra::envelope::{COLUMNS, EventEnvelope};
+use bw_eventlog::envelope::EventEnvelope;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -124,15 +124,10 @@ async fn create_shadow(
 
 /// The last position no open transaction can still write before.
 async fn final_position(conn: &mut PgConnection, pool: &PgPool) -> Result<i64, ProjectionError> {
-    let horizon = bw_infra::relay::writer_horizon(pool)
+    let horizon = bw_eventlog::relay::writer_horizon(pool)
         .await
         .map_err(|e| ProjectionError::Rebuild(e.to_string()))?;
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce(max(global_position), 0) FROM events WHERE txid < $1::text::xid8",
-    )
-    .bind(horizon.to_string())
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(bw_eventlog::read::last_position_before(&mut *conn, horizon).await?)
 }
 
 /// Up to [`BATCH`] of the events of `types` in (`after`, `to`], in global order, without those an
@@ -144,25 +139,15 @@ async fn read_batch(
     after: i64,
     to: i64,
 ) -> Result<Vec<EventEnvelope>, ProjectionError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM events
-         WHERE global_position > $1 AND global_position <= $2
-           AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3))
-           AND NOT EXISTS (SELECT 1 FROM projection_skips s
-                           WHERE s.projection = $5 AND s.position = events.global_position)
-         ORDER BY global_position LIMIT $4"
-    ))
+    let skipped: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM projection_skips WHERE projection = $1 AND position > $2 AND position <= $3",
+    )
+    .bind(name)
     .bind(after)
     .bind(to)
-    .bind(types)
-    .bind(BATCH)
-    .bind(name)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(EventEnvelope::from_row)
-        .collect::<Result<_, _>>()?)
+    Ok(bw_eventlog::read::between(&mut *conn, after, to, types, &skipped, BATCH).await?)
 }
 
 /// Reads the batches of (`from`, `to`] one after another on a connection of its own and hands
@@ -270,7 +255,7 @@ async fn build(
     // One rebuild or verification of a projection at a time (they share schema names); the lock
     // goes with the connection.
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(bw_infra::leader::lock_key(&format!(
+        .bind(bw_eventlog::leader::lock_key(&format!(
             "rebuild:{}",
             projection.name()
         )))

@@ -10,9 +10,11 @@ use async_nats::jetstream::{
     self,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
 };
-use bw_infra::{
+use bw_eventlog::{
     envelope::EventEnvelope,
     leader::{Leadership, lock_key},
+};
+use bw_infra::{
     metrics::{ProjectionLabels, ProjectionMetrics},
     nats::EventsStream,
 };
@@ -573,20 +575,13 @@ impl Projector {
         }
         delivered.sort_by_key(|e| e.global_position);
         delivered.dedup_by_key(|e| e.global_position);
-        let expected: Vec<(uuid::Uuid,)> = sqlx::query_as(
-            "SELECT event_id FROM events WHERE global_position > $1 AND global_position <= $2
-               AND (cardinality($3::text[]) = 0 OR aggregate_type = ANY($3)) ORDER BY global_position",
-        )
-        .bind(checkpoint)
-        .bind(upto)
-        .bind(types)
-        .fetch_all(&mut *tx)
-        .await?;
+        let expected =
+            bw_eventlog::read::event_ids_between(&mut *tx, checkpoint, upto, types).await?;
         if expected.len() == delivered.len()
             && expected
                 .iter()
                 .zip(&delivered)
-                .all(|((id,), e)| *id == e.event_id)
+                .all(|(id, e)| *id == e.event_id)
         {
             return Ok((delivered, upto));
         }
@@ -597,7 +592,7 @@ impl Projector {
             "delivery out of order or with a gap; applying the range from the log"
         );
         Ok((
-            bw_infra::envelope::read_range(tx, checkpoint, upto, types).await?,
+            bw_eventlog::envelope::read_range(tx, checkpoint, upto, types).await?,
             upto,
         ))
     }
@@ -633,15 +628,18 @@ impl Projector {
 
     /// Updates `bw_projection_lag_events` from the log.
     pub async fn measure_lag(&self) -> Result<i64, ProjectionError> {
-        let lag: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM events
-               WHERE global_position > (SELECT position FROM projection_checkpoints WHERE projection = $1)
-                 AND (cardinality($2::text[]) = 0 OR aggregate_type = ANY($2)) LIMIT 100000) pending",
-        )
-        .bind(self.name())
-        .bind(self.projection.aggregate_types())
-        .fetch_one(&self.pool)
-        .await?;
+        let checkpoint: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+                .bind(self.name())
+                .fetch_optional(&self.pool)
+                .await?;
+        let lag = match checkpoint {
+            Some(after) => {
+                let types = self.projection.aggregate_types();
+                bw_eventlog::read::count_after(&self.pool, after, types, Some(100_000)).await?
+            }
+            None => 0,
+        };
         self.metrics.lag.get_or_create(&self.labels()).set(lag);
         Ok(lag)
     }

@@ -27,26 +27,25 @@ pub struct ProjectionStatus {
 /// Every projection's status.
 pub async fn all(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ProjectionError> {
     let rows = sqlx::query(
-        "SELECT projection, version, position, state, failed_position, last_error,
-                (SELECT count(*) FROM events e WHERE e.global_position > c.position) AS lag
-         FROM projection_checkpoints c ORDER BY projection",
+        "SELECT projection, version, position, state, failed_position, last_error
+         FROM projection_checkpoints ORDER BY projection",
     )
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ProjectionStatus {
-                name: r.try_get("projection")?,
-                version: r.try_get("version")?,
-                checkpoint: r.try_get("position")?,
-                lag: r.try_get("lag")?,
-                state: r.try_get("state")?,
-                failed_position: r.try_get("failed_position")?,
-                last_error: r.try_get("last_error")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
+    let mut statuses = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let checkpoint: i64 = r.try_get("position")?;
+        statuses.push(ProjectionStatus {
+            name: r.try_get("projection")?,
+            version: r.try_get("version")?,
+            checkpoint,
+            lag: bw_eventlog::read::count_after(pool, checkpoint, &[], None).await?,
+            state: r.try_get("state")?,
+            failed_position: r.try_get("failed_position")?,
+            last_error: r.try_get("last_error")?,
+        });
+    }
+    Ok(statuses)
 }
 
 /// Skips the event a failed projection stopped at, recording who skipped it and why, and lets the
@@ -105,19 +104,21 @@ pub async fn wait_for(
     let deadline = Instant::now() + timeout;
     let mut interval = Duration::from_millis(2);
     loop {
-        let reached: Option<bool> = sqlx::query_scalar(
-            "SELECT c.position >= $2 OR NOT EXISTS (
-                 SELECT 1 FROM events e
-                 WHERE e.global_position > c.position AND e.global_position <= $2
-                   AND (cardinality($3::text[]) = 0 OR e.aggregate_type = ANY($3)))
-             FROM projection_checkpoints c WHERE c.projection = $1",
-        )
-        .bind(projection.name())
-        .bind(position)
-        .bind(projection.aggregate_types())
-        .fetch_optional(pool)
-        .await?;
-        if reached == Some(true) {
+        let checkpoint: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+                .bind(projection.name())
+                .fetch_optional(pool)
+                .await?;
+        if let Some(at) = checkpoint
+            && (at >= position
+                || !bw_eventlog::read::any_between(
+                    pool,
+                    at,
+                    position,
+                    projection.aggregate_types(),
+                )
+                .await?)
+        {
             return Ok(true);
         }
         let now = Instant::now();

@@ -2,7 +2,7 @@
 //! adds only what is missing).
 //!
 //! - [`problem_log`]: `ProblemReported` events in the log, each its own stream, hashed and chained
-//!   exactly as the command path does (`bw_commands::store::prepare`), at commit-safe positions —
+//!   exactly as the command path does (`bw_eventlog::store::prepare`), at commit-safe positions —
 //!   the input of a rebuild (P3).
 //! - [`feed_problems`]: approved problems in the feed read model (P4, the browsing scenarios).
 //! - [`missions`]: open, approved missions around 40 cities (P5, the geo scenarios).
@@ -150,7 +150,7 @@ pub async fn problem_log(pool: &PgPool, n: usize) -> anyhow::Result<usize> {
         let mut tx = pool.begin().await?;
         // As every event writer does, before the transaction id is assigned (ADR 0002).
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-            .bind(bw_commands::store::EVENT_WRITER_LOCK)
+            .bind(bw_eventlog::store::EVENT_WRITER_LOCK)
             .execute(&mut *tx)
             .await?;
         let xid: i64 = sqlx::query_scalar(
@@ -165,10 +165,10 @@ pub async fn problem_log(pool: &PgPool, n: usize) -> anyhow::Result<usize> {
             let at = start + Span::seconds(i as i64 % (365 * 86_400));
             let event = reported_event(i, reporter, at)?;
             let id = Uuid::now_v7();
-            let prepared = bw_commands::store::prepare::<Problem>(
+            let prepared = bw_eventlog::store::prepare::<Problem>(
                 &id.to_string(),
                 0,
-                bw_commands::canonical::GENESIS,
+                bw_eventlog::canonical::GENESIS,
                 &[event],
                 &metadata,
                 at,

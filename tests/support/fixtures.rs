@@ -139,7 +139,7 @@ pub async fn uncommitted_report(
     pool: &sqlx::PgPool,
     agent: Uuid,
 ) -> (sqlx::Transaction<'static, sqlx::Postgres>, i64) {
-    use bw_commands::store;
+    use bw_eventlog::store;
     let slow_id = Uuid::now_v7();
     let mut slow = pool.begin().await.expect("begin");
     let loaded = store::load::<Problem>(&mut slow, &slow_id.to_string())

@@ -255,19 +255,19 @@ impl Pipeline {
         }
     }
 
-    pub fn relay(&self) -> bw_infra::relay::Relay {
+    pub fn relay(&self) -> bw_eventlog::relay::Relay {
         self.relay_named("relay")
     }
 
-    pub fn relay_named(&self, name: &str) -> bw_infra::relay::Relay {
-        let config = bw_infra::relay::RelayConfig {
+    pub fn relay_named(&self, name: &str) -> bw_eventlog::relay::Relay {
+        let config = bw_eventlog::relay::RelayConfig {
             stream: self.stream.clone(),
             name: name.to_owned(),
             poll_interval: std::time::Duration::from_millis(20),
             standby_interval: std::time::Duration::from_millis(20),
             ..Default::default()
         };
-        bw_infra::relay::Relay::new(
+        bw_eventlog::relay::Relay::new(
             self.pool.clone(),
             self.pg_options.clone(),
             self.js.clone(),
@@ -340,7 +340,7 @@ impl Pipeline {
             let mut got = 0;
             while let Some(message) = batch.next().await {
                 let message = message.expect("message");
-                let envelope = bw_infra::envelope::EventEnvelope::from_message(
+                let envelope = bw_eventlog::envelope::EventEnvelope::from_message(
                     message.headers.as_ref(),
                     &message.payload,
                 )
@@ -645,7 +645,7 @@ pub fn assert_log_verifies_blocking(url: &str) {
             let pool = sqlx::PgPool::connect(&url)
                 .await
                 .map_err(|e| e.to_string())?;
-            let report = bw_commands::audit::verify_log(&pool, None).await;
+            let report = bw_eventlog::audit::verify_log(&pool, None).await;
             pool.close().await;
             report.map_err(|e| e.to_string())
         })
@@ -706,7 +706,7 @@ impl Follower {
                     .await
                     .expect("stream open")
                     .expect("message");
-                let envelope = bw_infra::envelope::EventEnvelope::from_message(
+                let envelope = bw_eventlog::envelope::EventEnvelope::from_message(
                     message.headers.as_ref(),
                     &message.payload,
                 )
@@ -778,11 +778,11 @@ pub async fn verify_chain(pool: &sqlx::PgPool, aggregate_id: &str) -> usize {
     .fetch_all(pool)
     .await
     .expect("stream");
-    let mut previous = bw_commands::canonical::GENESIS;
+    let mut previous = bw_eventlog::canonical::GENESIS;
     for r in &rows {
-        let recomputed = bw_commands::canonical::chain_hash(
+        let recomputed = bw_eventlog::canonical::chain_hash(
             &previous,
-            &bw_commands::canonical::EventForHash {
+            &bw_eventlog::canonical::EventForHash {
                 event_id: r.0,
                 aggregate_type: &r.1,
                 aggregate_id: &r.2,

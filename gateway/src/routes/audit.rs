@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use bw_commands::audit::{self, AuditEvent, Checkpoint, InclusionProof, ProofLookup, PublicKey};
+use bw_eventlog::audit::{self, AuditEvent, Checkpoint, InclusionProof, ProofLookup, PublicKey};
 use serde::Deserialize;
 use uuid::Uuid;
 

@@ -42,7 +42,7 @@ impl bw_projections::runtime::Projection for IndexName {
     fn apply<'a>(
         &'a self,
         _: &'a mut sqlx::PgConnection,
-        _: &'a bw_infra::envelope::EventEnvelope,
+        _: &'a bw_eventlog::envelope::EventEnvelope,
     ) -> futures::future::BoxFuture<'a, Result<(), bw_projections::ProjectionError>> {
         Box::pin(async { Ok(()) })
     }

@@ -1,7 +1,7 @@
 //! The agent directory: one row per agent, with how many problems it reported.
 
 use bw_domain::{agent::AgentEvent, problem::ProblemEvent};
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! Evidence submissions as their submitters (and, later, reviewers) read them.
 
 use bw_domain::evidence::EvidenceEvent;
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;

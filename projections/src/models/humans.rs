@@ -5,12 +5,10 @@
 //! very next read, and a rebuild after forgetting cannot bring anything back.
 
 use bw_domain::human::HumanEvent;
-use bw_infra::{
-    crypto::{
-        CryptoError,
-        seal::{self, PersonKey, Sealed},
-    },
-    envelope::EventEnvelope,
+use bw_eventlog::envelope::EventEnvelope;
+use bw_infra::crypto::{
+    CryptoError,
+    seal::{self, PersonKey, Sealed},
 };
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;

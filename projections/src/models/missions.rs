@@ -7,7 +7,7 @@
 //! serves.
 
 use bw_domain::mission::MissionEvent;
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;

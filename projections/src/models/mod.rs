@@ -11,7 +11,7 @@ pub mod solutions;
 pub mod tokens;
 pub mod trust;
 
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sqlx::{Postgres, QueryBuilder};
@@ -76,17 +76,15 @@ pub(crate) async fn count_mission(
     } else {
         "solutionId"
     };
-    let parent: Option<String> = sqlx::query_scalar(
-        "SELECT payload->'data'->>$2 FROM events
-         WHERE aggregate_type = 'Mission' AND aggregate_id = $1 AND event_type = 'MissionCreated'",
+    let created = bw_eventlog::read::first_of_type(
+        &mut *conn,
+        "Mission",
+        &event.aggregate_id,
+        "MissionCreated",
     )
-    .bind(&event.aggregate_id)
-    .bind(parent_field)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
-    let parent: Uuid = parent
-        .and_then(|p| p.parse().ok())
+    .await?;
+    let parent: Uuid = created
+        .and_then(|c| c.payload["data"][parent_field].as_str()?.parse().ok())
         .ok_or_else(|| apply_error(event, "the mission's creation names no parent".into()))?;
     let updated = sqlx::query(&format!(
         "UPDATE {table} SET {column} = {column} + 1, position = $2 WHERE {field} = $1"

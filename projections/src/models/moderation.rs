@@ -8,7 +8,7 @@ use bw_domain::{
     problem::ProblemEvent,
     solution::SolutionEvent,
 };
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use uuid::Uuid;
 
 use super::decode;

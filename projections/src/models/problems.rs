@@ -1,7 +1,7 @@
 //! The problem feed: every problem with its guardrail status; the public feed lists approved ones.
 
 use bw_domain::{problem::ProblemEvent, solution::SolutionEvent};
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //! solution or debate post, with its claim and review.
 
 use bw_domain::taxonomy::GuardrailStatus;
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! Solutions and their debates.
 
 use bw_domain::{guardrail::ContentType, solution::SolutionEvent, taxonomy::GuardrailStatus};
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;

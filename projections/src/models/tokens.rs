@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use bw_domain::ledger::{LedgerEvent, Recorded};
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use chrono::{DateTime, Utc};
 use futures::{TryStreamExt, future::BoxFuture};
 use serde::Serialize;
@@ -253,12 +253,7 @@ pub async fn verify(pool: &PgPool) -> Result<LedgerReport, ProjectionError> {
     };
     let mut people: BTreeMap<Uuid, Replayed> = BTreeMap::new();
     {
-        let mut rows = sqlx::query_as::<_, (i64, serde_json::Value)>(
-            "SELECT global_position, payload FROM events
-             WHERE aggregate_type = 'Ledger' AND global_position <= $1 ORDER BY global_position",
-        )
-        .bind(checkpoint)
-        .fetch(&mut *tx);
+        let mut rows = bw_eventlog::read::payloads_upto(&mut *tx, "Ledger", checkpoint);
         while let Some((position, payload)) = rows.try_next().await? {
             let event: LedgerEvent =
                 serde_json::from_value(payload).map_err(|e| ProjectionError::Apply {

@@ -4,7 +4,7 @@
 //! the log (issue 15); the agent's age comes from its own stream.
 
 use bw_domain::taxonomy::GuardrailStatus;
-use bw_infra::envelope::EventEnvelope;
+use bw_eventlog::envelope::EventEnvelope;
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::{
-    CommandError,
+    LogError,
     canonical::{EventForHash, GENESIS, chain_hash, to_micros},
     error::unique_violation,
 };
@@ -18,7 +18,7 @@ pub const MAX_EVENTS_PER_COMMIT: usize = (1 << 20) - 1;
 
 /// The advisory lock every event-writing transaction holds (shared) from before its first write
 /// until it ends; defined beside the relay that reads it (ADR 0002).
-pub use bw_infra::relay::EVENT_WRITER_LOCK;
+pub use crate::relay::EVENT_WRITER_LOCK;
 
 /// An aggregate rebuilt from its stream, with what the next append needs.
 #[derive(Debug)]
@@ -60,9 +60,9 @@ pub struct Draft {
 impl Draft {
     /// Serialises payload and metadata once and chains the event to `previous` over exactly those
     /// texts — the same texts [`append`] inserts, so what is stored is what was hashed (ADR 0007).
-    pub fn seal(self, previous: &[u8; 32]) -> Result<NewEvent, CommandError> {
+    pub fn seal(self, previous: &[u8; 32]) -> Result<NewEvent, LogError> {
         let json = |value: &Value| {
-            serde_json::to_string(value).map_err(|e| CommandError::Corrupt(e.to_string()))
+            serde_json::to_string(value).map_err(|e| LogError::Corrupt(e.to_string()))
         };
         let mut sealed = NewEvent {
             payload_json: json(&self.payload)?,
@@ -71,7 +71,7 @@ impl Draft {
             hash: GENESIS,
         };
         sealed.hash = chain_hash(previous, &sealed.for_hash()).map_err(|e| {
-            CommandError::Corrupt(format!(
+            LogError::Corrupt(format!(
                 "{} {}: {e}",
                 sealed.event.aggregate_type, sealed.event.aggregate_id
             ))
@@ -120,7 +120,7 @@ pub struct Appended {
 pub async fn load<A: Aggregate>(
     conn: &mut PgConnection,
     aggregate_id: &str,
-) -> Result<Loaded<A>, CommandError> {
+) -> Result<Loaded<A>, LogError> {
     // language=PostgreSQL
     let rows = sqlx::query(
         "SELECT sequence, event_type, event_version, payload, hash FROM events
@@ -137,16 +137,16 @@ pub async fn load<A: Aggregate>(
         let version: String = row.try_get("event_version")?;
         // Stored in the shape of its version; read in the current one.
         let payload = bw_domain::upcast::upcast(A::TYPE, &event_type, &version, payload)
-            .map_err(CommandError::Corrupt)?;
+            .map_err(LogError::Corrupt)?;
         let event: A::Event = serde_json::from_value(payload).map_err(|e| {
-            CommandError::Corrupt(format!("{} {aggregate_id} {event_type}: {e}", A::TYPE))
+            LogError::Corrupt(format!("{} {aggregate_id} {event_type}: {e}", A::TYPE))
         })?;
         loaded.aggregate.apply(event);
         loaded.version = row.try_get("sequence")?;
         let hash: Vec<u8> = row.try_get("hash")?;
         loaded.last_hash = hash
             .try_into()
-            .map_err(|_| CommandError::Corrupt("hash is not 32 bytes".into()))?;
+            .map_err(|_| LogError::Corrupt("hash is not 32 bytes".into()))?;
     }
     Ok(loaded)
 }
@@ -160,13 +160,12 @@ pub fn prepare<A: Aggregate>(
     events: &[A::Event],
     metadata: &Value,
     now: DateTime<Utc>,
-) -> Result<Vec<NewEvent>, CommandError> {
+) -> Result<Vec<NewEvent>, LogError> {
     let recorded_at = to_micros(now);
     let mut previous = last_hash;
     let mut prepared = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
-        let payload =
-            serde_json::to_value(event).map_err(|e| CommandError::Corrupt(e.to_string()))?;
+        let payload = serde_json::to_value(event).map_err(|e| LogError::Corrupt(e.to_string()))?;
         let sealed = Draft {
             event_id: Uuid::now_v7(),
             aggregate_type: A::TYPE.to_owned(),
@@ -192,17 +191,17 @@ pub fn prepare<A: Aggregate>(
 /// id, which PostgreSQL assigns at the first write, and the commit-safe order relies on a transaction
 /// that loaded an aggregate after another committed having a larger id (ADR 0002). A duplicate
 /// `(aggregate_type, aggregate_id, sequence)` — another command appended first — is
-/// [`CommandError::Conflict`]. The relay is notified at commit (`bw_events`).
+/// [`LogError::Conflict`]. The relay is notified at commit (`bw_events`).
 pub async fn append(
     conn: &mut PgConnection,
     aggregate_type: &'static str,
     events: &[NewEvent],
-) -> Result<Vec<Appended>, CommandError> {
+) -> Result<Vec<Appended>, LogError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
     if events.len() > MAX_EVENTS_PER_COMMIT {
-        return Err(CommandError::Corrupt(format!(
+        return Err(LogError::Corrupt(format!(
             "{} events in one commit; at most {MAX_EVENTS_PER_COMMIT}",
             events.len()
         )));
@@ -266,14 +265,14 @@ pub async fn append(
     let rows = match result {
         Ok(rows) => rows,
         Err(e) if unique_violation(&e).as_deref() == Some("events_stream_sequence") => {
-            return Err(CommandError::Conflict { aggregate_type });
+            return Err(LogError::Conflict { aggregate_type });
         }
         Err(e) => return Err(e.into()),
     };
     if rows.len() != events.len() {
         // Only if `log_epoch` lost its row (the cross join then inserts nothing): never report
         // success for events that were not written.
-        return Err(CommandError::Corrupt(format!(
+        return Err(LogError::Corrupt(format!(
             "{} of {} events appended (is log_epoch empty?)",
             rows.len(),
             events.len()
@@ -290,4 +289,17 @@ pub async fn append(
         .collect::<Result<_, sqlx::Error>>()?;
     appended.sort_by_key(|a| ids.iter().position(|id| *id == a.event_id));
     Ok(appended)
+}
+
+/// After a restore: shifts this cluster's transaction ids (`log_epoch.xid_offset`) past the largest
+/// `txid` in the log, so new events sort after every restored one; returns the new offset. Reads the
+/// rows loaded, not a manifest's word; call it in the restore's transaction.
+pub async fn move_epoch_past_log(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE log_epoch SET xid_offset = GREATEST(0,
+             (SELECT coalesce(max(txid::text::bigint), 0) FROM events) + 1 - pg_current_xact_id()::text::bigint)
+         RETURNING xid_offset",
+    )
+    .fetch_one(conn)
+    .await
 }

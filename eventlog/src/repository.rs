@@ -20,7 +20,7 @@ use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::{
-    CommandError,
+    LogError,
     canonical::GENESIS,
     store::{self, Draft},
 };
@@ -38,11 +38,11 @@ impl PgEventRepository {
     }
 }
 
-fn persistence(e: CommandError) -> PersistenceError {
+fn persistence(e: LogError) -> PersistenceError {
     match e {
-        CommandError::Conflict { .. } => PersistenceError::OptimisticLockError,
-        CommandError::Database(e) => PersistenceError::ConnectionError(Box::new(e)),
-        CommandError::Corrupt(m) => PersistenceError::DeserializationError(m.into()),
+        LogError::Conflict { .. } => PersistenceError::OptimisticLockError,
+        LogError::Database(e) => PersistenceError::ConnectionError(Box::new(e)),
+        LogError::Corrupt(m) => PersistenceError::DeserializationError(m.into()),
         other => PersistenceError::UnknownError(Box::new(other)),
     }
 }

@@ -31,7 +31,7 @@ impl Leadership {
         options: &PgConnectOptions,
         key: i64,
     ) -> Result<Option<Self>, sqlx::Error> {
-        let mut conn = crate::postgres::connect_single(options).await?;
+        let mut conn = bw_infra::postgres::connect_single(options).await?;
         let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(key)
             .fetch_one(&mut conn)

@@ -34,7 +34,7 @@ use sqlx::{PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::{
-    CommandError,
+    LogError,
     canonical::{EventForHash, GENESIS, chain_hash, to_micros},
     merkle::{self, Hash},
 };
@@ -154,7 +154,7 @@ pub(crate) fn parse_hash(hex_text: &str) -> Result<Hash, String> {
 }
 
 /// Up to `limit` events after global position `after`, in global order.
-pub async fn page(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<AuditEvent>, CommandError> {
+pub async fn page(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<AuditEvent>, LogError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
     ))
@@ -165,7 +165,7 @@ pub async fn page(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<AuditEven
     decode(&rows)
 }
 
-fn decode(rows: &[PgRow]) -> Result<Vec<AuditEvent>, CommandError> {
+fn decode(rows: &[PgRow]) -> Result<Vec<AuditEvent>, LogError> {
     Ok(rows
         .iter()
         .map(AuditEvent::from_row)
@@ -177,7 +177,7 @@ pub async fn stream_events(
     pool: &PgPool,
     aggregate_type: &str,
     aggregate_id: &str,
-) -> Result<Vec<AuditEvent>, CommandError> {
+) -> Result<Vec<AuditEvent>, LogError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
     ))
@@ -193,10 +193,7 @@ static EXPORT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 /// The whole log after `after` in global order, streamed (constant memory).
-pub fn export(
-    pool: &PgPool,
-    after: i64,
-) -> impl Stream<Item = Result<AuditEvent, CommandError>> + '_ {
+pub fn export(pool: &PgPool, after: i64) -> impl Stream<Item = Result<AuditEvent, LogError>> + '_ {
     sqlx::query(EXPORT_SQL.as_str())
         .bind(after)
         .fetch(pool)
@@ -219,21 +216,21 @@ impl std::fmt::Debug for LogSigner {
 
 impl LogSigner {
     /// A signer from the base64 of a 32-byte Ed25519 seed.
-    pub fn from_base64(seed: &str) -> Result<Self, CommandError> {
+    pub fn from_base64(seed: &str) -> Result<Self, LogError> {
         let bytes = B64
             .decode(seed.trim())
-            .map_err(|e| CommandError::Key(format!("not base64: {e}")))?;
+            .map_err(|e| LogError::Key(format!("not base64: {e}")))?;
         let seed: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| CommandError::Key("the seed must be 32 bytes".into()))?;
+            .map_err(|_| LogError::Key("the seed must be 32 bytes".into()))?;
         let key = SigningKey::from_bytes(&seed);
         let key_id = merkle::key_id(key.verifying_key().as_bytes());
         Ok(Self { key, key_id })
     }
 
     /// A signer whose seed lives in `path` (created with a fresh seed, mode 0600, when missing).
-    pub fn from_file(path: &Path) -> Result<Self, CommandError> {
-        let io = |e: std::io::Error| CommandError::Key(format!("{}: {e}", path.display()));
+    pub fn from_file(path: &Path) -> Result<Self, LogError> {
+        let io = |e: std::io::Error| LogError::Key(format!("{}: {e}", path.display()));
         if !path.exists() {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
@@ -328,10 +325,10 @@ pub struct PublicKey {
 pub async fn sign_checkpoint(
     pool: &PgPool,
     signer: &LogSigner,
-) -> Result<Option<Checkpoint>, CommandError> {
-    let horizon = bw_infra::relay::writer_horizon(pool)
+) -> Result<Option<Checkpoint>, LogError> {
+    let horizon = crate::relay::writer_horizon(pool)
         .await
-        .map_err(|e| CommandError::Key(format!("horizon: {e}")))?;
+        .map_err(|e| LogError::Key(format!("horizon: {e}")))?;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CHECKPOINT_LOCK)
@@ -368,7 +365,7 @@ pub async fn sign_checkpoint(
     let size = u64::try_from(tree_size).unwrap_or(0);
     let root = fold_nodes(&mut tx, &merkle::cover(0, size))
         .await?
-        .ok_or_else(|| CommandError::Corrupt("a stored Merkle node is missing".into()))?;
+        .ok_or_else(|| LogError::Corrupt("a stored Merkle node is missing".into()))?;
     let signed_at = to_micros(Utc::now());
     let message = merkle::checkpoint_message(tree_size, up_to_position, &root, signed_at);
     let signature = signer.key.sign(&message);
@@ -412,7 +409,7 @@ pub(crate) struct Leaf {
 }
 
 impl Leaf {
-    pub(crate) fn from_row(row: &PgRow) -> Result<Self, CommandError> {
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, LogError> {
         let hash: Vec<u8> = row.try_get("event_hash")?;
         Ok(Self {
             index: row.try_get("leaf_index")?,
@@ -420,7 +417,7 @@ impl Leaf {
             event_id: row.try_get("event_id")?,
             event_hash: hash
                 .try_into()
-                .map_err(|_| CommandError::Corrupt("a leaf hash is not 32 bytes".into()))?,
+                .map_err(|_| LogError::Corrupt("a leaf hash is not 32 bytes".into()))?,
         })
     }
 
@@ -433,7 +430,7 @@ impl Leaf {
 pub(crate) async fn leaves(
     conn: &mut sqlx::PgConnection,
     size: i64,
-) -> Result<Vec<Leaf>, CommandError> {
+) -> Result<Vec<Leaf>, LogError> {
     let mut rows = sqlx::query(
         "SELECT leaf_index, global_position, event_id, event_hash FROM log_leaves
          WHERE leaf_index < $1 ORDER BY leaf_index",
@@ -449,7 +446,7 @@ pub(crate) async fn leaves(
 
 /// Adds the Merkle nodes that complete when the stored tree grows to `size` leaves (all of them,
 /// once, after an upgrade, a restore or a rehash). Call under [`CHECKPOINT_LOCK`].
-async fn extend_nodes(conn: &mut sqlx::PgConnection, size: i64) -> Result<(), CommandError> {
+async fn extend_nodes(conn: &mut sqlx::PgConnection, size: i64) -> Result<(), LogError> {
     let stored: i64 =
         sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM log_nodes WHERE level = 0")
             .fetch_one(&mut *conn)
@@ -472,7 +469,7 @@ async fn extend_nodes(conn: &mut sqlx::PgConnection, size: i64) -> Result<(), Co
         }
         drop(rows);
         if i64::try_from(hashes.len()).ok() != Some(end - old) {
-            return Err(CommandError::Corrupt(format!(
+            return Err(LogError::Corrupt(format!(
                 "log_leaves has a gap between {old} and {end}"
             )));
         }
@@ -483,7 +480,7 @@ async fn extend_nodes(conn: &mut sqlx::PgConnection, size: i64) -> Result<(), Co
         let (_, needed) = merkle::growth(from, to);
         let known = nodes(&mut *conn, &needed).await?;
         let grown = merkle::grow(from, &hashes, &known)
-            .ok_or_else(|| CommandError::Corrupt("a stored Merkle node is missing".into()))?;
+            .ok_or_else(|| LogError::Corrupt("a stored Merkle node is missing".into()))?;
         let levels: Vec<i16> = grown.iter().map(|(n, _)| i16::from(n.level)).collect();
         let indexes: Vec<i64> = grown
             .iter()
@@ -508,7 +505,7 @@ async fn extend_nodes(conn: &mut sqlx::PgConnection, size: i64) -> Result<(), Co
 async fn nodes(
     conn: &mut sqlx::PgConnection,
     wanted: &[merkle::Node],
-) -> Result<std::collections::HashMap<merkle::Node, Hash>, CommandError> {
+) -> Result<std::collections::HashMap<merkle::Node, Hash>, LogError> {
     let levels: Vec<i16> = wanted.iter().map(|n| i16::from(n.level)).collect();
     let indexes: Vec<i64> = wanted
         .iter()
@@ -533,7 +530,7 @@ async fn nodes(
             };
             let hash: Hash = hash
                 .try_into()
-                .map_err(|_| CommandError::Corrupt("a Merkle node is not 32 bytes".into()))?;
+                .map_err(|_| LogError::Corrupt("a Merkle node is not 32 bytes".into()))?;
             Ok((node, hash))
         })
         .collect()
@@ -543,7 +540,7 @@ async fn nodes(
 async fn fold_nodes(
     conn: &mut sqlx::PgConnection,
     cover: &[merkle::Node],
-) -> Result<Option<Hash>, CommandError> {
+) -> Result<Option<Hash>, LogError> {
     Ok(fold_stored(&nodes(conn, cover).await?, cover))
 }
 
@@ -560,7 +557,7 @@ fn fold_stored(
 }
 
 /// The latest checkpoint, if one was signed.
-pub async fn latest(pool: &PgPool) -> Result<Option<Checkpoint>, CommandError> {
+pub async fn latest(pool: &PgPool) -> Result<Option<Checkpoint>, LogError> {
     let row = sqlx::query("SELECT * FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1")
         .fetch_optional(pool)
         .await?;
@@ -568,7 +565,7 @@ pub async fn latest(pool: &PgPool) -> Result<Option<Checkpoint>, CommandError> {
 }
 
 /// Every key that signed checkpoints.
-pub async fn public_keys(pool: &PgPool) -> Result<Vec<PublicKey>, CommandError> {
+pub async fn public_keys(pool: &PgPool) -> Result<Vec<PublicKey>, LogError> {
     let rows = sqlx::query(
         "SELECT key_id, public_key, created_at FROM log_signing_keys ORDER BY created_at",
     )
@@ -611,7 +608,7 @@ pub enum ProofLookup {
 }
 
 /// The inclusion proof of `event_id` against the latest checkpoint.
-pub async fn proof(pool: &PgPool, event_id: Uuid) -> Result<ProofLookup, CommandError> {
+pub async fn proof(pool: &PgPool, event_id: Uuid) -> Result<ProofLookup, LogError> {
     let Some(row) = sqlx::query(&format!("SELECT {COLUMNS} FROM events WHERE event_id = $1"))
         .bind(event_id)
         .fetch_optional(pool)
@@ -638,7 +635,7 @@ pub async fn proof(pool: &PgPool, event_id: Uuid) -> Result<ProofLookup, Command
     .fetch_optional(pool)
     .await?;
     let mut conn = pool.acquire().await?;
-    let outside = || CommandError::Corrupt(format!("leaf {index} is outside the tree"));
+    let outside = || LogError::Corrupt(format!("leaf {index} is outside the tree"));
     let covers = merkle::proof_covers(
         u64::try_from(index).map_err(|_| outside())?,
         u64::try_from(checkpoint.tree_size).map_err(|_| outside())?,

@@ -25,17 +25,16 @@ use sqlx::{
     postgres::{PgConnectOptions, PgListener},
 };
 
+use bw_infra::{InfraError, metrics::RelayMetrics, nats::EventsStream};
+
 use crate::{
-    InfraError,
     envelope::{COLUMNS, EventEnvelope},
     leader::{Leadership, lock_key},
-    metrics::RelayMetrics,
-    nats::EventsStream,
 };
 
 /// The advisory lock every event-writing transaction holds (shared) from before its first write
 /// until it ends, so the relay can tell which in-progress transactions may still add events (ADR
-/// 0002). The command store takes it (`bw_commands::store`); the relay reads who holds it.
+/// 0002). The command store takes it (`bw_eventlog::store`); the relay reads who holds it.
 pub const EVENT_WRITER_LOCK: i64 = 0x6277_6576_0000_0001;
 
 /// [`EVENT_WRITER_LOCK`] as `pg_locks` shows a bigint key: high half in `classid` (0x6277_6576,

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::{CHECKPOINT_LOCK, COLUMNS, VerifyReport, latest, log_form, verify};
 use crate::{
-    CommandError,
+    LogError,
     canonical::{FORM, GENESIS, chain_hash},
     store::{self, EVENT_WRITER_LOCK},
 };
@@ -71,7 +71,7 @@ pub enum Rehash {
 }
 
 /// Migrates the log to the current canonical form (see the module documentation).
-pub async fn rehash(pool: &PgPool, request: RehashRequest) -> Result<Rehash, CommandError> {
+pub async fn rehash(pool: &PgPool, request: RehashRequest) -> Result<Rehash, LogError> {
     let mut tx = pool.begin().await?;
     for lock in [EVENT_WRITER_LOCK, CHECKPOINT_LOCK] {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -81,7 +81,7 @@ pub async fn rehash(pool: &PgPool, request: RehashRequest) -> Result<Rehash, Com
     }
     let from = log_form(&mut *tx).await?;
     if from == FORM {
-        return Err(CommandError::LogFormat(format!(
+        return Err(LogError::LogFormat(format!(
             "the log is in {FORM} already; nothing to rehash"
         )));
     }
@@ -150,7 +150,7 @@ pub async fn rehash(pool: &PgPool, request: RehashRequest) -> Result<Rehash, Com
     let record = appended
         .first()
         .copied()
-        .ok_or_else(|| CommandError::Corrupt("the rehash record was not appended".into()))?;
+        .ok_or_else(|| LogError::Corrupt("the rehash record was not appended".into()))?;
 
     set_triggers(&mut tx, false).await?;
     let changed = rederive(&mut tx).await?;
@@ -181,7 +181,7 @@ pub async fn rehash(pool: &PgPool, request: RehashRequest) -> Result<Rehash, Com
 }
 
 /// The immutability triggers this transaction passes (by name: nothing else is disabled).
-async fn set_triggers(conn: &mut PgConnection, enabled: bool) -> Result<(), CommandError> {
+async fn set_triggers(conn: &mut PgConnection, enabled: bool) -> Result<(), LogError> {
     let verb = if enabled { "ENABLE" } else { "DISABLE" };
     for (table, trigger) in [
         ("events", "events_no_update_or_delete"),
@@ -197,7 +197,7 @@ async fn set_triggers(conn: &mut PgConnection, enabled: bool) -> Result<(), Comm
 
 /// Recomputes every stream's chain in the current form from the stored texts (a cursor, constant
 /// memory) and stores the hashes that changed; returns how many did.
-async fn rederive(conn: &mut PgConnection) -> Result<u64, CommandError> {
+async fn rederive(conn: &mut PgConnection) -> Result<u64, LogError> {
     sqlx::query(&format!(
         "DECLARE bw_rehash NO SCROLL CURSOR FOR
          SELECT {COLUMNS} FROM events ORDER BY aggregate_type, aggregate_id, sequence"
@@ -224,7 +224,7 @@ async fn rederive(conn: &mut PgConnection) -> Result<u64, CommandError> {
                 _ => GENESIS,
             };
             let hash = chain_hash(&chained_from, &event.for_hash())
-                .map_err(|e| CommandError::Corrupt(format!("event {}: {e}", event.event_id)))?;
+                .map_err(|e| LogError::Corrupt(format!("event {}: {e}", event.event_id)))?;
             if event.stored_hash().ok() != Some(hash) {
                 positions.push(event.global_position);
                 hashes.push(hash.to_vec());
@@ -250,7 +250,7 @@ async fn rederive(conn: &mut PgConnection) -> Result<u64, CommandError> {
 
 /// Moves the leaves and checkpoints signed over the old hashes aside, under the rehash event's id,
 /// and rebuilds the leaves over the same events (in the same order) with their new hashes.
-async fn supersede(conn: &mut PgConnection, rehash: Uuid) -> Result<(), CommandError> {
+async fn supersede(conn: &mut PgConnection, rehash: Uuid) -> Result<(), LogError> {
     for statement in [
         "INSERT INTO log_superseded_leaves (rehash_event_id, leaf_index, global_position, event_id, event_hash)
          SELECT $1, leaf_index, global_position, event_id, event_hash FROM log_leaves",

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{AuditEvent, COLUMNS, Checkpoint, Leaf, leaves, parse_hash, public_keys};
 use crate::{
-    CommandError,
+    LogError,
     canonical::{FORM, GENESIS, chain_hash, v1},
     merkle::{self, Hash},
 };
@@ -69,7 +69,7 @@ pub(crate) enum Forms {
 }
 
 /// The canonical form the log's hashes are in (`log_format`).
-pub async fn log_form(conn: impl sqlx::PgExecutor<'_>) -> Result<String, CommandError> {
+pub async fn log_form(conn: impl sqlx::PgExecutor<'_>) -> Result<String, LogError> {
     Ok(sqlx::query_scalar("SELECT canonical_form FROM log_format")
         .fetch_one(conn)
         .await?)
@@ -80,15 +80,12 @@ pub async fn log_form(conn: impl sqlx::PgExecutor<'_>) -> Result<String, Command
 /// superseded — and the events against the signed leaves.
 ///
 /// A log still hashed in the form of before ADR 0007 is not verified but refused with
-/// [`CommandError::LogFormat`], naming the command that migrates it: a verifier must neither cry
+/// [`LogError::LogFormat`], naming the command that migrates it: a verifier must neither cry
 /// wolf on it nor be loosened for it.
-pub async fn verify_log(
-    pool: &PgPool,
-    pinned: Option<[u8; 32]>,
-) -> Result<VerifyReport, CommandError> {
+pub async fn verify_log(pool: &PgPool, pinned: Option<[u8; 32]>) -> Result<VerifyReport, LogError> {
     let form = log_form(pool).await?;
     if form != FORM {
-        return Err(CommandError::LogFormat(format!(
+        return Err(LogError::LogFormat(format!(
             "the log's hashes are in canonical form {form}, which readers cannot recompute exactly \
              (ADR 0007); migrate it once with `betterworld events rehash --reason …` \
              (docs/runbooks/rehash-log.md), then verify"
@@ -101,7 +98,7 @@ pub(crate) async fn verify_with(
     pool: &PgPool,
     pinned: Option<[u8; 32]>,
     forms: Forms,
-) -> Result<VerifyReport, CommandError> {
+) -> Result<VerifyReport, LogError> {
     let mut report = VerifyReport {
         events: 0,
         streams: 0,
@@ -209,7 +206,7 @@ async fn verify_superseded(
     pool: &PgPool,
     key_of: &impl Fn(&Checkpoint) -> Option<[u8; 32]>,
     report: &mut VerifyReport,
-) -> Result<(), CommandError> {
+) -> Result<(), LogError> {
     let rehashes: Vec<Uuid> = sqlx::query_scalar(
         "SELECT DISTINCT rehash_event_id FROM log_superseded_checkpoints ORDER BY 1",
     )
@@ -252,7 +249,7 @@ async fn verify_chains(
     pool: &PgPool,
     report: &mut VerifyReport,
     forms: Forms,
-) -> Result<(), CommandError> {
+) -> Result<(), LogError> {
     let sql =
         format!("SELECT {COLUMNS} FROM events ORDER BY aggregate_type, aggregate_id, sequence");
     let mut rows = sqlx::query(&sql).fetch(pool);
@@ -270,7 +267,7 @@ async fn verify_chains(
                 (1, GENESIS)
             }
         };
-        let stored = event.stored_hash().map_err(CommandError::Corrupt)?;
+        let stored = event.stored_hash().map_err(LogError::Corrupt)?;
         if event.sequence != expected_sequence {
             report.findings.push(finding(
                 "removed",
@@ -317,7 +314,7 @@ async fn compare_with_leaves(
     leaves: &[Leaf],
     up_to: i64,
     report: &mut VerifyReport,
-) -> Result<(), CommandError> {
+) -> Result<(), LogError> {
     let mut signed: HashMap<Uuid, Leaf> = leaves.iter().map(|l| (l.event_id, *l)).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM events WHERE global_position <= $1 ORDER BY global_position"
