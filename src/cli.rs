@@ -824,8 +824,8 @@ pub struct GuardrailArgs {
 
 impl GuardrailArgs {
     /// How the judges claim.
-    pub fn queue(&self) -> bw_guardrail::queue::QueueConfig {
-        bw_guardrail::queue::QueueConfig {
+    pub fn queue(&self) -> bw_processes::guardrail::queue::QueueConfig {
+        bw_processes::guardrail::queue::QueueConfig {
             workers: usize::from(self.workers),
             batch: usize::from(self.batch),
             ..Default::default()
@@ -833,7 +833,7 @@ impl GuardrailArgs {
     }
 
     /// The worker's configuration; thresholds must lie in 0–1 with reject-below under each approve.
-    pub fn config(&self) -> anyhow::Result<bw_guardrail::worker::GuardrailConfig> {
+    pub fn config(&self) -> anyhow::Result<bw_processes::guardrail::worker::GuardrailConfig> {
         use bw_domain::guardrail::{Thresholds, TrustPolicy};
         for (name, value) in [
             (
@@ -854,7 +854,7 @@ impl GuardrailArgs {
         if self.reject_below > self.new_approve.min(self.verified_approve) {
             anyhow::bail!("BW_GUARDRAIL_REJECT_BELOW: must not exceed the approve thresholds");
         }
-        Ok(bw_guardrail::worker::GuardrailConfig {
+        Ok(bw_processes::guardrail::worker::GuardrailConfig {
             policy: TrustPolicy {
                 verified_min_age_days: self.verified_min_age_days,
                 verified_min_approvals: self.verified_min_approvals,

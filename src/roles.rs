@@ -491,7 +491,7 @@ async fn spawn_guardrail(
     embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let mut worker = bw_guardrail::worker::GuardrailWorker::new(
+    let mut worker = bw_processes::guardrail::worker::GuardrailWorker::new(
         CommandBus::new(deps.pool.clone()),
         classifier(
             args,
@@ -512,7 +512,7 @@ async fn spawn_guardrail(
         deps.pg_options.clone(),
         &js,
         &streams.events(),
-        Arc::new(bw_guardrail::queue::Intake),
+        Arc::new(bw_processes::guardrail::queue::Intake),
         deps.state.metrics.projections.clone(),
         ProjectorConfig::default(),
     )
@@ -525,8 +525,11 @@ async fn spawn_guardrail(
         }
     });
     tracing::info!(classifier = %args.classifier, workers = args.workers, batch = args.batch, "guardrail judges starting");
-    let judges =
-        bw_guardrail::queue::Judges::new(Arc::new(worker), deps.pool.clone(), args.queue());
+    let judges = bw_processes::guardrail::queue::Judges::new(
+        Arc::new(worker),
+        deps.pool.clone(),
+        args.queue(),
+    );
     let stop = shutdown.triggered();
     shutdown.spawn(async move {
         if let Err(e) = judges.run(stop).await {

@@ -293,7 +293,7 @@ async fn doubtful_content_waits_for_one_admin_who_alone_decides_it() {
 /// Queues every submission event of the log again, as after a crash of every judge between their
 /// verdicts and their deletes.
 async fn requeue_every_submission(pool: &sqlx::PgPool) -> u64 {
-    let types: Vec<&str> = bw_guardrail::worker::SUBMISSIONS
+    let types: Vec<&str> = bw_processes::guardrail::worker::SUBMISSIONS
         .iter()
         .map(|(_, t)| *t)
         .collect();
@@ -311,7 +311,9 @@ async fn requeue_every_submission(pool: &sqlx::PgPool) -> u64 {
 
 /// Runs the guardrail's real intake until `expected` submissions are queued; returns the count.
 async fn queue_through_the_intake(p: &support::Pipeline, expected: i64) -> i64 {
-    let intake = p.projector(Arc::new(bw_guardrail::queue::Intake)).await;
+    let intake = p
+        .projector(Arc::new(bw_processes::guardrail::queue::Intake))
+        .await;
     let mut queued = 0;
     for _ in 0..100 {
         intake
@@ -335,15 +337,15 @@ fn judges(
     p: &support::Pipeline,
     classifier: Arc<dyn Classifier>,
     batch: usize,
-) -> bw_guardrail::queue::Judges {
-    bw_guardrail::queue::Judges::new(
-        Arc::new(bw_guardrail::worker::GuardrailWorker::new(
+) -> bw_processes::guardrail::queue::Judges {
+    bw_processes::guardrail::queue::Judges::new(
+        Arc::new(bw_processes::guardrail::worker::GuardrailWorker::new(
             p.bus.clone(),
             classifier,
             Default::default(),
         )),
         p.pool.clone(),
-        bw_guardrail::queue::QueueConfig {
+        bw_processes::guardrail::queue::QueueConfig {
             batch,
             ..Default::default()
         },
@@ -957,7 +959,7 @@ async fn every_public_field_is_judged_not_only_the_title_and_description() {
 
 #[tokio::test]
 async fn approvals_by_an_admin_count_towards_the_agents_trust_tier() {
-    let mut config = bw_guardrail::worker::GuardrailConfig::default();
+    let mut config = bw_processes::guardrail::worker::GuardrailConfig::default();
     config.policy.verified_min_age_days = 0;
     config.policy.verified_min_approvals = 1;
     let p = Platform::spawn_with_guardrail_config(config).await;
@@ -1089,7 +1091,7 @@ async fn at_the_backlog_bound_submissions_get_429_with_retry_after_until_the_gua
     let (retry_after, body) = refusal.expect("refused at the bound");
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
     assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
-    let waiting = bw_guardrail::queue::backlog(&p.pipeline.pool, 1000)
+    let waiting = bw_processes::guardrail::queue::backlog(&p.pipeline.pool, 1000)
         .await
         .expect("backlog");
     assert_eq!(waiting, accepted, "what waits is what was taken");

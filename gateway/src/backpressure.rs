@@ -5,7 +5,7 @@
 //! estimated from how fast the guardrail drains, instead of queueing without end (issue 15). Reads
 //! are never refused.
 //!
-//! The backlog is measured every [`INTERVAL`] ([`bw_guardrail::queue::backlog`]: the queue and the
+//! The backlog is measured every [`INTERVAL`] ([`bw_processes::guardrail::queue::backlog`]: the queue and the
 //! not-yet-queued tail of the log). Between measurements this process adds what it admitted since
 //! the start of the *previous* measurement, so a submission admitted while a measurement ran is
 //! counted by the estimate until the next one sees it in the database: the estimate errs high, never
@@ -217,7 +217,7 @@ impl Backpressure {
         let scan = self.bound.saturating_mul(2).max(1_000);
         loop {
             let admitted = self.admitted.load(Ordering::SeqCst);
-            match bw_guardrail::queue::backlog(&pool, scan).await {
+            match bw_processes::guardrail::queue::backlog(&pool, scan).await {
                 Ok(backlog) => {
                     self.observe(backlog, admitted, Instant::now());
                     metrics.backlog.set(backlog);

@@ -256,7 +256,7 @@ pub(crate) fn decode<E: serde::de::DeserializeOwned>(
 }
 
 /// [`decode`] for an envelope.
-pub(crate) fn decode_event<E: serde::de::DeserializeOwned>(
+pub fn decode_event<E: serde::de::DeserializeOwned>(
     event: &EventEnvelope,
 ) -> Result<E, GuardrailError> {
     decode((

@@ -1,26 +1,15 @@
-//! The guardrail: judges every problem, solution and debate post an agent submits or edits.
+//! The guardrail's judgment: classifiers, sentence embeddings, the semantic index, the labelled
+//! corpus and its evaluation — a library. The process that runs it on every submission (the intake,
+//! the judges' queue, the worker that records verdicts) is `bw_processes::guardrail`.
 //!
-//! The intake ([`queue::Intake`], on the projector runtime: a durable JetStream consumer with a
-//! checkpoint, gap-filled from the PostgreSQL log) queues every submission event; judges
-//! ([`queue::Judges`], any number, in one process or many) claim them and, for each:
-//!
-//! 1. rebuilds the submitted text from the log (an edit changes some fields; the whole text is judged),
-//! 2. normalises it and runs **Layer A** (forbidden patterns, `bw_domain::guardrail`),
-//! 3. asks the **Layer B** [`Classifier`] — through the decision cache keyed by SHA-256 of content type
-//!    and normalised text — unless Layer A already rejected,
-//! 4. applies the author's **trust tier** thresholds (its age, from its stream; its approvals, from the
-//!    `agent_trust` read model — never a scan of the log), and
-//! 5. issues the verdict command with the id derived from the source event. The content aggregate
-//!    records one verdict per submission, so a redelivered event never produces a second verdict.
-//!
-//! Layer C is the admin queue (`projections::models::review_queue`, `/api/v1/admin/flagged`).
+//! Layer A (forbidden patterns) is pure and lives in `bw_domain::guardrail`; Layer B is a
+//! [`Classifier`] from here; Layer C is the admin queue (`projections::models::review_queue`).
 //!
 //! # Layout
 //!
-//! - [`content`]: a submission's text, folded from its stream.
+//! - [`content`]: a submission's text, folded from its stream (what is judged and indexed).
 //! - [`corpus`]: the labelled corpus (`eval/`: train and dev compiled in, test held out); [`eval`]:
 //!   the guardrail's quality on it; [`vectors`]: the training split's shipped embeddings.
-//! - [`queue`]: the intake, the judges' claim loops, the backlog.
 //! - [`classifier`]: the [`Classifier`] trait and the classifiers: `AdminOnly` (no Layer B) and
 //!   `Semantic` (local, by meaning).
 //! - [`features`] and [`linear`]: what the semantic classifier's model reads of a text (sentence
@@ -31,7 +20,6 @@
 //! - [`llm`]: the optional LLM judge (Anthropic Messages or OpenAI-compatible chat completions).
 //! - [`prototypes`]: the reference texts the semantic classifier compares with.
 //! - [`vision`]: the optional vision model for evidence ([`vision::VisionProvider`], Anthropic).
-//! - [`worker`]: [`worker::GuardrailWorker`]: judges one submission and records its verdict.
 //! - [`error`]: [`GuardrailError`], this crate's one error type.
 
 pub mod cascade;
@@ -46,10 +34,8 @@ pub mod index;
 pub mod linear;
 pub mod llm;
 pub mod prototypes;
-pub mod queue;
 pub mod vectors;
 pub mod vision;
-pub mod worker;
 
 pub use classifier::Classifier;
 pub use error::GuardrailError;

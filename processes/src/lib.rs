@@ -3,10 +3,13 @@
 //!
 //! # Layout
 //!
+//! - [`guardrail`]: the guardrail's intake, judges' queue and worker (the classifiers they call are
+//!   `bw-guardrail`).
 //! - [`sagas`]: the reward saga (verified evidence pays its claimant; peer votes pay reviewers).
 //! - [`vision`]: the optional vision worker, which shows evidence photos to a vision model.
 //! - [`scheduler`]: the expiry sweeps of claims and missions.
 
+pub mod guardrail;
 pub mod sagas;
 pub mod scheduler;
 pub mod vision;

@@ -87,8 +87,8 @@ pub async fn history(db: &Db, n: usize) -> anyhow::Result<()> {
         .map(|p| (p.name(), p.version()))
         .collect();
     names.push((
-        bw_guardrail::queue::Intake.name(),
-        bw_guardrail::queue::Intake.version(),
+        bw_processes::guardrail::queue::Intake.name(),
+        bw_processes::guardrail::queue::Intake.version(),
     ));
     names.push((bw_guardrail::index::NAME, bw_guardrail::index::VERSION));
     let mut tx = db.pool.begin().await?;
@@ -396,7 +396,7 @@ async fn sustained(env: &Env, db: &Db) -> anyhow::Result<Vec<Row>> {
         let load_ended = Instant::now();
         // Until the backlog is empty (or five minutes).
         let drained = loop {
-            let backlog = bw_guardrail::queue::backlog(&db.pool, 1_000_000).await?;
+            let backlog = bw_processes::guardrail::queue::backlog(&db.pool, 1_000_000).await?;
             if backlog == 0 {
                 break Some(load_ended.elapsed());
             }
@@ -451,7 +451,7 @@ fn sample_backlog(
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         while !stop.load(Ordering::SeqCst) {
             ticker.tick().await;
-            if let Ok(b) = bw_guardrail::queue::backlog(&pool, 1_000_000).await {
+            if let Ok(b) = bw_processes::guardrail::queue::backlog(&pool, 1_000_000).await {
                 max = max.max(b);
                 samples += 1;
             }

@@ -407,7 +407,7 @@ impl Platform {
 
     /// With the guardrail configured by `config` (trust policy, cache, duplicates), no classifier.
     pub async fn spawn_with_guardrail_config(
-        config: bw_guardrail::worker::GuardrailConfig,
+        config: bw_processes::guardrail::worker::GuardrailConfig,
     ) -> Self {
         Self::spawn_configured_guardrail(
             std::time::Duration::from_secs(5),
@@ -491,7 +491,7 @@ impl Platform {
         rate_limit_scale: f64,
         classifier: std::sync::Arc<dyn bw_guardrail::Classifier>,
         embedder: Option<std::sync::Arc<bw_guardrail::embed::Embedder>>,
-        config: bw_guardrail::worker::GuardrailConfig,
+        config: bw_processes::guardrail::worker::GuardrailConfig,
         backlog_bound: u64,
     ) -> Self {
         let pipeline = Pipeline::new().await;
@@ -506,7 +506,7 @@ impl Platform {
             Vec::new()
         };
         if projecting {
-            let mut worker = bw_guardrail::worker::GuardrailWorker::new(
+            let mut worker = bw_processes::guardrail::worker::GuardrailWorker::new(
                 pipeline.bus.clone(),
                 classifier,
                 config,
@@ -515,8 +515,8 @@ impl Platform {
             if let Some(embedder) = &embedder {
                 worker = worker.with_duplicate_check(embedder.clone());
             }
-            projections.push(std::sync::Arc::new(bw_guardrail::queue::Intake));
-            let judges = bw_guardrail::queue::Judges::new(
+            projections.push(std::sync::Arc::new(bw_processes::guardrail::queue::Intake));
+            let judges = bw_processes::guardrail::queue::Judges::new(
                 std::sync::Arc::new(worker),
                 pipeline.pool.clone(),
                 Default::default(),

@@ -26,10 +26,9 @@ use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use tokio::sync::Notify;
 
-use crate::{
-    GuardrailError,
-    worker::{GuardrailWorker, NAME, SUBMISSIONS, is_submission},
-};
+use bw_guardrail::GuardrailError;
+
+use super::worker::{GuardrailWorker, NAME, SUBMISSIONS, is_submission};
 
 /// The channel the intake notifies when it queued something.
 pub const CHANNEL: &str = "bw_guardrail";

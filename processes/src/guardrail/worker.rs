@@ -1,7 +1,7 @@
 //! The guardrail worker (see the crate documentation for the steps): judges one submission and
 //! records its verdict through the content's aggregate, in the aggregate's own transaction.
 //!
-//! Submissions reach it through the queue ([`crate::queue`]). Everything it reads per submission is
+//! Submissions reach it through the queue ([`super::queue`]). Everything it reads per submission is
 //! bounded by that submission, never by the size of the log: the content's own stream, the author's
 //! registration (the first event of its stream), its approvals (the `agent_trust` read model), the
 //! decision and embedding caches (by key) and the nearest approved problem (an HNSW index). If the
@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{
+use bw_guardrail::{
     Classifier, GuardrailError,
     content::{content_of, decode_event},
 };
@@ -83,7 +83,7 @@ pub struct GuardrailWorker {
     config: GuardrailConfig,
     metrics: Option<bw_infra::metrics::GuardrailMetrics>,
     /// Embeds problems for the near-duplicate check (none: no check).
-    embedder: Option<Arc<crate::embed::Embedder>>,
+    embedder: Option<Arc<bw_guardrail::embed::Embedder>>,
 }
 
 /// A submission to judge.
@@ -111,7 +111,7 @@ impl GuardrailWorker {
     }
 
     /// Checks new problems against approved ones in the semantic index with `embedder`.
-    pub fn with_duplicate_check(mut self, embedder: Arc<crate::embed::Embedder>) -> Self {
+    pub fn with_duplicate_check(mut self, embedder: Arc<bw_guardrail::embed::Embedder>) -> Self {
         self.embedder = Some(embedder);
         self
     }
@@ -128,7 +128,7 @@ impl GuardrailWorker {
              WHERE content_type = 'problem' AND content_id <> $2
              ORDER BY embedding <=> $1::vector LIMIT 1",
         )
-        .bind(crate::index::vector_literal(vector))
+        .bind(bw_guardrail::index::vector_literal(vector))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?)
@@ -370,7 +370,7 @@ impl GuardrailWorker {
         // One embedding (through the shared cache) serves Layer B and the duplicate check.
         let vector = match &self.embedder {
             Some(embedder) if !rejected_by_a => {
-                Some(crate::index::embed_cached(conn, embedder, &normalised).await?)
+                Some(bw_guardrail::index::embed_cached(conn, embedder, &normalised).await?)
             }
             _ => None,
         };
@@ -508,7 +508,7 @@ impl GuardrailWorker {
                 }
             }
         }
-        crate::index::embed_cached_many(conn, embedder, &texts).await?;
+        bw_guardrail::index::embed_cached_many(conn, embedder, &texts).await?;
         Ok(())
     }
 
@@ -539,19 +539,5 @@ impl GuardrailWorker {
             "guardrail verdict"
         );
         Ok(recorded.then_some(decision))
-    }
-}
-
-impl From<GuardrailError> for ProjectionError {
-    fn from(error: GuardrailError) -> Self {
-        match error {
-            GuardrailError::Database(e) => ProjectionError::Database(e),
-            GuardrailError::Command(CommandError::Database(e)) => ProjectionError::Database(e),
-            // Agents kept writing to the stream: the batch is retried later, the worker keeps going.
-            GuardrailError::Command(e @ CommandError::Conflict { .. }) => {
-                ProjectionError::Retry(e.to_string())
-            }
-            other => ProjectionError::Corrupt(other.to_string()),
-        }
     }
 }
