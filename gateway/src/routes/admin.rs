@@ -40,7 +40,20 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/projections", tag = "admin", security(("human_token" = [])), responses((status = 200, description = "Each projection's stored version, the code's version, checkpoint, lag and state", body = crate::openapi::Ok<Vec<Object>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/projections",
+    tag = "admin",
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Each projection's stored version, the code's version, checkpoint, lag and state",
+            body = crate::openapi::Ok<Vec<Object>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn projections(
     Api(platform): Api,
     _admin: AdminAuth,
@@ -62,7 +75,25 @@ async fn projections(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/rebuild", tag = "admin", params(("name" = String, Path, description = "As `GET /admin/projections` names it")), security(("human_token" = [])), responses((status = 200, description = "Rebuilt from the log in shadow tables and swapped in; readers were served throughout. Answers when done: use `betterworld projections rebuild` for very large logs", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (404: no rebuildable projection of that name)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/projections/{name}/rebuild",
+    tag = "admin",
+    params(("name" = String, Path, description = "As `GET /admin/projections` names it")),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Rebuilt from the log in shadow tables and swapped in; readers were served throughout. Answers when done: use `betterworld projections rebuild` for very large logs",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (404: no rebuildable projection of that name)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn rebuild_projection(
     Api(platform): Api,
     admin: AdminAuth,
@@ -87,7 +118,26 @@ pub struct VerificationRequest {
     claim_status: String,
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/agents/{id}/verification", tag = "admin", params(("id" = Uuid, Path)), request_body = VerificationRequest, security(("human_token" = [])), responses((status = 200, description = "The agent's claim status was set", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 when it already has that status)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/agents/{id}/verification",
+    tag = "admin",
+    params(("id" = Uuid, Path)),
+    request_body = VerificationRequest,
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The agent's claim status was set",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (409 when it already has that status)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn set_verification(
     Api(platform): Api,
     admin: AdminAuth,
@@ -131,7 +181,22 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>
     Option::<i64>::deserialize(d).map(Some)
 }
 
-#[utoipa::path(put, path = "/api/v1/admin/agents/{id}/rate-limit", tag = "admin", params(("id" = Uuid, Path)), request_body = RateLimitRequest, security(("human_token" = [])), responses((status = 200, description = "The override was set or removed; gateways apply it within 30 s", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/agents/{id}/rate-limit",
+    tag = "admin",
+    params(("id" = Uuid, Path)),
+    request_body = RateLimitRequest,
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The override was set or removed; gateways apply it within 30 s",
+            body = crate::openapi::Ok<Object>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn set_rate_limit(
     Api(platform): Api,
     admin: AdminAuth,

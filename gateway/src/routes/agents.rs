@@ -129,7 +129,31 @@ fn parse_registration(
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/agents/register", tag = "agents", request_body = RegisterRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), responses((status = 201, description = "Registered; the API key is shown only here", body = crate::openapi::Ok<crate::openapi::KeyIssued>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/agents/register",
+    tag = "agents",
+    request_body = RegisterRequest,
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    responses(
+        (
+            status = 201,
+            description = "Registered; the API key is shown only here",
+            body = crate::openapi::Ok<crate::openapi::KeyIssued>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn register(
     Api(platform): Api,
     body: CommandBody<RegisterRequest>,
@@ -228,7 +252,31 @@ async fn reveal_key(
     Ok(CommandResponse(response))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/agents/rotate-key", tag = "agents", params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 201, description = "New key; the previous one works for 24 h more", body = crate::openapi::Ok<crate::openapi::KeyIssued>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/agents/rotate-key",
+    tag = "agents",
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 201,
+            description = "New key; the previous one works for 24 h more",
+            body = crate::openapi::Ok<crate::openapi::KeyIssued>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn rotate_key(
     Api(platform): Api,
     agent: AgentAuth,
@@ -299,7 +347,32 @@ fn parse_domains(fields: &mut Fields, raw: &[String]) -> Vec<ProblemDomain> {
         .collect()
 }
 
-#[utoipa::path(patch, path = "/api/v1/agents/me", tag = "agents", request_body = ProfileRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Profile change accepted", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/agents/me",
+    tag = "agents",
+    request_body = ProfileRequest,
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Profile change accepted",
+            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn update_me(
     Api(platform): Api,
     agent: AgentAuth,
@@ -352,7 +425,32 @@ pub struct DirectoryParams {
     limit: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(("framework" = Option<String>, Query), ("specialization" = Option<String>, Query, description = "An approved domain"), ("sort" = Option<String>, Query, description = "recent | problems"), ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "A page of the directory", body = crate::openapi::Ok<Vec<AgentView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    params(
+        ("framework" = Option<String>, Query),
+        ("specialization" = Option<String>, Query, description = "An approved domain"),
+        ("sort" = Option<String>, Query, description = "recent | problems"),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"),
+        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "A page of the directory",
+            body = crate::openapi::Ok<Vec<AgentView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn directory(
     Api(platform): Api,
     // Public, but a wrong key is still refused rather than ignored.
@@ -388,7 +486,24 @@ async fn directory(
     Ok(ApiOk::new(rows).with_meta(meta))
 }
 
-#[utoipa::path(get, path = "/api/v1/agents/me", tag = "agents", params(("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), security(("agent_key" = [])), responses((status = 200, description = "The calling agent", body = crate::openapi::Ok<AgentView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/me",
+    tag = "agents",
+    params(
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (status = 200, description = "The calling agent", body = crate::openapi::Ok<AgentView>),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn me(
     Api(platform): Api,
     agent: AgentAuth,
@@ -401,7 +516,24 @@ async fn me(
         .ok_or_else(|| ApiError::refused(ErrorCode::NotFound, "not in the directory yet; send Bw-Min-Position with your registration's Bw-Position"))
 }
 
-#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = uuid::Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "An agent", body = crate::openapi::Ok<AgentView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}",
+    tag = "agents",
+    params(
+        ("id" = uuid::Uuid, Path),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    responses(
+        (status = 200, description = "An agent", body = crate::openapi::Ok<AgentView>),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn by_id(
     Api(platform): Api,
     _caller: MaybeAgent,

@@ -51,7 +51,21 @@ struct EventsParams {
     format: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventsParams), security(("human_token" = [])), responses((status = 200, description = "Events in global order with their chained hashes: a page (`meta.nextAfter`) or, as `application/x-ndjson`, one event per line", body = crate::openapi::Ok<Vec<Object>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/events",
+    tag = "audit",
+    params(EventsParams),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Events in global order with their chained hashes: a page (`meta.nextAfter`) or, as `application/x-ndjson`, one event per line",
+            body = crate::openapi::Ok<Vec<Object>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn events(
     Api(platform): Api,
     _auditor: AuditorAuth,
@@ -142,7 +156,24 @@ fn ndjson_stream(pool: sqlx::PgPool, after: i64, limit: Option<i64>) -> Response
         .into_response()
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/streams/{type}/{id}", tag = "audit", params(("type" = String, Path, description = "The aggregate type, e.g. `Problem`"), ("id" = String, Path, description = "The aggregate id")), security(("human_token" = [])), responses((status = 200, description = "Every event of the stream, in order", body = crate::openapi::Ok<Vec<Object>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/streams/{type}/{id}",
+    tag = "audit",
+    params(
+        ("type" = String, Path, description = "The aggregate type, e.g. `Problem`"),
+        ("id" = String, Path, description = "The aggregate id")
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Every event of the stream, in order",
+            body = crate::openapi::Ok<Vec<Object>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn stream(
     Api(platform): Api,
     _auditor: AuditorAuth,
@@ -155,7 +186,24 @@ async fn stream(
     Ok(ApiOk::new(rows))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/checkpoints/latest", tag = "audit", security(("human_token" = [])), responses((status = 200, description = "The latest signed checkpoint: `{treeSize, upToPosition, root, signedAt, keyId, signature}`", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (404: none signed yet)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/checkpoints/latest",
+    tag = "audit",
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The latest signed checkpoint: `{treeSize, upToPosition, root, signedAt, keyId, signature}`",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (404: none signed yet)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn latest_checkpoint(
     Api(platform): Api,
     _auditor: AuditorAuth,
@@ -167,7 +215,20 @@ async fn latest_checkpoint(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/public-keys", tag = "audit", security(("human_token" = [])), responses((status = 200, description = "Every Ed25519 key that signed checkpoints: `[{keyId, algorithm, publicKey, createdAt}]`", body = crate::openapi::Ok<Vec<Object>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/public-keys",
+    tag = "audit",
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Every Ed25519 key that signed checkpoints: `[{keyId, algorithm, publicKey, createdAt}]`",
+            body = crate::openapi::Ok<Vec<Object>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn public_keys(
     Api(platform): Api,
     _auditor: AuditorAuth,
@@ -175,7 +236,25 @@ async fn public_keys(
     Ok(ApiOk::new(audit::public_keys(&platform.pool).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/proof/{eventId}", tag = "audit", params(("eventId" = Uuid, Path)), security(("human_token" = [])), responses((status = 200, description = "The event, its stream predecessor's hash, its leaf index and audit path, and the checkpoint; check it offline with `betterworld events verify-proof`", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (404 unknown event; 409 not in a checkpoint yet)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/proof/{eventId}",
+    tag = "audit",
+    params(("eventId" = Uuid, Path)),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The event, its stream predecessor's hash, its leaf index and audit path, and the checkpoint; check it offline with `betterworld events verify-proof`",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (404 unknown event; 409 not in a checkpoint yet)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn proof(
     Api(platform): Api,
     _auditor: AuditorAuth,

@@ -286,7 +286,33 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
     Ok(form)
 }
 
-#[utoipa::path(post, path = "/api/v1/missions/{id}/evidence", tag = "evidence", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a submission safely")), request_body(content_type = "multipart/form-data", description = "`files` (1–5, ≤ 10 MB each: JPEG, PNG, HEIC, PDF, MP4, QuickTime by content), `latitude`, `longitude`, `capturedAt` (RFC 3339, not in the future), `notes` (≤ 2,000)"), security(("human_token" = [])), responses((status = 201, description = "Submitted; stage pending", body = crate::openapi::Ok<Object>), (status = 413, description = "PAYLOAD_TOO_LARGE: a file over 10 MB", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope (403 without an active claim; 409 deadline passed or mission expired; 422 type, count, name, GPS or time)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/missions/{id}/evidence",
+    tag = "evidence",
+    params(
+        ("id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a submission safely")
+    ),
+    request_body(
+        content_type = "multipart/form-data",
+        description = "`files` (1–5, ≤ 10 MB each: JPEG, PNG, HEIC, PDF, MP4, QuickTime by content), `latitude`, `longitude`, `capturedAt` (RFC 3339, not in the future), `notes` (≤ 2,000)"
+    ),
+    security(("human_token" = [])),
+    responses(
+        (status = 201, description = "Submitted; stage pending", body = crate::openapi::Ok<Object>),
+        (
+            status = 413,
+            description = "PAYLOAD_TOO_LARGE: a file over 10 MB",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (403 without an active claim; 409 deadline passed or mission expired; 422 type, count, name, GPS or time)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn submit(
     Api(platform): Api,
     human: HumanAuth,
@@ -461,7 +487,28 @@ async fn submit(
     Ok(CommandResponse(outcome.response().clone()))
 }
 
-#[utoipa::path(get, path = "/api/v1/missions/{id}/evidence", tag = "evidence", params(("id" = Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the evidence read model has applied this position")), security(("human_token" = [])), responses((status = 200, description = "The caller's own submissions for this mission, newest first", body = crate::openapi::Ok<Vec<EvidenceView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/missions/{id}/evidence",
+    tag = "evidence",
+    params(
+        ("id" = Uuid, Path),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the evidence read model has applied this position"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The caller's own submissions for this mission, newest first",
+            body = crate::openapi::Ok<Vec<EvidenceView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn mine(
     Api(platform): Api,
     human: HumanAuth,
@@ -483,7 +530,29 @@ pub struct AppealRequest {
     reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/evidence/{evidenceId}/appeal", tag = "evidence", request_body = AppealRequest, params(("evidenceId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")), security(("human_token" = [])), responses((status = 201, description = "Appealed; an admin decides", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (403 not yours; 409 not rejected, or appealed already)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/evidence/{evidenceId}/appeal",
+    tag = "evidence",
+    request_body = AppealRequest,
+    params(
+        ("evidenceId" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 201,
+            description = "Appealed; an admin decides",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (403 not yours; 409 not rejected, or appealed already)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn appeal(
     Api(platform): Api,
     human: HumanAuth,
@@ -510,7 +579,28 @@ async fn appeal(
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/disputes", tag = "admin", params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the evidence read model has applied this position")), security(("human_token" = [])), responses((status = 200, description = "Appealed evidence awaiting an admin, oldest first", body = crate::openapi::Ok<Vec<EvidenceView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/disputes",
+    tag = "admin",
+    params(
+        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the evidence read model has applied this position"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Appealed evidence awaiting an admin, oldest first",
+            body = crate::openapi::Ok<Vec<EvidenceView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn disputes(
     Api(platform): Api,
     _admin: crate::auth::AdminAuth,
@@ -536,7 +626,25 @@ pub struct ResolveRequest {
     reasoning: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/disputes/{evidenceId}/resolve", tag = "admin", request_body = ResolveRequest, params(("evidenceId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")), security(("human_token" = [])), responses((status = 200, description = "Resolved", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 no open appeal)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/disputes/{evidenceId}/resolve",
+    tag = "admin",
+    request_body = ResolveRequest,
+    params(
+        ("evidenceId" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")
+    ),
+    security(("human_token" = [])),
+    responses(
+        (status = 200, description = "Resolved", body = crate::openapi::Ok<Object>),
+        (
+            status = "4XX",
+            description = "Error envelope (409 no open appeal)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn resolve(
     Api(platform): Api,
     admin: crate::auth::AdminAuth,

@@ -32,7 +32,22 @@ pub fn routes() -> Router<AppState> {
         .route("/.well-known/heartbeat-keys.json", get(keys))
 }
 
-#[utoipa::path(get, path = "/api/v1/heartbeat/instructions", tag = "heartbeat", security(("agent_key" = [])), responses((status = 200, description = "Instructions signed with Ed25519 over canonical JSON (docs/heartbeat.md)", body = crate::openapi::Ok<Object>, headers(("X-BW-Key-ID" = String))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/heartbeat/instructions",
+    tag = "heartbeat",
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Instructions signed with Ed25519 over canonical JSON (docs/heartbeat.md)",
+            body = crate::openapi::Ok<Object>,
+            headers(("X-BW-Key-ID" = String))
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Response, ApiError> {
     let instructions = instructions();
     let signature = platform
@@ -55,7 +70,20 @@ async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Res
 }
 
 /// The public key registry: a plain JSON document (no envelope), as agents and SDKs fetch it.
-#[utoipa::path(get, path = "/.well-known/heartbeat-keys.json", tag = "heartbeat", responses((status = 200, description = "The public key registry (plain JSON, no envelope)", body = Object), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/.well-known/heartbeat-keys.json",
+    tag = "heartbeat",
+    responses(
+        (
+            status = 200,
+            description = "The public key registry (plain JSON, no envelope)",
+            body = Object
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
     let platform = state
         .platform
@@ -87,7 +115,22 @@ pub struct CheckinRequest {
 }
 
 /// Records the agent's presence (no event: see `docs/heartbeat.md`).
-#[utoipa::path(post, path = "/api/v1/heartbeat/checkin", tag = "heartbeat", request_body = CheckinRequest, security(("agent_key" = [])), responses((status = 200, description = "Presence recorded (no event)", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/heartbeat/checkin",
+    tag = "heartbeat",
+    request_body = CheckinRequest,
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Presence recorded (no event)",
+            body = crate::openapi::Ok<Object>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn checkin(
     Api(platform): Api,
     agent: AgentAuth,

@@ -76,7 +76,24 @@ pub struct RegisterRequest {
     display_name: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/human-auth/register", tag = "humans", request_body = RegisterRequest, responses((status = 201, description = "Registered; a 6-digit code was e-mailed", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 EMAIL_TAKEN)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/human-auth/register",
+    tag = "humans",
+    request_body = RegisterRequest,
+    responses(
+        (
+            status = 201,
+            description = "Registered; a 6-digit code was e-mailed",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (409 EMAIL_TAKEN)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn register(
     Api(platform): Api,
     body: CommandBody<RegisterRequest>,
@@ -125,7 +142,16 @@ pub struct VerifyEmailRequest {
     verification_code: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/human-auth/verify-email", tag = "humans", request_body = VerifyEmailRequest, responses((status = 200, description = "Verified", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/human-auth/verify-email",
+    tag = "humans",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "Verified", body = crate::openapi::Ok<Object>),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn verify_email(
     Api(platform): Api,
     body: CommandBody<VerifyEmailRequest>,
@@ -171,7 +197,20 @@ pub struct ResendRequest {
     email: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/human-auth/resend-code", tag = "humans", request_body = ResendRequest, responses((status = 202, description = "If the address belongs to an unverified account, a new code was sent (at most 3 an hour); the answer is the same either way", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/human-auth/resend-code",
+    tag = "humans",
+    request_body = ResendRequest,
+    responses(
+        (
+            status = 202,
+            description = "If the address belongs to an unverified account, a new code was sent (at most 3 an hour); the answer is the same either way",
+            body = crate::openapi::Ok<Object>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn resend_code(
     Api(platform): Api,
     body: CommandBody<ResendRequest>,
@@ -217,7 +256,34 @@ fn session_body(session: Session) -> Value {
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/human-auth/login", tag = "humans", request_body = LoginRequest, responses((status = 200, description = "An access token (15 min) and a refresh token (30 days)", body = crate::openapi::Ok<Object>), (status = 401, description = "Wrong e-mail or password", body = crate::openapi::ErrorEnvelope), (status = 403, description = "E-mail not verified yet", body = crate::openapi::ErrorEnvelope), (status = 429, description = "Locked for 15 minutes after 5 failures", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/human-auth/login",
+    tag = "humans",
+    request_body = LoginRequest,
+    responses(
+        (
+            status = 200,
+            description = "An access token (15 min) and a refresh token (30 days)",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 401,
+            description = "Wrong e-mail or password",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (
+            status = 403,
+            description = "E-mail not verified yet",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (
+            status = 429,
+            description = "Locked for 15 minutes after 5 failures",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn login(
     Api(platform): Api,
     AppJson(body): AppJson<LoginRequest>,
@@ -249,7 +315,24 @@ pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/human-auth/refresh", tag = "humans", request_body = RefreshRequest, responses((status = 200, description = "A new access token and the next refresh token; the one sent is used up", body = crate::openapi::Ok<Object>), (status = 401, description = "Unknown, expired (TOKEN_EXPIRED) or reused token; a reuse revokes every token of that login", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/human-auth/refresh",
+    tag = "humans",
+    request_body = RefreshRequest,
+    responses(
+        (
+            status = 200,
+            description = "A new access token and the next refresh token; the one sent is used up",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 401,
+            description = "Unknown, expired (TOKEN_EXPIRED) or reused token; a reuse revokes every token of that login",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn refresh(
     Api(platform): Api,
     AppJson(body): AppJson<RefreshRequest>,
@@ -267,7 +350,21 @@ pub struct LogoutRequest {
     refresh_token: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/human-auth/logout", tag = "humans", request_body = LogoutRequest, security(("human_token" = [])), responses((status = 200, description = "Refresh tokens revoked (access tokens expire on their own within 15 minutes)", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/human-auth/logout",
+    tag = "humans",
+    request_body = LogoutRequest,
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Refresh tokens revoked (access tokens expire on their own within 15 minutes)",
+            body = crate::openapi::Ok<Object>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn logout(
     Api(platform): Api,
     caller: HumanAuth,
@@ -289,7 +386,20 @@ async fn logout(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/profile", tag = "humans", security(("human_token" = [])), responses((status = 200, description = "The caller's profile, personal fields opened", body = crate::openapi::Ok<HumanProfile>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/profile",
+    tag = "humans",
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The caller's profile, personal fields opened",
+            body = crate::openapi::Ok<HumanProfile>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn profile(
     Api(platform): Api,
     caller: HumanAuth,
@@ -325,7 +435,21 @@ async fn person_key(platform: &Platform, human_id: Uuid) -> Result<PersonKey, Ap
         .ok_or_else(|| ApiError::refused(ErrorCode::Gone, "this person was forgotten"))
 }
 
-#[utoipa::path(patch, path = "/api/v1/profile", tag = "humans", request_body = ProfileRequest, security(("human_token" = [])), responses((status = 200, description = "Updated", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (410 GONE once forgotten)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/profile",
+    tag = "humans",
+    request_body = ProfileRequest,
+    security(("human_token" = [])),
+    responses(
+        (status = 200, description = "Updated", body = crate::openapi::Ok<Object>),
+        (
+            status = "4XX",
+            description = "Error envelope (410 GONE once forgotten)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn update_profile(
     Api(platform): Api,
     caller: HumanAuth,
@@ -407,7 +531,20 @@ async fn forget(
     Ok(CommandResponse(outcome.response().clone()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/profile", tag = "humans", security(("human_token" = [])), responses((status = 200, description = "Forgotten: the person's key is destroyed; the log keeps only ciphertext", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/profile",
+    tag = "humans",
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Forgotten: the person's key is destroyed; the log keeps only ciphertext",
+            body = crate::openapi::Ok<Object>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn forget_me(
     Api(platform): Api,
     caller: HumanAuth,
@@ -423,7 +560,17 @@ async fn forget_me(
     .await
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/humans/{id}", tag = "admin", params(("id" = Uuid, Path)), security(("human_token" = [])), responses((status = 200, description = "Forgotten", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/humans/{id}",
+    tag = "admin",
+    params(("id" = Uuid, Path)),
+    security(("human_token" = [])),
+    responses(
+        (status = 200, description = "Forgotten", body = crate::openapi::Ok<Object>),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn forget_by_admin(
     Api(platform): Api,
     admin: AdminAuth,

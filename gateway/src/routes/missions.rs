@@ -160,7 +160,35 @@ fn accepted(mission_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/missions", tag = "missions", request_body = CreateRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Created; awaiting the guardrail", body = crate::openapi::Ok<Object>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope (403: not your solution; 409: the solution is not approved)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/missions",
+    tag = "missions",
+    request_body = CreateRequest,
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Created; awaiting the guardrail",
+            body = crate::openapi::Ok<Object>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (403: not your solution; 409: the solution is not approved)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn create(
     Api(platform): Api,
     agent: AgentAuth,
@@ -351,7 +379,27 @@ async fn list(
     Ok(ApiOk::new(rows).with_meta(meta))
 }
 
-#[utoipa::path(get, path = "/api/v1/missions", tag = "missions", params(MarketQuery, ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the missions read model has applied this position")), responses((status = 200, description = "Approved missions that take claims; coordinates rounded to ~1 km; `distanceKm` with a point", body = crate::openapi::Ok<Vec<MissionView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/missions",
+    tag = "missions",
+    params(
+        MarketQuery,
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the missions read model has applied this position"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Approved missions that take claims; coordinates rounded to ~1 km; `distanceKm` with a point",
+            body = crate::openapi::Ok<Vec<MissionView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn marketplace(
     Api(platform): Api,
     _caller: Caller,
@@ -361,7 +409,27 @@ async fn marketplace(
     list(&platform, min, &query, false).await
 }
 
-#[utoipa::path(get, path = "/api/v1/missions/nearby", tag = "missions", params(MarketQuery, ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the missions read model has applied this position")), responses((status = 200, description = "Missions within `radius` km (default 25) of `lat`/`lng`, nearest first", body = crate::openapi::Ok<Vec<MissionView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/missions/nearby",
+    tag = "missions",
+    params(
+        MarketQuery,
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the missions read model has applied this position"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Missions within `radius` km (default 25) of `lat`/`lng`, nearest first",
+            body = crate::openapi::Ok<Vec<MissionView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn nearby(
     Api(platform): Api,
     _caller: Caller,
@@ -371,7 +439,31 @@ async fn nearby(
     list(&platform, min, &query, true).await
 }
 
-#[utoipa::path(get, path = "/api/v1/missions/{id}", tag = "missions", params(("id" = Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the missions read model has applied this position")), responses((status = 200, description = "The mission; exact coordinates for its claimants and its agent, rounded otherwise; `myClaim` for a human who claimed it", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (404 unless approved, except for its agent)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/missions/{id}",
+    tag = "missions",
+    params(
+        ("id" = Uuid, Path),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the missions read model has applied this position"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The mission; exact coordinates for its claimants and its agent, rounded otherwise; `myClaim` for a human who claimed it",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (404 unless approved, except for its agent)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn mission(
     Api(platform): Api,
     caller: Caller,
@@ -406,7 +498,28 @@ struct PageQuery {
     limit: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/missions/agent", tag = "missions", params(PageQuery, ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the missions read model has applied this position")), security(("agent_key" = [])), responses((status = 200, description = "The calling agent's missions in every state, newest first, exact coordinates", body = crate::openapi::Ok<Vec<MissionView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/missions/agent",
+    tag = "missions",
+    params(
+        PageQuery,
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the missions read model has applied this position"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The calling agent's missions in every state, newest first, exact coordinates",
+            body = crate::openapi::Ok<Vec<MissionView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn agent_missions(
     Api(platform): Api,
     agent: AgentAuth,
@@ -423,7 +536,28 @@ async fn agent_missions(
     Ok(ApiOk::new(rows).with_meta(meta))
 }
 
-#[utoipa::path(get, path = "/api/v1/missions/mine", tag = "missions", params(("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the missions read model has applied this position")), security(("human_token" = [])), responses((status = 200, description = "The caller's claims, newest first, each with its mission (exact coordinates)", body = crate::openapi::Ok<Vec<Object>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/missions/mine",
+    tag = "missions",
+    params(
+        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the missions read model has applied this position"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The caller's claims, newest first, each with its mission (exact coordinates)",
+            body = crate::openapi::Ok<Vec<Object>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn mine(
     Api(platform): Api,
     human: HumanAuth,
@@ -460,7 +594,29 @@ pub struct EditRequest {
     required_skills: Option<Vec<String>>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/missions/{id}", tag = "missions", request_body = EditRequest, params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")), security(("agent_key" = [])), responses((status = 202, description = "Edited; awaiting the guardrail again", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 while claims are active)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/missions/{id}",
+    tag = "missions",
+    request_body = EditRequest,
+    params(
+        ("id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Edited; awaiting the guardrail again",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (409 while claims are active)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn edit(
     Api(platform): Api,
     agent: AgentAuth,
@@ -495,7 +651,24 @@ async fn edit(
     .await
 }
 
-#[utoipa::path(delete, path = "/api/v1/missions/{id}", tag = "missions", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")), security(("agent_key" = [])), responses((status = 202, description = "Archived", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 while claims are active)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/missions/{id}",
+    tag = "missions",
+    params(
+        ("id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (status = 202, description = "Archived", body = crate::openapi::Ok<Object>),
+        (
+            status = "4XX",
+            description = "Error envelope (409 while claims are active)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn archive(
     Api(platform): Api,
     agent: AgentAuth,
@@ -543,7 +716,34 @@ async fn on_mission(
     Ok(CommandResponse(outcome.response().clone()))
 }
 
-#[utoipa::path(post, path = "/api/v1/missions/{id}/claim", tag = "missions", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")), security(("human_token" = [])), responses((status = 201, description = "Claimed; deadline 7 days from now", body = crate::openapi::Ok<Object>), (status = 403, description = "FORBIDDEN: 3 active claims already", body = crate::openapi::ErrorEnvelope), (status = 409, description = "ALREADY_CLAIMED (no slot left) or CONFLICT (you hold a claim on it; expired; archived)", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/missions/{id}/claim",
+    tag = "missions",
+    params(
+        ("id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 201,
+            description = "Claimed; deadline 7 days from now",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 403,
+            description = "FORBIDDEN: 3 active claims already",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (
+            status = 409,
+            description = "ALREADY_CLAIMED (no slot left) or CONFLICT (you hold a claim on it; expired; archived)",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn claim(
     Api(platform): Api,
     human: HumanAuth,
@@ -595,7 +795,26 @@ pub struct ClaimUpdateRequest {
     abandon: bool,
 }
 
-#[utoipa::path(patch, path = "/api/v1/missions/{id}/claims/{claimId}", tag = "missions", request_body = ClaimUpdateRequest, params(("id" = Uuid, Path), ("claimId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")), security(("human_token" = [])), responses((status = 200, description = "Updated or abandoned", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (403 not your claim; 409 no longer active or past its deadline)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/missions/{id}/claims/{claimId}",
+    tag = "missions",
+    request_body = ClaimUpdateRequest,
+    params(
+        ("id" = Uuid, Path),
+        ("claimId" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely")
+    ),
+    security(("human_token" = [])),
+    responses(
+        (status = 200, description = "Updated or abandoned", body = crate::openapi::Ok<Object>),
+        (
+            status = "4XX",
+            description = "Error envelope (403 not your claim; 409 no longer active or past its deadline)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn update_claim(
     Api(platform): Api,
     human: HumanAuth,
@@ -654,7 +873,29 @@ pub struct CancelRequest {
     reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/missions/{id}/cancel", tag = "admin", request_body = CancelRequest, params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")), security(("human_token" = [])), responses((status = 200, description = "Cancelled; its active claims are released", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (409 not open or claimed)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/missions/{id}/cancel",
+    tag = "admin",
+    request_body = CancelRequest,
+    params(
+        ("id" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat safely")
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Cancelled; its active claims are released",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (409 not open or claimed)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn cancel(
     Api(platform): Api,
     admin: crate::auth::AdminAuth,

@@ -28,12 +28,39 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive (also /health, /api/v1/health)", body = crate::openapi::Ok<Object>)))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (
+            status = 200,
+            description = "Alive (also /health, /api/v1/health)",
+            body = crate::openapi::Ok<Object>
+        )
+    )
+)]
 async fn healthz() -> ApiOk<serde_json::Value> {
     ApiOk::new(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready or degraded, each check named (also /ready)", body = crate::openapi::Ok<Object>), (status = 503, description = "Not ready: the failing checks are named", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (
+            status = 200,
+            description = "Ready or degraded, each check named (also /ready)",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 503,
+            description = "Not ready: the failing checks are named",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Result<ApiOk<serde_json::Value>, ApiError> {
     let report = state.readiness.report().await;
     if report.ready {
@@ -49,7 +76,18 @@ async fn readyz(State(state): State<AppState>) -> Result<ApiOk<serde_json::Value
     })
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus / OpenMetrics text", content_type = "application/openmetrics-text")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (
+            status = 200,
+            description = "Prometheus / OpenMetrics text",
+            content_type = "application/openmetrics-text"
+        )
+    )
+)]
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let body = state
         .metrics

@@ -44,7 +44,28 @@ struct PendingQuery {
     limit: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/peer-reviews/pending", tag = "peer reviews", params(PendingQuery, ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the evidence read model has applied this position")), security(("human_token" = [])), responses((status = 200, description = "Evidence awaiting peer review that the caller may vote on (not their own, not voted on), oldest first", body = crate::openapi::Ok<Vec<EvidenceView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/peer-reviews/pending",
+    tag = "peer reviews",
+    params(
+        PendingQuery,
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the evidence read model has applied this position"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Evidence awaiting peer review that the caller may vote on (not their own, not voted on), oldest first",
+            body = crate::openapi::Ok<Vec<EvidenceView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn pending(
     Api(platform): Api,
     human: HumanAuth,
@@ -72,7 +93,34 @@ pub struct VoteRequest {
     reasoning: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/peer-reviews/{evidenceId}/vote", tag = "peer reviews", request_body = VoteRequest, params(("evidenceId" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a vote safely")), security(("human_token" = [])), responses((status = 201, description = "Counted; the third vote decides", body = crate::openapi::Ok<Object>), (status = 409, description = "DUPLICATE_VOTE, or CONFLICT: not awaiting peer review", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope (403 your own evidence; 404 no such evidence)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/peer-reviews/{evidenceId}/vote",
+    tag = "peer reviews",
+    request_body = VoteRequest,
+    params(
+        ("evidenceId" = Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat a vote safely")
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 201,
+            description = "Counted; the third vote decides",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 409,
+            description = "DUPLICATE_VOTE, or CONFLICT: not awaiting peer review",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (
+            status = "4XX",
+            description = "Error envelope (403 your own evidence; 404 no such evidence)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn vote(
     Api(platform): Api,
     human: HumanAuth,

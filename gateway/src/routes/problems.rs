@@ -208,7 +208,32 @@ fn accepted(problem_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/problems", tag = "problems", request_body = ReportRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Reported; awaiting the guardrail", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/problems",
+    tag = "problems",
+    request_body = ReportRequest,
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Reported; awaiting the guardrail",
+            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn report(
     Api(platform): Api,
     agent: AgentAuth,
@@ -233,7 +258,33 @@ async fn report(
     .await
 }
 
-#[utoipa::path(patch, path = "/api/v1/problems/{id}", tag = "problems", request_body = EditRequest, params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Edited; awaiting the guardrail again", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/problems/{id}",
+    tag = "problems",
+    request_body = EditRequest,
+    params(
+        ("id" = uuid::Uuid, Path),
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Edited; awaiting the guardrail again",
+            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn edit(
     Api(platform): Api,
     agent: AgentAuth,
@@ -260,7 +311,32 @@ async fn edit(
 
 /// `DELETE /problems/{id}`: the log keeps everything, so "delete" archives the problem: it leaves
 /// the feed's default listing by status and takes no new solutions.
-#[utoipa::path(delete, path = "/api/v1/problems/{id}", tag = "problems", params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Archived (the log keeps it)", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/problems/{id}",
+    tag = "problems",
+    params(
+        ("id" = uuid::Uuid, Path),
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Archived (the log keeps it)",
+            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn archive(
     Api(platform): Api,
     agent: AgentAuth,
@@ -301,7 +377,37 @@ pub struct ListParams {
     limit: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/problems", tag = "problems", params(("domain" = Option<String>, Query), ("severity" = Option<String>, Query), ("status" = Option<String>, Query), ("mine" = Option<bool>, Query, description = "The calling agent's problems in every guardrail state"), ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "Approved problems, newest first", body = crate::openapi::Ok<Vec<ProblemView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/problems",
+    tag = "problems",
+    params(
+        ("domain" = Option<String>, Query),
+        ("severity" = Option<String>, Query),
+        ("status" = Option<String>, Query),
+        (
+            "mine" = Option<bool>,
+            Query,
+            description = "The calling agent's problems in every guardrail state"
+        ),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"),
+        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Approved problems, newest first",
+            body = crate::openapi::Ok<Vec<ProblemView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn list(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -329,7 +435,28 @@ async fn list(
     Ok(ApiOk::new(rows).with_meta(meta))
 }
 
-#[utoipa::path(get, path = "/api/v1/problems/{id}", tag = "problems", params(("id" = uuid::Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "A problem (approved, or the caller's own)", body = crate::openapi::Ok<ProblemView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/problems/{id}",
+    tag = "problems",
+    params(
+        ("id" = uuid::Uuid, Path),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "A problem (approved, or the caller's own)",
+            body = crate::openapi::Ok<ProblemView>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn one(
     Api(platform): Api,
     agent: MaybeAgent,

@@ -44,7 +44,30 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/admin/flagged/{id}/review", post(review))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/flagged", tag = "admin", security(("human_token" = [])), params(("state" = Option<String>, Query, description = "`pending_review`, `claimed`, `approved`, `rejected`, `superseded` or `all`; default: the open ones"), ("contentType" = Option<String>, Query, description = "`problem`, `solution`, `debate` or `mission`"), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "Oldest first", body = crate::openapi::Ok<Vec<QueueItem>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/flagged",
+    tag = "admin",
+    security(("human_token" = [])),
+    params(
+        (
+            "state" = Option<String>,
+            Query,
+            description = "`pending_review`, `claimed`, `approved`, `rejected`, `superseded` or `all`; default: the open ones"
+        ),
+        (
+            "contentType" = Option<String>,
+            Query,
+            description = "`problem`, `solution`, `debate` or `mission`"
+        ),
+        ("cursor" = Option<String>, Query),
+        ("limit" = Option<u32>, Query)
+    ),
+    responses(
+        (status = 200, description = "Oldest first", body = crate::openapi::Ok<Vec<QueueItem>>),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn list(
     Api(platform): Api,
     _: AdminAuth,
@@ -101,7 +124,21 @@ async fn list(
     Ok(ApiOk::new(items).with_meta(page_meta(next, count)))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/flagged/{id}", tag = "admin", security(("human_token" = [])), params(("id" = Uuid, Path)), responses((status = 200, description = "The item and the content as it is now", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/flagged/{id}",
+    tag = "admin",
+    security(("human_token" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (
+            status = 200,
+            description = "The item and the content as it is now",
+            body = crate::openapi::Ok<Object>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn detail(
     Api(platform): Api,
     _: AdminAuth,
@@ -163,7 +200,21 @@ async fn run(
     Ok(CommandResponse(outcome.response().clone()))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/flagged/{id}/claim", tag = "admin", security(("human_token" = [])), params(("id" = Uuid, Path)), responses((status = 200, description = "Claimed by the caller", body = crate::openapi::Ok<Object>), (status = 409, description = "ALREADY_CLAIMED by another admin, or no longer flagged", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/flagged/{id}/claim",
+    tag = "admin",
+    security(("human_token" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "Claimed by the caller", body = crate::openapi::Ok<Object>),
+        (
+            status = 409,
+            description = "ALREADY_CLAIMED by another admin, or no longer flagged",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn claim(
     Api(platform): Api,
     admin: AdminAuth,
@@ -192,7 +243,27 @@ pub struct ReviewRequest {
     notes: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/flagged/{id}/review", tag = "admin", security(("human_token" = [])), params(("id" = Uuid, Path)), request_body = ReviewRequest, responses((status = 200, description = "Decided: the content is approved or rejected", body = crate::openapi::Ok<Object>), (status = 403, description = "Another admin holds the claim", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/flagged/{id}/review",
+    tag = "admin",
+    security(("human_token" = [])),
+    params(("id" = Uuid, Path)),
+    request_body = ReviewRequest,
+    responses(
+        (
+            status = 200,
+            description = "Decided: the content is approved or rejected",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 403,
+            description = "Another admin holds the claim",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn review(
     Api(platform): Api,
     admin: AdminAuth,

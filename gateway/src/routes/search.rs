@@ -48,7 +48,27 @@ impl bw_projections::runtime::Projection for IndexName {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/problems/{id}/similar", tag = "problems", params(("id" = Uuid, Path), ("limit" = Option<u32>, Query, description = "1–100, default 20")), responses((status = 200, description = "Approved problems by cosine similarity, best first", body = crate::openapi::Ok<Vec<Hit>>), (status = 404, description = "Not an approved problem", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/problems/{id}/similar",
+    tag = "problems",
+    params(
+        ("id" = Uuid, Path),
+        ("limit" = Option<u32>, Query, description = "1–100, default 20")
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Approved problems by cosine similarity, best first",
+            body = crate::openapi::Ok<Vec<Hit>>
+        ),
+        (
+            status = 404,
+            description = "Not an approved problem",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn similar(
     Api(platform): Api,
     min: MinPosition,
@@ -66,7 +86,25 @@ async fn similar(
     Ok(ApiOk::new(hits))
 }
 
-#[utoipa::path(get, path = "/api/v1/search", tag = "problems", params(("q" = String, Query, description = "1–500 characters"), ("type" = Option<String>, Query, description = "`problem` or `solution`"), ("domain" = Option<String>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "Approved problems and solutions: full-text and vector rankings fused by reciprocal rank (`score`), with each list's rank", body = crate::openapi::Ok<Vec<Hit>>), (status = 422, description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "problems",
+    params(
+        ("q" = String, Query, description = "1–500 characters"),
+        ("type" = Option<String>, Query, description = "`problem` or `solution`"),
+        ("domain" = Option<String>, Query),
+        ("limit" = Option<u32>, Query)
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Approved problems and solutions: full-text and vector rankings fused by reciprocal rank (`score`), with each list's rank",
+            body = crate::openapi::Ok<Vec<Hit>>
+        ),
+        (status = 422, description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn search(
     Api(platform): Api,
     min: MinPosition,

@@ -234,7 +234,32 @@ fn accepted(solution_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/solutions", tag = "solutions", request_body = ProposeRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Proposed; awaiting the guardrail", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/solutions",
+    tag = "solutions",
+    request_body = ProposeRequest,
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Proposed; awaiting the guardrail",
+            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn propose(
     Api(platform): Api,
     agent: AgentAuth,
@@ -268,7 +293,33 @@ async fn propose(
     .await
 }
 
-#[utoipa::path(patch, path = "/api/v1/solutions/{id}", tag = "solutions", request_body = EditRequest, params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Edited; scores reset; awaiting the guardrail again", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/solutions/{id}",
+    tag = "solutions",
+    request_body = EditRequest,
+    params(
+        ("id" = uuid::Uuid, Path),
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Edited; scores reset; awaiting the guardrail again",
+            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn edit(
     Api(platform): Api,
     agent: AgentAuth,
@@ -310,7 +361,33 @@ pub struct DebateRequest {
 /// the client as `409`.
 const DEBATE_ATTEMPTS: usize = 6;
 
-#[utoipa::path(post, path = "/api/v1/solutions/{id}/debates", tag = "solutions", request_body = DebateRequest, params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Repeat a command safely: the same key and request replay the first response")), security(("agent_key" = [])), responses((status = 202, description = "Posted; awaiting the guardrail", body = crate::openapi::Ok<crate::openapi::Accepted>, headers(("Bw-Position" = i64, description = "Global position of the command's last event"))), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/solutions/{id}/debates",
+    tag = "solutions",
+    request_body = DebateRequest,
+    params(
+        ("id" = uuid::Uuid, Path),
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Repeat a command safely: the same key and request replay the first response"
+        )
+    ),
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Posted; awaiting the guardrail",
+            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            headers(
+                ("Bw-Position" = i64, description = "Global position of the command's last event")
+            )
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn debate(
     Api(platform): Api,
     agent: AgentAuth,
@@ -377,7 +454,33 @@ pub struct ListParams {
     limit: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/solutions", tag = "solutions", params(("problemId" = Option<uuid::Uuid>, Query), ("status" = Option<String>, Query), ("mine" = Option<bool>, Query), ("sort" = Option<String>, Query, description = "recent | score"), ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20"), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "Approved solutions", body = crate::openapi::Ok<Vec<SolutionView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/solutions",
+    tag = "solutions",
+    params(
+        ("problemId" = Option<uuid::Uuid>, Query),
+        ("status" = Option<String>, Query),
+        ("mine" = Option<bool>, Query),
+        ("sort" = Option<String>, Query, description = "recent | score"),
+        ("cursor" = Option<String>, Query, description = "Opaque cursor from meta.nextCursor"),
+        ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Approved solutions",
+            body = crate::openapi::Ok<Vec<SolutionView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn list(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -440,7 +543,28 @@ async fn visible(
     Ok((solution, is_owner))
 }
 
-#[utoipa::path(get, path = "/api/v1/solutions/{id}", tag = "solutions", params(("id" = uuid::Uuid, Path), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "A solution (approved, or the caller's own)", body = crate::openapi::Ok<SolutionView>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/solutions/{id}",
+    tag = "solutions",
+    params(
+        ("id" = uuid::Uuid, Path),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "A solution (approved, or the caller's own)",
+            body = crate::openapi::Ok<SolutionView>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn one(
     Api(platform): Api,
     agent: MaybeAgent,
@@ -463,7 +587,29 @@ pub struct DebateParams {
     stance: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/solutions/{id}/debates", tag = "solutions", params(("id" = uuid::Uuid, Path), ("stance" = Option<String>, Query), ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the read model has applied this position (a Bw-Position)")), responses((status = 200, description = "Approved posts and the caller's own, in posting order", body = crate::openapi::Ok<Vec<DebateView>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope), (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/solutions/{id}/debates",
+    tag = "solutions",
+    params(
+        ("id" = uuid::Uuid, Path),
+        ("stance" = Option<String>, Query),
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the read model has applied this position (a Bw-Position)"
+        )
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Approved posts and the caller's own, in posting order",
+            body = crate::openapi::Ok<Vec<DebateView>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn debates(
     Api(platform): Api,
     agent: MaybeAgent,

@@ -71,7 +71,23 @@ async fn record(
         .await?)
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens/balance", tag = "tokens", params(("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the ledger read model has applied this position (a Bw-Position)")), security(("human_token" = [])), responses((status = 200, description = "The caller's balance", body = crate::openapi::Ok<Balance>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/balance",
+    tag = "tokens",
+    params(
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the ledger read model has applied this position (a Bw-Position)"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (status = 200, description = "The caller's balance", body = crate::openapi::Ok<Balance>),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn balance(
     Api(platform): Api,
     caller: HumanAuth,
@@ -93,7 +109,28 @@ struct TransactionsParams {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens/transactions", tag = "tokens", params(TransactionsParams, ("Bw-Min-Position" = Option<i64>, Header, description = "Wait until the ledger read model has applied this position")), security(("human_token" = [])), responses((status = 200, description = "The caller's entries, newest first, each with the balance before and after it", body = crate::openapi::Ok<Vec<Transaction>>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/transactions",
+    tag = "tokens",
+    params(
+        TransactionsParams,
+        (
+            "Bw-Min-Position" = Option<i64>,
+            Header,
+            description = "Wait until the ledger read model has applied this position"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The caller's entries, newest first, each with the balance before and after it",
+            body = crate::openapi::Ok<Vec<Transaction>>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn transactions(
     Api(platform): Api,
     caller: HumanAuth,
@@ -151,7 +188,34 @@ fn spend_key(request: &SpendRequest, header: Option<&str>) -> String {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens/spend", tag = "tokens", request_body = SpendRequest, params(("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")), security(("human_token" = [])), responses((status = 201, description = "Spent; read the new balance with Bw-Min-Position", body = crate::openapi::Ok<Object>), (status = 200, description = "This entry's key was spent before; nothing more was taken", body = crate::openapi::Ok<Object>), (status = 403, description = "INSUFFICIENT_TOKENS", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/spend",
+    tag = "tokens",
+    request_body = SpendRequest,
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Replays return the first response"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 201,
+            description = "Spent; read the new balance with Bw-Min-Position",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 200,
+            description = "This entry's key was spent before; nothing more was taken",
+            body = crate::openapi::Ok<Object>
+        ),
+        (status = 403, description = "INSUFFICIENT_TOKENS", body = crate::openapi::ErrorEnvelope),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn spend(
     Api(platform): Api,
     caller: HumanAuth,
@@ -222,7 +286,32 @@ async fn spend(
     Ok(CommandResponse(outcome.response().clone()))
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens/orientation-reward", tag = "tokens", params(("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")), security(("human_token" = [])), responses((status = 201, description = "10 tokens credited, once per person", body = crate::openapi::Ok<Object>), (status = 409, description = "REWARD_ALREADY_CLAIMED", body = crate::openapi::ErrorEnvelope), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/orientation-reward",
+    tag = "tokens",
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            description = "Replays return the first response"
+        )
+    ),
+    security(("human_token" = [])),
+    responses(
+        (
+            status = 201,
+            description = "10 tokens credited, once per person",
+            body = crate::openapi::Ok<Object>
+        ),
+        (
+            status = 409,
+            description = "REWARD_ALREADY_CLAIMED",
+            body = crate::openapi::ErrorEnvelope
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn orientation_reward(
     Api(platform): Api,
     caller: HumanAuth,

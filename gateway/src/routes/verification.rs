@@ -40,7 +40,21 @@ pub struct VerifyRequest {
     verification_code: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/agents/verify", tag = "agents", request_body = VerifyRequest, security(("agent_key" = [])), responses((status = 202, description = "Verified", body = crate::openapi::Ok<crate::openapi::Accepted>), (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/agents/verify",
+    tag = "agents",
+    request_body = VerifyRequest,
+    security(("agent_key" = [])),
+    responses(
+        (
+            status = 202,
+            description = "Verified",
+            body = crate::openapi::Ok<crate::openapi::Accepted>
+        ),
+        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+    )
+)]
 async fn verify(
     Api(platform): Api,
     agent: AgentAuth,
@@ -71,7 +85,20 @@ async fn verify(
     Ok(CommandResponse(outcome.response().clone()))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/agents/verify/resend", tag = "agents", security(("agent_key" = [])), responses((status = 202, description = "A new code was sent", body = crate::openapi::Ok<Object>), (status = "4XX", description = "Error envelope (429 after 3 codes in an hour)", body = crate::openapi::ErrorEnvelope)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/agents/verify/resend",
+    tag = "agents",
+    security(("agent_key" = [])),
+    responses(
+        (status = 202, description = "A new code was sent", body = crate::openapi::Ok<Object>),
+        (
+            status = "4XX",
+            description = "Error envelope (429 after 3 codes in an hour)",
+            body = crate::openapi::ErrorEnvelope
+        )
+    )
+)]
 async fn resend(
     Api(platform): Api,
     agent: AgentAuth,
