@@ -21,6 +21,7 @@
 //!   error (including the framework's own 404/405/413/timeouts/panics) into the envelope.
 //! - [`heartbeat`]: Ed25519-signed heartbeat instructions and the public key registry.
 //! - [`openapi`]: the OpenAPI document and the offline Swagger UI page.
+//! - [`schema`]: the envelope types the document describes every response with.
 //! - [`backpressure`]: `429` on agents' submissions while the guardrail's backlog is at its bound.
 //! - [`ratelimit`]: per-instance GCRA limits per role and per endpoint, `X-RateLimit-*`, `429`.
 //! - [`listener`]: a TCP listener that counts open connections.
@@ -42,6 +43,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod schema;
 pub mod state;
 
 pub use app::{Application, ops_router, router, router_with};

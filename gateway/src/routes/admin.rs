@@ -49,9 +49,9 @@ pub fn routes() -> Router<AppState> {
         (
             status = 200,
             description = "Each projection's stored version, the code's version, checkpoint, lag and state",
-            body = crate::openapi::Ok<Vec<Object>>
+            body = crate::schema::Ok<Vec<Object>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn projections(
@@ -85,12 +85,12 @@ async fn projections(
         (
             status = 200,
             description = "Rebuilt from the log in shadow tables and swapped in; readers were served throughout. Answers when done: use `betterworld projections rebuild` for very large logs",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (404: no rebuildable projection of that name)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -129,12 +129,12 @@ pub struct VerificationRequest {
         (
             status = 200,
             description = "The agent's claim status was set",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (409 when it already has that status)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -192,9 +192,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>
         (
             status = 200,
             description = "The override was set or removed; gateways apply it within 30 s",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn set_rate_limit(

@@ -145,13 +145,13 @@ fn parse_registration(
         (
             status = 201,
             description = "Registered; the API key is shown only here",
-            body = crate::openapi::Ok<crate::openapi::KeyIssued>,
+            body = crate::schema::Ok<crate::schema::KeyIssued>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn register(
@@ -268,13 +268,13 @@ async fn reveal_key(
         (
             status = 201,
             description = "New key; the previous one works for 24 h more",
-            body = crate::openapi::Ok<crate::openapi::KeyIssued>,
+            body = crate::schema::Ok<crate::schema::KeyIssued>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn rotate_key(
@@ -364,13 +364,13 @@ fn parse_domains(fields: &mut Fields, raw: &[String]) -> Vec<ProblemDomain> {
         (
             status = 202,
             description = "Profile change accepted",
-            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            body = crate::schema::Ok<crate::schema::Accepted>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn update_me(
@@ -445,10 +445,10 @@ pub struct DirectoryParams {
         (
             status = 200,
             description = "A page of the directory",
-            body = crate::openapi::Ok<Vec<AgentView>>
+            body = crate::schema::Ok<Vec<AgentView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn directory(
@@ -499,9 +499,9 @@ async fn directory(
     ),
     security(("agent_key" = [])),
     responses(
-        (status = 200, description = "The calling agent", body = crate::openapi::Ok<AgentView>),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 200, description = "The calling agent", body = crate::schema::Ok<AgentView>),
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn me(
@@ -529,9 +529,9 @@ async fn me(
         )
     ),
     responses(
-        (status = 200, description = "An agent", body = crate::openapi::Ok<AgentView>),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 200, description = "An agent", body = crate::schema::Ok<AgentView>),
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn by_id(

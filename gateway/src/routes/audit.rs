@@ -61,9 +61,9 @@ struct EventsParams {
         (
             status = 200,
             description = "Events in global order with their chained hashes: a page (`meta.nextAfter`) or, as `application/x-ndjson`, one event per line",
-            body = crate::openapi::Ok<Vec<Object>>
+            body = crate::schema::Ok<Vec<Object>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn events(
@@ -169,9 +169,9 @@ fn ndjson_stream(pool: sqlx::PgPool, after: i64, limit: Option<i64>) -> Response
         (
             status = 200,
             description = "Every event of the stream, in order",
-            body = crate::openapi::Ok<Vec<Object>>
+            body = crate::schema::Ok<Vec<Object>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn stream(
@@ -195,12 +195,12 @@ async fn stream(
         (
             status = 200,
             description = "The latest signed checkpoint: `{treeSize, upToPosition, root, signedAt, keyId, signature}`",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (404: none signed yet)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -224,9 +224,9 @@ async fn latest_checkpoint(
         (
             status = 200,
             description = "Every Ed25519 key that signed checkpoints: `[{keyId, algorithm, publicKey, createdAt}]`",
-            body = crate::openapi::Ok<Vec<Object>>
+            body = crate::schema::Ok<Vec<Object>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn public_keys(
@@ -246,12 +246,12 @@ async fn public_keys(
         (
             status = 200,
             description = "The event, its stream predecessor's hash, its leaf index and audit path, and the checkpoint; check it offline with `betterworld events verify-proof`",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (404 unknown event; 409 not in a checkpoint yet)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]

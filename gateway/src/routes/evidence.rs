@@ -300,16 +300,16 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
     ),
     security(("human_token" = [])),
     responses(
-        (status = 201, description = "Submitted; stage pending", body = crate::openapi::Ok<Object>),
+        (status = 201, description = "Submitted; stage pending", body = crate::schema::Ok<Object>),
         (
             status = 413,
             description = "PAYLOAD_TOO_LARGE: a file over 10 MB",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
         (
             status = "4XX",
             description = "Error envelope (403 without an active claim; 409 deadline passed or mission expired; 422 type, count, name, GPS or time)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -504,9 +504,9 @@ async fn submit(
         (
             status = 200,
             description = "The caller's own submissions for this mission, newest first",
-            body = crate::openapi::Ok<Vec<EvidenceView>>
+            body = crate::schema::Ok<Vec<EvidenceView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn mine(
@@ -544,12 +544,12 @@ pub struct AppealRequest {
         (
             status = 201,
             description = "Appealed; an admin decides",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (403 not yours; 409 not rejected, or appealed already)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -596,9 +596,9 @@ async fn appeal(
         (
             status = 200,
             description = "Appealed evidence awaiting an admin, oldest first",
-            body = crate::openapi::Ok<Vec<EvidenceView>>
+            body = crate::schema::Ok<Vec<EvidenceView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn disputes(
@@ -637,11 +637,11 @@ pub struct ResolveRequest {
     ),
     security(("human_token" = [])),
     responses(
-        (status = 200, description = "Resolved", body = crate::openapi::Ok<Object>),
+        (status = 200, description = "Resolved", body = crate::schema::Ok<Object>),
         (
             status = "4XX",
             description = "Error envelope (409 no open appeal)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]

@@ -41,11 +41,11 @@ pub fn routes() -> Router<AppState> {
         (
             status = 200,
             description = "Instructions signed with Ed25519 over canonical JSON (docs/heartbeat.md)",
-            body = crate::openapi::Ok<Object>,
+            body = crate::schema::Ok<Object>,
             headers(("X-BW-Key-ID" = String))
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Response, ApiError> {
@@ -80,8 +80,8 @@ async fn fetch_instructions(Api(platform): Api, _agent: AgentAuth) -> Result<Res
             description = "The public key registry (plain JSON, no envelope)",
             body = Object
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -125,10 +125,10 @@ pub struct CheckinRequest {
         (
             status = 200,
             description = "Presence recorded (no event)",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn checkin(

@@ -85,12 +85,12 @@ pub struct RegisterRequest {
         (
             status = 201,
             description = "Registered; a 6-digit code was e-mailed",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (409 EMAIL_TAKEN)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -148,8 +148,8 @@ pub struct VerifyEmailRequest {
     tag = "humans",
     request_body = VerifyEmailRequest,
     responses(
-        (status = 200, description = "Verified", body = crate::openapi::Ok<Object>),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 200, description = "Verified", body = crate::schema::Ok<Object>),
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn verify_email(
@@ -206,9 +206,9 @@ pub struct ResendRequest {
         (
             status = 202,
             description = "If the address belongs to an unverified account, a new code was sent (at most 3 an hour); the answer is the same either way",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn resend_code(
@@ -265,22 +265,22 @@ fn session_body(session: Session) -> Value {
         (
             status = 200,
             description = "An access token (15 min) and a refresh token (30 days)",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 401,
             description = "Wrong e-mail or password",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
         (
             status = 403,
             description = "E-mail not verified yet",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
         (
             status = 429,
             description = "Locked for 15 minutes after 5 failures",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -324,12 +324,12 @@ pub struct RefreshRequest {
         (
             status = 200,
             description = "A new access token and the next refresh token; the one sent is used up",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 401,
             description = "Unknown, expired (TOKEN_EXPIRED) or reused token; a reuse revokes every token of that login",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -360,9 +360,9 @@ pub struct LogoutRequest {
         (
             status = 200,
             description = "Refresh tokens revoked (access tokens expire on their own within 15 minutes)",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn logout(
@@ -395,9 +395,9 @@ async fn logout(
         (
             status = 200,
             description = "The caller's profile, personal fields opened",
-            body = crate::openapi::Ok<HumanProfile>
+            body = crate::schema::Ok<HumanProfile>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn profile(
@@ -442,11 +442,11 @@ async fn person_key(platform: &Platform, human_id: Uuid) -> Result<PersonKey, Ap
     request_body = ProfileRequest,
     security(("human_token" = [])),
     responses(
-        (status = 200, description = "Updated", body = crate::openapi::Ok<Object>),
+        (status = 200, description = "Updated", body = crate::schema::Ok<Object>),
         (
             status = "4XX",
             description = "Error envelope (410 GONE once forgotten)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -540,9 +540,9 @@ async fn forget(
         (
             status = 200,
             description = "Forgotten: the person's key is destroyed; the log keeps only ciphertext",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn forget_me(
@@ -567,8 +567,8 @@ async fn forget_me(
     params(("id" = Uuid, Path)),
     security(("human_token" = [])),
     responses(
-        (status = 200, description = "Forgotten", body = crate::openapi::Ok<Object>),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 200, description = "Forgotten", body = crate::schema::Ok<Object>),
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn forget_by_admin(

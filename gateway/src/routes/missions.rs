@@ -177,7 +177,7 @@ fn accepted(mission_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
         (
             status = 202,
             description = "Created; awaiting the guardrail",
-            body = crate::openapi::Ok<Object>,
+            body = crate::schema::Ok<Object>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
@@ -185,7 +185,7 @@ fn accepted(mission_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
         (
             status = "4XX",
             description = "Error envelope (403: not your solution; 409: the solution is not approved)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -395,9 +395,9 @@ async fn list(
         (
             status = 200,
             description = "Approved missions that take claims; coordinates rounded to ~1 km; `distanceKm` with a point",
-            body = crate::openapi::Ok<Vec<MissionView>>
+            body = crate::schema::Ok<Vec<MissionView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn marketplace(
@@ -425,9 +425,9 @@ async fn marketplace(
         (
             status = 200,
             description = "Missions within `radius` km (default 25) of `lat`/`lng`, nearest first",
-            body = crate::openapi::Ok<Vec<MissionView>>
+            body = crate::schema::Ok<Vec<MissionView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn nearby(
@@ -455,12 +455,12 @@ async fn nearby(
         (
             status = 200,
             description = "The mission; exact coordinates for its claimants and its agent, rounded otherwise; `myClaim` for a human who claimed it",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (404 unless approved, except for its agent)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -515,9 +515,9 @@ struct PageQuery {
         (
             status = 200,
             description = "The calling agent's missions in every state, newest first, exact coordinates",
-            body = crate::openapi::Ok<Vec<MissionView>>
+            body = crate::schema::Ok<Vec<MissionView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn agent_missions(
@@ -553,9 +553,9 @@ async fn agent_missions(
         (
             status = 200,
             description = "The caller's claims, newest first, each with its mission (exact coordinates)",
-            body = crate::openapi::Ok<Vec<Object>>
+            body = crate::schema::Ok<Vec<Object>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn mine(
@@ -608,12 +608,12 @@ pub struct EditRequest {
         (
             status = 202,
             description = "Edited; awaiting the guardrail again",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (409 while claims are active)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -661,11 +661,11 @@ async fn edit(
     ),
     security(("agent_key" = [])),
     responses(
-        (status = 202, description = "Archived", body = crate::openapi::Ok<Object>),
+        (status = 202, description = "Archived", body = crate::schema::Ok<Object>),
         (
             status = "4XX",
             description = "Error envelope (409 while claims are active)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -729,19 +729,19 @@ async fn on_mission(
         (
             status = 201,
             description = "Claimed; deadline 7 days from now",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 403,
             description = "FORBIDDEN: 3 active claims already",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
         (
             status = 409,
             description = "ALREADY_CLAIMED (no slot left) or CONFLICT (you hold a claim on it; expired; archived)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn claim(
@@ -807,11 +807,11 @@ pub struct ClaimUpdateRequest {
     ),
     security(("human_token" = [])),
     responses(
-        (status = 200, description = "Updated or abandoned", body = crate::openapi::Ok<Object>),
+        (status = 200, description = "Updated or abandoned", body = crate::schema::Ok<Object>),
         (
             status = "4XX",
             description = "Error envelope (403 not your claim; 409 no longer active or past its deadline)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -887,12 +887,12 @@ pub struct CancelRequest {
         (
             status = 200,
             description = "Cancelled; its active claims are released",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = "4XX",
             description = "Error envelope (409 not open or claimed)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]

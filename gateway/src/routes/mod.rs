@@ -164,7 +164,7 @@ pub(crate) fn cursor<C>(
 
 /// The `meta` of a list response.
 pub(crate) fn page_meta(next_cursor: Option<String>, count: usize) -> serde_json::Value {
-    let meta = crate::openapi::PageMeta {
+    let meta = crate::schema::PageMeta {
         has_more: next_cursor.is_some(),
         next_cursor,
         count: u32::try_from(count).unwrap_or(u32::MAX),

@@ -36,7 +36,7 @@ pub fn routes() -> Router<AppState> {
         (
             status = 200,
             description = "Alive (also /health, /api/v1/health)",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         )
     )
 )]
@@ -52,12 +52,12 @@ async fn healthz() -> ApiOk<serde_json::Value> {
         (
             status = 200,
             description = "Ready or degraded, each check named (also /ready)",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 503,
             description = "Not ready: the failing checks are named",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]

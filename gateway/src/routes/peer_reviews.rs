@@ -61,9 +61,9 @@ struct PendingQuery {
         (
             status = 200,
             description = "Evidence awaiting peer review that the caller may vote on (not their own, not voted on), oldest first",
-            body = crate::openapi::Ok<Vec<EvidenceView>>
+            body = crate::schema::Ok<Vec<EvidenceView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn pending(
@@ -107,17 +107,17 @@ pub struct VoteRequest {
         (
             status = 201,
             description = "Counted; the third vote decides",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 409,
             description = "DUPLICATE_VOTE, or CONFLICT: not awaiting peer review",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
         (
             status = "4XX",
             description = "Error envelope (403 your own evidence; 404 no such evidence)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]

@@ -225,13 +225,13 @@ fn accepted(problem_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
         (
             status = 202,
             description = "Reported; awaiting the guardrail",
-            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            body = crate::schema::Ok<crate::schema::Accepted>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn report(
@@ -276,13 +276,13 @@ async fn report(
         (
             status = 202,
             description = "Edited; awaiting the guardrail again",
-            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            body = crate::schema::Ok<crate::schema::Accepted>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn edit(
@@ -328,13 +328,13 @@ async fn edit(
         (
             status = 202,
             description = "Archived (the log keeps it)",
-            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            body = crate::schema::Ok<crate::schema::Accepted>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn archive(
@@ -402,10 +402,10 @@ pub struct ListParams {
         (
             status = 200,
             description = "Approved problems, newest first",
-            body = crate::openapi::Ok<Vec<ProblemView>>
+            body = crate::schema::Ok<Vec<ProblemView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn list(
@@ -451,10 +451,10 @@ async fn list(
         (
             status = 200,
             description = "A problem (approved, or the caller's own)",
-            body = crate::openapi::Ok<ProblemView>
+            body = crate::schema::Ok<ProblemView>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn one(

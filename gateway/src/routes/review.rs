@@ -64,8 +64,8 @@ pub fn routes() -> Router<AppState> {
         ("limit" = Option<u32>, Query)
     ),
     responses(
-        (status = 200, description = "Oldest first", body = crate::openapi::Ok<Vec<QueueItem>>),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 200, description = "Oldest first", body = crate::schema::Ok<Vec<QueueItem>>),
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn list(
@@ -134,9 +134,9 @@ async fn list(
         (
             status = 200,
             description = "The item and the content as it is now",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn detail(
@@ -207,11 +207,11 @@ async fn run(
     security(("human_token" = [])),
     params(("id" = Uuid, Path)),
     responses(
-        (status = 200, description = "Claimed by the caller", body = crate::openapi::Ok<Object>),
+        (status = 200, description = "Claimed by the caller", body = crate::schema::Ok<Object>),
         (
             status = 409,
             description = "ALREADY_CLAIMED by another admin, or no longer flagged",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -254,14 +254,14 @@ pub struct ReviewRequest {
         (
             status = 200,
             description = "Decided: the content is approved or rejected",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 403,
             description = "Another admin holds the claim",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn review(

@@ -60,12 +60,12 @@ impl bw_projections::runtime::Projection for IndexName {
         (
             status = 200,
             description = "Approved problems by cosine similarity, best first",
-            body = crate::openapi::Ok<Vec<Hit>>
+            body = crate::schema::Ok<Vec<Hit>>
         ),
         (
             status = 404,
             description = "Not an approved problem",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
@@ -100,9 +100,9 @@ async fn similar(
         (
             status = 200,
             description = "Approved problems and solutions: full-text and vector rankings fused by reciprocal rank (`score`), with each list's rank",
-            body = crate::openapi::Ok<Vec<Hit>>
+            body = crate::schema::Ok<Vec<Hit>>
         ),
-        (status = 422, description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 422, description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn search(

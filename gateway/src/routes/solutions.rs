@@ -251,13 +251,13 @@ fn accepted(solution_id: Uuid) -> impl FnOnce(Option<i64>) -> StoredResponse {
         (
             status = 202,
             description = "Proposed; awaiting the guardrail",
-            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            body = crate::schema::Ok<crate::schema::Accepted>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn propose(
@@ -311,13 +311,13 @@ async fn propose(
         (
             status = 202,
             description = "Edited; scores reset; awaiting the guardrail again",
-            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            body = crate::schema::Ok<crate::schema::Accepted>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn edit(
@@ -379,13 +379,13 @@ const DEBATE_ATTEMPTS: usize = 6;
         (
             status = 202,
             description = "Posted; awaiting the guardrail",
-            body = crate::openapi::Ok<crate::openapi::Accepted>,
+            body = crate::schema::Ok<crate::schema::Accepted>,
             headers(
                 ("Bw-Position" = i64, description = "Global position of the command's last event")
             )
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn debate(
@@ -475,10 +475,10 @@ pub struct ListParams {
         (
             status = 200,
             description = "Approved solutions",
-            body = crate::openapi::Ok<Vec<SolutionView>>
+            body = crate::schema::Ok<Vec<SolutionView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn list(
@@ -559,10 +559,10 @@ async fn visible(
         (
             status = 200,
             description = "A solution (approved, or the caller's own)",
-            body = crate::openapi::Ok<SolutionView>
+            body = crate::schema::Ok<SolutionView>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn one(
@@ -604,10 +604,10 @@ pub struct DebateParams {
         (
             status = 200,
             description = "Approved posts and the caller's own, in posting order",
-            body = crate::openapi::Ok<Vec<DebateView>>
+            body = crate::schema::Ok<Vec<DebateView>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope),
-        (status = "5XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope),
+        (status = "5XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn debates(

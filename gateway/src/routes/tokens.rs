@@ -84,8 +84,8 @@ async fn record(
     ),
     security(("human_token" = [])),
     responses(
-        (status = 200, description = "The caller's balance", body = crate::openapi::Ok<Balance>),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 200, description = "The caller's balance", body = crate::schema::Ok<Balance>),
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn balance(
@@ -126,9 +126,9 @@ struct TransactionsParams {
         (
             status = 200,
             description = "The caller's entries, newest first, each with the balance before and after it",
-            body = crate::openapi::Ok<Vec<Transaction>>
+            body = crate::schema::Ok<Vec<Transaction>>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn transactions(
@@ -205,15 +205,15 @@ fn spend_key(request: &SpendRequest, header: Option<&str>) -> String {
         (
             status = 201,
             description = "Spent; read the new balance with Bw-Min-Position",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 200,
             description = "This entry's key was spent before; nothing more was taken",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
-        (status = 403, description = "INSUFFICIENT_TOKENS", body = crate::openapi::ErrorEnvelope),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = 403, description = "INSUFFICIENT_TOKENS", body = crate::schema::ErrorEnvelope),
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn spend(
@@ -302,14 +302,14 @@ async fn spend(
         (
             status = 201,
             description = "10 tokens credited, once per person",
-            body = crate::openapi::Ok<Object>
+            body = crate::schema::Ok<Object>
         ),
         (
             status = 409,
             description = "REWARD_ALREADY_CLAIMED",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn orientation_reward(

@@ -50,9 +50,9 @@ pub struct VerifyRequest {
         (
             status = 202,
             description = "Verified",
-            body = crate::openapi::Ok<crate::openapi::Accepted>
+            body = crate::schema::Ok<crate::schema::Accepted>
         ),
-        (status = "4XX", description = "Error envelope", body = crate::openapi::ErrorEnvelope)
+        (status = "4XX", description = "Error envelope", body = crate::schema::ErrorEnvelope)
     )
 )]
 async fn verify(
@@ -91,11 +91,11 @@ async fn verify(
     tag = "agents",
     security(("agent_key" = [])),
     responses(
-        (status = 202, description = "A new code was sent", body = crate::openapi::Ok<Object>),
+        (status = 202, description = "A new code was sent", body = crate::schema::Ok<Object>),
         (
             status = "4XX",
             description = "Error envelope (429 after 3 codes in an hour)",
-            body = crate::openapi::ErrorEnvelope
+            body = crate::schema::ErrorEnvelope
         )
     )
 )]
